@@ -1,0 +1,50 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { swaggerUI } from '@hono/swagger-ui';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { auditRoutes } from './audit/routes.js';
+import { flowRoutes } from './flows/routes.js';
+import { healthRoutes } from './health/routes.js';
+import type { AppEnv } from './http/auth.js';
+import { errorBody, errorHandler, validationHook } from './http/errors.js';
+import { iamRoutes } from './iam/routes.js';
+import type { Services } from './services.js';
+
+/** The control plane's HTTP API: one hono app, each module mounting its routes. */
+export function createApp(services: Services) {
+  const { logger, config } = services;
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.use('*', requestId());
+  app.use('*', async (c, next) => {
+    c.set('services', services);
+    const started = performance.now();
+    await next();
+    logger.info(
+      { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request',
+    );
+  });
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: config.BODY_LIMIT_BYTES,
+      onError: (c) => c.json(errorBody({ message: `Request body is larger than ${config.BODY_LIMIT_BYTES} bytes`, code: 'payload_too_large' }), 413),
+    }),
+  );
+  app.onError(errorHandler(logger));
+  app.notFound((c) => c.json(errorBody({ message: `No route for ${c.req.method} ${c.req.path}`, code: 'not_found' }), 404));
+
+  app.route('/', healthRoutes());
+  app.route('/', iamRoutes());
+  app.route('/flows', flowRoutes());
+  app.route('/logs', auditRoutes());
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or hlk_ service token' });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Hookline control plane', version: '0.1.0', description: 'Flows, IAM and the audit log. Errors are `{ errors: [{ message, code }] }`.' },
+  });
+  app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Hookline API' }));
+  return app;
+}

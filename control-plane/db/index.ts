@@ -1,0 +1,85 @@
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import * as schema from './schema.js';
+
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface DatabaseHandle {
+  db: Database;
+  driver: Config['databaseDriver'];
+  /** Applies the SQL migrations in migrations/ that have not run yet. */
+  migrate(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+type DatabaseConfig = Pick<Config, 'databaseDriver' | 'DATABASE_URL' | 'PGLITE_DIR' | 'NEON_WS_PROXY'>;
+
+/** Opens the database the configuration names: PGlite, node-postgres or Neon's serverless driver. */
+export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<DatabaseHandle> {
+  const ping = (db: Database) => async () => void (await db.execute(sql`select 1`));
+  switch (config.databaseDriver) {
+    case 'pglite': {
+      const { PGlite } = await import('@electric-sql/pglite');
+      const { drizzle } = await import('drizzle-orm/pglite');
+      const { migrate } = await import('drizzle-orm/pglite/migrator');
+      if (config.PGLITE_DIR !== 'memory://') mkdirSync(config.PGLITE_DIR, { recursive: true });
+      const client = new PGlite(config.PGLITE_DIR);
+      const db = drizzle({ client, schema });
+      return {
+        db: db as unknown as Database,
+        driver: 'pglite',
+        migrate: () => migrate(db, { migrationsFolder }),
+        ping: ping(db as unknown as Database),
+        close: () => client.close(),
+      };
+    }
+    case 'pg': {
+      const { Pool } = await import('pg');
+      const { drizzle } = await import('drizzle-orm/node-postgres');
+      const { migrate } = await import('drizzle-orm/node-postgres/migrator');
+      const pool = new Pool({ connectionString: config.DATABASE_URL, max: 10 });
+      // An idle connection the server closes (restart, failover) must not crash the process; the pool replaces it.
+      pool.on('error', (error) => logger.warn({ err: error }, 'database: an idle connection was closed'));
+      const db = drizzle({ client: pool, schema });
+      return {
+        db: db as unknown as Database,
+        driver: 'pg',
+        migrate: () => migrate(db, { migrationsFolder }),
+        ping: ping(db as unknown as Database),
+        close: () => pool.end(),
+      };
+    }
+    case 'neon': {
+      const { Pool, neonConfig } = await import('@neondatabase/serverless');
+      const { drizzle } = await import('drizzle-orm/neon-serverless');
+      const { migrate } = await import('drizzle-orm/neon-serverless/migrator');
+      const { WebSocket } = await import('ws');
+      neonConfig.webSocketConstructor = WebSocket;
+      const proxy = config.NEON_WS_PROXY;
+      if (proxy) {
+        // A plain PostgreSQL behind a local WebSocket-to-TCP proxy, as in development and tests.
+        neonConfig.wsProxy = (host, port) => proxy.replace('{host}', host).replace('{port}', String(port));
+        neonConfig.useSecureWebSocket = false;
+        neonConfig.pipelineTLS = false;
+        neonConfig.pipelineConnect = false;
+      }
+      const pool = new Pool({ connectionString: config.DATABASE_URL, max: 10 });
+      pool.on('error', (error: Error) => logger.warn({ err: error }, 'database: an idle connection was closed'));
+      const db = drizzle({ client: pool, schema });
+      return {
+        db: db as unknown as Database,
+        driver: 'neon',
+        migrate: () => migrate(db, { migrationsFolder }),
+        ping: ping(db as unknown as Database),
+        close: () => pool.end(),
+      };
+    }
+  }
+}

@@ -1,0 +1,4 @@
+export * from '../audit/schema.js';
+export * from '../bus/schema.js';
+export * from '../flows/schema.js';
+export * from '../iam/schema.js';

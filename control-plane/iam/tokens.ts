@@ -1,0 +1,134 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { eq, sql } from 'drizzle-orm';
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import type { Database } from '../db/index.js';
+import { unauthorized } from '../http/errors.js';
+import type { SigningKey } from './keys.js';
+import { tenants, tokens, users } from './schema.js';
+
+/** Who is calling, resolved from a verified token on every request (so revocation and role changes apply at once). */
+export interface Principal {
+  tokenId: string;
+  tokenKind: 'session' | 'service';
+  userId: string;
+  username: string;
+  tenantId: string | null;
+  /** Null for service tokens that never expire. */
+  expiresAt: Date | null;
+  roles: string[];
+  permissions: Set<string>;
+  isAdmin: boolean;
+}
+
+const ISSUER = 'hookline';
+const SERVICE_PREFIX = 'hlk_';
+const sha256 = (value: string) => createHash('sha256').update(value).digest();
+
+/** Issues and checks the two kinds of bearer token: session JWTs and permanent service tokens. */
+export class TokenService {
+  constructor(
+    private readonly db: Database,
+    private readonly key: SigningKey,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  /** A short-lived JWT whose jti is a `tokens` row, so logout can revoke it. */
+  async issueSession(tx: Database, user: { id: string; tenantId: string | null }): Promise<{ token: string; expiresAt: Date }> {
+    const expiresAt = new Date(Date.now() + this.ttlSeconds * 1000);
+    const [row] = await tx.insert(tokens).values({ kind: 'session', userId: user.id, expiresAt }).returning({ id: tokens.id });
+    const token = await new SignJWT({ tenant: user.tenantId })
+      .setProtectedHeader({ alg: this.key.algorithm, kid: this.key.kid, typ: 'JWT' })
+      .setIssuer(ISSUER)
+      .setSubject(user.id)
+      .setJti(row!.id)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
+      .sign(this.key.privateKey);
+    return { token, expiresAt };
+  }
+
+  /** A permanent token `hlk_<id>_<secret>`; only the secret's SHA-256 is stored, so it is shown once. */
+  async issueServiceToken(
+    tx: Database,
+    input: { userId: string; description?: string; createdBy: string; expiresAt?: Date | null },
+  ): Promise<{ id: string; token: string }> {
+    const secret = randomBytes(32).toString('base64url');
+    const [row] = await tx
+      .insert(tokens)
+      .values({ kind: 'service', userId: input.userId, description: input.description, createdBy: input.createdBy, expiresAt: input.expiresAt ?? null, secretHash: sha256(secret).toString('hex') })
+      .returning({ id: tokens.id });
+    return { id: row!.id, token: `${SERVICE_PREFIX}${row!.id.replaceAll('-', '')}_${secret}` };
+  }
+
+  /** Verifies a bearer token and loads its principal; every failure is a 401 that says what is wrong. */
+  async authenticate(bearer: string): Promise<Principal> {
+    const { tokenId, secret } = bearer.startsWith(SERVICE_PREFIX) ? parseServiceToken(bearer) : { tokenId: await this.verifyJwt(bearer), secret: null };
+    const [row] = await this.db
+      .select({
+        kind: tokens.kind,
+        secretHash: tokens.secretHash,
+        expiresAt: tokens.expiresAt,
+        revokedAt: tokens.revokedAt,
+        userId: users.id,
+        username: users.username,
+        userStatus: users.status,
+        tenantId: users.tenantId,
+        tenantStatus: tenants.status,
+        permissions: users.permissions,
+        roles: sql<string[]>`coalesce((select array_agg(r.name order by r.name) from user_roles ur join roles r on r.id = ur.role_id where ur.user_id = ${users.id}), '{}')`,
+        rolePermissions: sql<string[]>`coalesce((select array_agg(distinct p) from user_roles ur join roles r on r.id = ur.role_id, unnest(r.permissions) p where ur.user_id = ${users.id}), '{}')`,
+      })
+      .from(tokens)
+      .innerJoin(users, eq(users.id, tokens.userId))
+      .leftJoin(tenants, eq(tenants.id, users.tenantId))
+      .where(eq(tokens.id, tokenId));
+    if (!row) throw unauthorized('Token is not known');
+    if (secret !== null) {
+      const expected = Buffer.from(row.secretHash ?? '', 'hex');
+      const given = sha256(secret);
+      if (row.kind !== 'service' || expected.length !== given.length || !timingSafeEqual(expected, given)) throw unauthorized('Token is invalid');
+    } else if (row.kind !== 'session') {
+      throw unauthorized('Token is invalid');
+    }
+    if (row.revokedAt) throw unauthorized('Token has been revoked');
+    if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) throw unauthorized('Token has expired');
+    if (row.userStatus !== 'active') throw unauthorized('Account is disabled');
+    if (row.tenantStatus === 'disabled') throw unauthorized('Tenant is disabled');
+    const permissions = new Set([...row.permissions, ...row.rolePermissions]);
+    return {
+      tokenId,
+      tokenKind: row.kind,
+      userId: row.userId,
+      username: row.username,
+      tenantId: row.tenantId,
+      expiresAt: row.expiresAt,
+      roles: row.roles,
+      permissions,
+      isAdmin: permissions.has('all'),
+    };
+  }
+
+  async revoke(tx: Database, tokenId: string): Promise<void> {
+    await tx.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, tokenId));
+  }
+
+  private async verifyJwt(token: string): Promise<string> {
+    try {
+      const { payload } = await jwtVerify(token, this.key.verifyKey, { issuer: ISSUER, algorithms: [this.key.algorithm] });
+      if (!payload.jti) throw unauthorized('Token is invalid');
+      return payload.jti;
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw unauthorized('Token has expired');
+      if (error instanceof joseErrors.JOSEError) throw unauthorized('Token is invalid');
+      throw error;
+    }
+  }
+}
+
+function parseServiceToken(bearer: string): { tokenId: string; secret: string } {
+  const match = /^hlk_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/.exec(bearer);
+  if (!match) throw unauthorized('Token is invalid');
+  const hex = match[1]!;
+  const tokenId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return { tokenId, secret: match[2]! };
+}

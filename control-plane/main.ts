@@ -1,0 +1,133 @@
+import { serve } from '@hono/node-server';
+import { pathToFileURL } from 'node:url';
+import { createApp } from './app.js';
+import { subscribeAuditLog } from './audit/events.js';
+import { createBus } from './bus/index.js';
+import { OutboxRelay } from './bus/relay.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/index.js';
+import { subscribeFlowRepository } from './flows/events.js';
+import { bootstrapIam } from './iam/bootstrap.js';
+import { loadSigningKey } from './iam/keys.js';
+import { TokenService } from './iam/tokens.js';
+import { startJanitor } from './janitor.js';
+import { createLogger, type Logger } from './logger.js';
+import type { Services } from './services.js';
+
+export interface RunningControlPlane {
+  url: string;
+  services: Services;
+  admin: Awaited<ReturnType<typeof bootstrapIam>>;
+  close(): Promise<void>;
+}
+
+/** Opens the database (and migrates it), the bus and the relay, subscribes the consumers and serves the API. */
+export async function startControlPlane(config: Config, logger: Logger = createLogger(config.LOG_LEVEL)): Promise<RunningControlPlane> {
+  const database = await openDatabase(config, logger);
+  await database.migrate();
+  const { db } = database;
+  const signingKey = await loadSigningKey(db, config);
+  const admin = await bootstrapIam(db, { username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD });
+  const bus = await createBus(config, logger);
+  const relay = new OutboxRelay(db, bus, logger);
+  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS) };
+  relay.start();
+  const stopJanitor = startJanitor(db, logger);
+  await subscribeFlowRepository(services);
+  await subscribeAuditLog(services);
+
+  const app = createApp(services);
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, () => resolve(s));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const url = `http://${config.HOST}:${port}`;
+  logger.info({ url, database: database.driver, bus: bus.kind }, 'control plane listening');
+
+  let closing: Promise<void> | null = null;
+  const close = () =>
+    (closing ??= (async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      stopJanitor();
+      await relay.stop();
+      await bus.close();
+      await database.close();
+    })());
+  return { url, services, admin, close };
+}
+
+const HELP = `Hookline control plane
+
+Usage: npm start            (or: npx tsx control-plane/main.ts)
+
+Runs on embedded defaults with no set-up: PGlite in .hookline/pglite and the in-process event bus.
+Configuration comes from the environment:
+  PORT, HOST              where to listen (default 127.0.0.1:3000)
+  PUBLIC_URL              the URL to print and link to (default http://HOST:PORT)
+  DATABASE_URL            postgres://... to use PostgreSQL (node-postgres)
+  DATABASE_DRIVER         pglite | pg | neon (Neon's serverless driver for DATABASE_URL)
+  PGLITE_DIR              PGlite's data folder (default .hookline/pglite)
+  AMQP_URL                amqp://... to use RabbitMQ instead of the in-process bus
+  BUS_NAMESPACE           prefix of the exchange and queues (default hookline)
+  JWT_ALGORITHM           HS256 (default) | RS256 | EdDSA
+  JWT_SECRET              HS256 key; JWT_PRIVATE_KEY: PKCS#8 PEM for RS256/EdDSA (default: generated, kept in the database)
+  TOKEN_TTL_SECONDS       lifetime of login tokens (default 3600)
+  ADMIN_USERNAME          the first admin, created on first start (default admin@hookline.local)
+  ADMIN_PASSWORD          its password (default: generated and printed once)
+  LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent
+See README.md and docs/ for more.`;
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    console.log(HELP);
+    return;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`${error.message}\nRun with --help to see every setting.`);
+    process.exit(1);
+  }
+  const running = await startControlPlane(config);
+  const base = config.PUBLIC_URL ?? running.url;
+  const lines = [
+    '',
+    'Hookline control plane is running',
+    `  API         ${base}`,
+    `  API docs    ${base}/docs   (OpenAPI: ${base}/openapi.json)`,
+    `  Health      ${base}/healthcheck`,
+    `  Database    ${running.services.database.driver === 'pglite' ? `PGlite in ${config.PGLITE_DIR}` : running.services.database.driver}`,
+    `  Event bus   ${running.services.bus.kind === 'memory' ? 'in-process' : 'RabbitMQ'}`,
+  ];
+  if (running.admin.created) {
+    lines.push(
+      '',
+      `First admin created: ${running.admin.username}`,
+      running.admin.generated ? `  password: ${running.admin.password}   (shown once; set ADMIN_PASSWORD to choose it)` : '  password: the ADMIN_PASSWORD you set',
+    );
+  }
+  lines.push(
+    '',
+    'Log in:',
+    `  curl -s -X POST ${base}/login -H 'content-type: application/json' \\`,
+    `       -d '{"username":"${config.ADMIN_USERNAME}","password":"<password>"}'`,
+    '',
+  );
+  console.log(lines.join('\n'));
+  const shutdown = (signal: string) => {
+    running.services.logger.info({ signal }, 'shutting down');
+    void running.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

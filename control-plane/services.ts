@@ -1,0 +1,26 @@
+import type { Config } from './config.js';
+import type { EventBus } from './bus/types.js';
+import type { OutboxRelay } from './bus/relay.js';
+import type { Database, DatabaseHandle } from './db/index.js';
+import type { SigningKey } from './iam/keys.js';
+import type { TokenService } from './iam/tokens.js';
+import type { Logger } from './logger.js';
+
+/** Everything a module needs, built once at start (main.ts) and passed down. */
+export interface Services {
+  config: Config;
+  database: DatabaseHandle;
+  db: Database;
+  bus: EventBus;
+  relay: OutboxRelay;
+  logger: Logger;
+  signingKey: SigningKey;
+  tokens: TokenService;
+}
+
+/** Runs `work` in one transaction and wakes the outbox relay once it committed. */
+export async function transact<T>(services: Services, work: (tx: Database) => Promise<T>): Promise<T> {
+  const result = await services.db.transaction(work);
+  services.relay.kick();
+  return result;
+}

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { flowSchema } from './flow.js';
+import { stepMessageSchema } from './step-message.js';
+
+/** The lifecycle events that only name a flow carry its tenant too, so the audit log can scope them. */
+const flowRef = z.object({ id: z.string().min(1), tenant: z.string().min(1) });
+const actor = z.string().nullable().optional();
+const flowRepoChange = z.object({ flowId: z.string(), tenant: z.string(), user: actor });
+const iamChange = z.object({ id: z.string(), tenant: z.string().nullable(), user: actor });
+
+export const flowExecutedSchema = z.object({
+  flowId: z.string().min(1),
+  flowExecId: z.string().min(1),
+  tenant: z.string().min(1),
+  trigger: z.enum(['webhook', 'schedule', 'manual']),
+  message: stepMessageSchema,
+  receivedAt: z.iso.datetime({ offset: true }),
+});
+
+/** Every event Hookline publishes, with the schema of its payload. `audit.*` names are open. */
+export const EVENTS = {
+  'flow.starting': flowSchema.extend({ startedBy: z.string().nullable().optional() }),
+  'flow.started': flowRef,
+  'flow.stopping': flowSchema.extend({ stoppedBy: z.string().nullable().optional() }),
+  'flow.stopped': flowRef,
+  'flow.failed': flowRef.extend({ reason: z.string().min(1) }),
+  'flow.executed': flowExecutedSchema,
+  'flowrepo.flow.created': flowRepoChange,
+  'flowrepo.flow.modified': flowRepoChange,
+  'flowrepo.flow.deleted': flowRepoChange,
+  'iam.tenant.created': iamChange,
+  'iam.tenant.modified': iamChange,
+  'iam.tenant.deleted': iamChange,
+  'iam.user.created': iamChange,
+  'iam.user.modified': iamChange,
+  'iam.user.deleted': iamChange,
+  'iam.user.loginFailed': z.object({ id: z.string(), tenant: z.string().nullable(), attempts: z.number().int(), locked: z.boolean() }),
+  'iam.role.created': iamChange,
+  'iam.role.modified': iamChange,
+  'iam.role.deleted': iamChange,
+  'iam.token.created': iamChange.extend({ accountId: z.string() }),
+  'iam.token.deleted': iamChange.extend({ accountId: z.string() }),
+} as const;
+
+export type EventName = keyof typeof EVENTS;
+export type EventPayload<N extends EventName> = z.infer<(typeof EVENTS)[N]>;
+export type AuditEventName = `audit.${string}`;
+
+export const auditPayloadSchema = z.record(z.string(), z.unknown());
+
+export const isEventName = (name: string): name is EventName => Object.hasOwn(EVENTS, name);
+
+/** The schema a payload of `name` must match, or null for a name Hookline does not know. */
+export function payloadSchemaFor(name: string): z.ZodType<Record<string, unknown>> | null {
+  if (isEventName(name)) return EVENTS[name] as unknown as z.ZodType<Record<string, unknown>>;
+  if (name.startsWith('audit.')) return auditPayloadSchema;
+  return null;
+}

@@ -1,0 +1,88 @@
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { openDatabase, type DatabaseHandle } from '../../control-plane/db/index.js';
+import { tenants } from '../../control-plane/iam/schema.js';
+import { startNeonProxy } from '../support/neon-proxy.js';
+import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
+
+const logger = pino({ level: 'silent' });
+
+const hasPostgres = await postgresAvailable();
+
+/** The same checks for every driver: migrations apply, rows round-trip, transactions roll back, rows can be claimed. */
+function driverContract(open: () => Promise<{ handle: DatabaseHandle; cleanup(): Promise<void> }>) {
+  let handle: DatabaseHandle;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ handle, cleanup } = await open());
+    await handle.migrate();
+  });
+  afterAll(async () => {
+    await handle.close();
+    await cleanup();
+  });
+
+  it('applies the migrations once (a second run changes nothing)', async () => {
+    await handle.migrate();
+    const result = await handle.db.execute(sql`select count(*)::int as n from information_schema.tables where table_name in ('flows', 'users', 'outbox', 'audit_records')`);
+    expect((result as unknown as { rows: { n: number }[] }).rows[0]!.n).toBe(4);
+  });
+
+  it('writes and reads a row', async () => {
+    const [created] = await handle.db.insert(tenants).values({ name: `t-${handle.driver}` }).returning();
+    const [read] = await handle.db.select().from(tenants).where(eq(tenants.id, created!.id));
+    expect(read).toMatchObject({ name: `t-${handle.driver}`, status: 'active' });
+    expect(read!.createdAt).toBeInstanceOf(Date);
+  });
+
+  it('rolls a failed transaction back', async () => {
+    await expect(
+      handle.db.transaction(async (tx) => {
+        await tx.insert(tenants).values({ name: 'rolled-back' });
+        throw new Error('abort');
+      }),
+    ).rejects.toThrow('abort');
+    expect(await handle.db.select().from(tenants).where(eq(tenants.name, 'rolled-back'))).toEqual([]);
+  });
+
+  it('claims rows with FOR UPDATE SKIP LOCKED', async () => {
+    const rows = await handle.db.transaction((tx) => tx.select().from(tenants).limit(5).for('update', { skipLocked: true }));
+    expect(rows.length).toBeGreaterThan(0);
+  });
+
+  it('answers ping', async () => {
+    await expect(handle.ping()).resolves.toBeUndefined();
+  });
+}
+
+describe('PGlite driver (embedded default)', () => {
+  driverContract(async () => ({
+    handle: await openDatabase({ databaseDriver: 'pglite', PGLITE_DIR: 'memory://' }, logger),
+    cleanup: async () => {},
+  }));
+});
+
+describe.skipIf(!hasPostgres)('node-postgres driver, on a real PostgreSQL server', () => {
+  driverContract(async () => {
+    const database = await createTestDatabase();
+    return {
+      handle: await openDatabase({ databaseDriver: 'pg', DATABASE_URL: database.url, PGLITE_DIR: '' }, logger),
+      cleanup: database.drop,
+    };
+  });
+});
+
+describe.skipIf(!hasPostgres)("Neon's serverless driver, through a WebSocket proxy to the real server", () => {
+  driverContract(async () => {
+    const database = await createTestDatabase();
+    const proxy = await startNeonProxy();
+    return {
+      handle: await openDatabase({ databaseDriver: 'neon', DATABASE_URL: database.url, NEON_WS_PROXY: proxy.template, PGLITE_DIR: '' }, logger),
+      cleanup: async () => {
+        await proxy.close();
+        await database.drop();
+      },
+    };
+  });
+});

@@ -1,0 +1,44 @@
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processedEvents } from '../control-plane/bus/schema.js';
+import { tokens, users } from '../control-plane/iam/schema.js';
+import { purgeExpired } from '../control-plane/janitor.js';
+import { startTestControlPlane, type TestControlPlane } from './support/control-plane.js';
+
+const HOUR = 60 * 60 * 1000;
+
+describe('the janitor', () => {
+  let cp: TestControlPlane;
+  beforeAll(async () => {
+    cp = await startTestControlPlane();
+  });
+  afterAll(() => cp.close());
+
+  it('deletes sessions expired over a day ago and handled-event records over a week old, and nothing newer', async () => {
+    const { db } = cp.services;
+    const [admin] = await db.select().from(users);
+    const now = new Date();
+    const ago = (ms: number) => new Date(now.getTime() - ms);
+    const [old, recent, service] = await db
+      .insert(tokens)
+      .values([
+        { kind: 'session', userId: admin!.id, expiresAt: ago(25 * HOUR) },
+        { kind: 'session', userId: admin!.id, expiresAt: ago(HOUR) },
+        { kind: 'service', userId: admin!.id, expiresAt: ago(30 * 24 * HOUR), secretHash: 'x' },
+      ])
+      .returning({ id: tokens.id });
+    await db.insert(processedEvents).values([
+      { consumer: 'janitor-test', eventId: 'old', processedAt: ago(8 * 24 * HOUR) },
+      { consumer: 'janitor-test', eventId: 'recent', processedAt: ago(6 * 24 * HOUR) },
+    ]);
+
+    const purged = await purgeExpired(db, now);
+
+    expect(purged).toEqual({ sessions: 1, processedEvents: 1 });
+    const left = (await db.select({ id: tokens.id }).from(tokens)).map((t) => t.id);
+    expect(left).not.toContain(old!.id);
+    expect(left).toEqual(expect.arrayContaining([recent!.id, service!.id]));
+    const handled = await db.select().from(processedEvents).where(eq(processedEvents.consumer, 'janitor-test'));
+    expect(handled.map((e) => e.eventId)).toEqual(['recent']);
+  });
+});

@@ -1,0 +1,61 @@
+import { pino } from 'pino';
+import { loadConfig } from '../../control-plane/config.js';
+import { startControlPlane, type RunningControlPlane } from '../../control-plane/main.js';
+import { createTestDatabase } from './postgres.js';
+
+export const ADMIN = { username: 'admin@hookline.local', password: 'admin-password-for-tests' };
+
+export interface TestControlPlane extends RunningControlPlane {
+  /** Logs in and returns the bearer token. */
+  login(username?: string, password?: string): Promise<string>;
+  /** A JSON request; `body` is sent as JSON unless it is a string (sent raw, for malformed-input tests). */
+  request(method: string, path: string, options?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+}
+
+/**
+ * A real control plane on a free port: PGlite in memory by default, or its own database on the
+ * PostgreSQL server (`database: 'pg'`); the in-process bus unless `env` sets AMQP_URL.
+ */
+export async function startTestControlPlane(options: { database?: 'pglite' | 'pg'; env?: Record<string, string> } = {}): Promise<TestControlPlane> {
+  const database = options.database === 'pg' ? await createTestDatabase() : null;
+  const config = loadConfig({
+    PORT: '0',
+    PGLITE_DIR: 'memory://',
+    ADMIN_PASSWORD: ADMIN.password,
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...options.env,
+  });
+  const running = await startControlPlane(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+
+  const request: TestControlPlane['request'] = async (method, path, { token, body, headers = {} } = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (token) (init.headers as Record<string, string>).authorization = `Bearer ${token}`;
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(`${running.url}${path}`, init);
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: response.status, body: parsed, headers: response.headers };
+  };
+
+  return {
+    ...running,
+    request,
+    async login(username = ADMIN.username, password = ADMIN.password) {
+      const res = await request('POST', '/login', { body: { username, password } });
+      if (res.status !== 200) throw new Error(`login as ${username} failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body.data.token as string;
+    },
+    async close() {
+      await running.close();
+      await database?.drop();
+    },
+  };
+}
