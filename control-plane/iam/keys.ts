@@ -1,4 +1,4 @@
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, importPKCS8, type JWK, type CryptoKey } from 'jose';
 import type { Config } from '../config.js';
@@ -10,9 +10,9 @@ type Algorithm = Config['JWT_ALGORITHM'];
 export interface SigningKey {
   kid: string;
   algorithm: Algorithm;
-  privateKey: CryptoKey | Uint8Array;
+  privateKey: CryptoKey;
   /** The key that verifies: the public key for RS256/EdDSA, the shared secret for HS256. */
-  verifyKey: CryptoKey | Uint8Array;
+  verifyKey: CryptoKey;
   /** Published at /.well-known/jwks.json; null for HS256, whose key is secret. */
   publicJwk: JWK | null;
 }
@@ -27,14 +27,14 @@ const publicPart = (jwk: JWK): JWK => Object.fromEntries(Object.entries(jwk).fil
 export async function loadSigningKey(db: Database, config: Config): Promise<SigningKey> {
   const algorithm = config.JWT_ALGORITHM;
   if (algorithm === 'HS256' && config.JWT_SECRET) {
-    const secret = new TextEncoder().encode(config.JWT_SECRET);
+    const secret = await hmacKey(Buffer.from(config.JWT_SECRET, 'utf8'));
     return { kid: 'configured-hs256', algorithm, privateKey: secret, verifyKey: secret, publicJwk: null };
   }
   if (algorithm !== 'HS256' && config.JWT_PRIVATE_KEY) {
     const privateKey = await importPKCS8(config.JWT_PRIVATE_KEY, algorithm);
     const pem = createPublicKey(config.JWT_PRIVATE_KEY).export({ format: 'jwk' }) as JWK;
     const publicJwk = { ...pem, alg: algorithm, use: 'sig', kid: `configured-${algorithm.toLowerCase()}` };
-    return { kid: publicJwk.kid, algorithm, privateKey, verifyKey: await importJWK(publicJwk, algorithm), publicJwk };
+    return { kid: publicJwk.kid, algorithm, privateKey, verifyKey: (await importJWK(publicJwk, algorithm)) as CryptoKey, publicJwk };
   }
 
   const id = `generated-${algorithm.toLowerCase()}`;
@@ -47,7 +47,7 @@ export async function loadSigningKey(db: Database, config: Config): Promise<Sign
   const privateJwk = row!.privateJwk as JWK;
   const publicJwk = (row!.publicJwk as JWK | null) ?? null;
   if (algorithm === 'HS256') {
-    const secret = Buffer.from(privateJwk.k!, 'base64url');
+    const secret = await hmacKey(Buffer.from(privateJwk.k!, 'base64url'));
     return { kid: id, algorithm, privateKey: secret, verifyKey: secret, publicJwk: null };
   }
   return {
@@ -65,3 +65,7 @@ async function generate(algorithm: Algorithm, kid: string): Promise<{ privateJwk
   const privateJwk = await exportJWK(privateKey);
   return { privateJwk, publicJwk: { ...publicPart(privateJwk), alg: algorithm, use: 'sig', kid } };
 }
+
+/** Imported once as a CryptoKey: given raw bytes, jose would import them again on every verification. */
+const hmacKey = (secret: Buffer) =>
+  webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']) as Promise<CryptoKey>;
