@@ -69,6 +69,16 @@ describe('GET /openapi.json', () => {
       ['post', '/api/v1/tokens'],
       ['delete', '/api/v1/tokens/{id}'],
       ['post', '/api/v1/tokens/introspect'],
+      ['get', '/api/v1/users'],
+      ['post', '/api/v1/users'],
+      ['get', '/api/v1/users/me'],
+      ['patch', '/api/v1/users/{id}'],
+      ['get', '/api/v1/tenants'],
+      ['post', '/api/v1/tenants'],
+      ['delete', '/api/v1/tenants/{id}'],
+      ['get', '/api/v1/roles'],
+      ['post', '/api/v1/roles'],
+      ['get', '/api/v1/permissions'],
       ['get', '/flows'],
       ['post', '/flows'],
       ['get', '/flows/{id}'],
@@ -105,6 +115,8 @@ describe('GET /openapi.json', () => {
       ['post', '/flows/{id}/start'],
       ['post', '/api/v1/tokens'],
       ['post', '/logout'],
+      ['get', '/api/v1/users'],
+      ['patch', '/api/v1/roles/{id}'],
     ]) {
       expect(security(method!, path!), `${method} ${path}`).toEqual([{ bearer: [] }]);
     }

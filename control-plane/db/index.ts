@@ -83,3 +83,9 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
     }
   }
 }
+
+/** Whether a query failed on a unique constraint (PostgreSQL 23505), as every driver reports it through drizzle. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (e: unknown) => (e as { code?: unknown } | undefined)?.code;
+  return code(error) === '23505' || code((error as { cause?: unknown } | undefined)?.cause) === '23505';
+}

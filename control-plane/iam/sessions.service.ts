@@ -4,8 +4,7 @@ import { tooManyRequests, unauthorized } from '../http/errors.js';
 import { transact, type Services } from '../services.js';
 import { DUMMY_HASH, verifyPassword } from './passwords.js';
 import { users } from './schema.js';
-
-export const SERVICE_NAME = 'iam';
+import { SERVICE_NAME } from './service.js';
 
 const WRONG_CREDENTIALS = 'Wrong username or password';
 

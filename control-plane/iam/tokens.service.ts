@@ -1,13 +1,12 @@
 import { and, count, desc, eq, type SQL } from 'drizzle-orm';
-import { isCommonPermission } from '../../protocol/permissions.js';
 import { emit } from '../bus/outbox.js';
 import type { Database } from '../db/index.js';
 import { permissionScope } from '../http/auth.js';
-import { ApiError, badRequest, forbidden, notFound } from '../http/errors.js';
+import { ApiError, badRequest, notFound } from '../http/errors.js';
 import { transact, type Services } from '../services.js';
-import { SERVICE_NAME } from './sessions.service.js';
+import { assertNotOutranked, SERVICE_NAME } from './service.js';
 import type { Principal } from './tokens.js';
-import { roles, tokens, userRoles, users } from './schema.js';
+import { tokens, users } from './schema.js';
 
 export interface ServiceToken {
   id: string;
@@ -58,15 +57,7 @@ export async function createServiceToken(
   if (account.kind !== 'service') throw badRequest(`Account ${account.username} is a person, who logs in with POST /login; tokens are for service accounts`);
   if (account.status !== 'active') throw badRequest(`Account ${account.username} is disabled`);
   if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badRequest('expiresAt must be in the future');
-  if (scope !== null) {
-    const held = await services.db
-      .select({ permissions: roles.permissions })
-      .from(userRoles)
-      .innerJoin(roles, eq(roles.id, userRoles.roleId))
-      .where(eq(userRoles.userId, account.id));
-    const restricted = [...account.permissions, ...held.flatMap((r) => r.permissions)].filter((p) => !isCommonPermission(p));
-    if (restricted.length > 0) throw forbidden(`Account ${account.username} holds restricted permissions (${restricted.join(', ')}); only an admin may mint its tokens`);
-  }
+  if (scope !== null) await assertNotOutranked(services.db, principal, account, 'mint tokens for');
 
   return transact(services, async (tx) => {
     const { id, token } = await services.tokens.issueServiceToken(tx, {
