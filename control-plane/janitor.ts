@@ -28,7 +28,7 @@ export async function purgeExpired(db: Database, now = new Date()): Promise<{ se
 export function startJanitor(db: Database, logger: Logger): () => void {
   const run = () =>
     purgeExpired(db).then(
-      (purged) => logger.info(purged, 'janitor purged expired rows'),
+      (purged) => logger[purged.sessions + purged.processedEvents > 0 ? 'info' : 'debug'](purged, 'janitor purged expired rows'),
       (error: unknown) => logger.warn({ err: error }, 'janitor failed; it tries again in an hour'),
     );
   void run();

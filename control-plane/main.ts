@@ -108,6 +108,8 @@ async function main(): Promise<void> {
       `First admin created: ${running.admin.username}`,
       running.admin.generated ? `  password: ${running.admin.password}   (shown once; set ADMIN_PASSWORD to choose it)` : '  password: the ADMIN_PASSWORD you set',
     );
+  } else {
+    lines.push('', `Admin: ${config.ADMIN_USERNAME}, with the password printed on the first start`);
   }
   lines.push(
     '',

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { loadConfig } from '../../control-plane/config.js';
+import type { Logger } from '../../control-plane/logger.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/main.js';
 import { createTestDatabase } from './postgres.js';
 
@@ -16,7 +17,7 @@ export interface TestControlPlane extends RunningControlPlane {
  * A real control plane on a free port: PGlite in memory by default, or its own database on the
  * PostgreSQL server (`database: 'pg'`); the in-process bus unless `env` sets AMQP_URL.
  */
-export async function startTestControlPlane(options: { database?: 'pglite' | 'pg'; env?: Record<string, string> } = {}): Promise<TestControlPlane> {
+export async function startTestControlPlane(options: { database?: 'pglite' | 'pg'; env?: Record<string, string>; logger?: Logger } = {}): Promise<TestControlPlane> {
   const database = options.database === 'pg' ? await createTestDatabase() : null;
   const config = loadConfig({
     PORT: '0',
@@ -25,7 +26,7 @@ export async function startTestControlPlane(options: { database?: 'pglite' | 'pg
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });
-  const running = await startControlPlane(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  const running = await startControlPlane(config, options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
 
   const request: TestControlPlane['request'] = async (method, path, { token, body, headers = {} } = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
