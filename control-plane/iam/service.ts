@@ -40,23 +40,33 @@ export function checkGrantable(principal: Principal, permissions: string[]): voi
   if (restricted.length > 0 && !principal.isAdmin) throw forbidden(`Only an admin may grant restricted permissions: ${restricted.join(', ')}`);
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /**
- * The roles named, among the global ones and those of `tenantId`, which the caller may assign:
- * an unknown name is a 400, a role with restricted permissions a 403 for callers without `all`.
+ * The roles named (by name or id), among the global ones and those of `tenantId`, which the caller
+ * may assign: an unknown one is a 400, a role with restricted permissions a 403 for callers without `all`.
  */
-export async function resolveRoles(db: Database, principal: Principal, names: string[], tenantId: string | null): Promise<{ id: string; name: string }[]> {
-  const wanted = [...new Set(names)];
+export async function resolveRoles(db: Database, principal: Principal, refs: string[], tenantId: string | null): Promise<{ id: string; name: string }[]> {
+  const wanted = [...new Set(refs)];
   if (wanted.length === 0) return [];
+  // Only UUID-shaped refs are compared with ids: Postgres refuses anything else as a uuid.
+  const ids = wanted.filter((ref) => UUID.test(ref)).map((id) => id.toLowerCase());
   const found = await db
     .select({ id: roles.id, name: roles.name, permissions: roles.permissions })
     .from(roles)
-    .where(and(inArray(roles.name, wanted), tenantId ? or(isNull(roles.tenantId), eq(roles.tenantId, tenantId)) : isNull(roles.tenantId)));
-  const missing = wanted.filter((name) => !found.some((role) => role.name === name));
+    .where(
+      and(
+        ids.length > 0 ? or(inArray(roles.name, wanted), inArray(roles.id, ids)) : inArray(roles.name, wanted),
+        tenantId ? or(isNull(roles.tenantId), eq(roles.tenantId, tenantId)) : isNull(roles.tenantId),
+      ),
+    );
+  const missing = wanted.filter((ref) => !found.some((role) => role.name === ref || role.id === ref.toLowerCase()));
   if (missing.length > 0) throw badRequest(`Unknown roles: ${missing.join(', ')} (GET /api/v1/roles lists them)`);
   if (!principal.isAdmin) {
     const outranking = found.filter((role) => restrictedAmong(role.permissions).length > 0).map((role) => role.name);
     if (outranking.length > 0) throw forbidden(`Only an admin may assign roles with restricted permissions: ${outranking.join(', ')}`);
   }
-  // Names are unique among the global roles and a tenant's together (roles.service.ts).
+  // Names are unique among the global roles and a tenant's together (roles.service.ts), and a role
+  // named twice (by name and id) is found once.
   return found.map((role) => ({ id: role.id, name: role.name }));
 }

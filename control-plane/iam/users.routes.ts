@@ -32,7 +32,7 @@ const username = z
   .openapi({ description: 'Login name, usually an email address; stored in lower case', example: 'ada@example.com' });
 const password = z.string().min(12, 'must be at least 12 characters').max(1024);
 const name = z.string().trim().max(200);
-const roleNames = z.array(z.string().min(1).max(64)).max(50).openapi({ description: 'Role names: global ones, or roles of the user’s tenant' });
+const roleNames = z.array(z.string().min(1).max(64)).max(50).openapi({ description: 'Role names or ids: global roles, or roles of the user’s tenant' });
 const permissionNames = z.array(z.string().min(1).max(100)).max(100).openapi({ description: 'Permissions granted directly' });
 
 const createBody = z
@@ -42,7 +42,7 @@ const createBody = z
     password: password.optional().openapi({ description: 'Required for a person, refused for a service account' }),
     firstname: name.optional(),
     lastname: name.optional(),
-    tenant: z.uuid().optional().openapi({ description: 'Defaults to your tenant; only admins may name another' }),
+    tenant: z.uuid().optional().openapi({ description: 'Required for holders of iam.account.create; tenant admins may leave it out or name their own' }),
     roles: roleNames.default([]),
     permissions: permissionNames.default([]),
   })

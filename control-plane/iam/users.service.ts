@@ -100,7 +100,8 @@ export async function getAccount(db: Database, principal: Principal, id: string)
 export async function createAccount(services: Services, principal: Principal, input: AccountCreate): Promise<Account> {
   const scope = permissionScope(principal, 'iam.account.create', 'tenant.account.create');
   if (scope !== null && input.tenant && input.tenant !== scope) throw forbidden('You may create users in your own tenant only');
-  const tenantId = input.tenant ?? principal.tenantId;
+  // Admins name the tenant: falling back to their own would quietly put users beside the first admin.
+  const tenantId = scope ?? input.tenant;
   if (!tenantId) throw badRequest('tenant: name the tenant the user belongs to');
   if (input.kind === 'person' && !input.password) throw badRequest('password: a person needs a password (at least 12 characters)');
   if (input.kind === 'service' && input.password) throw badRequest('password: service accounts have no password; they use tokens (POST /api/v1/tokens)');

@@ -85,6 +85,10 @@ describe('/api/v1/users', () => {
     expect(grantAll.body.errors[0].message).toMatch(/restricted permissions: all/);
     const grantAdmin = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: person({ roles: ['ADMIN'] }) });
     expect(grantAdmin.status).toBe(403);
+    const adminRole = (await cp.request('GET', '/api/v1/roles?page[size]=100', { token: admin })).body.data.find((r: { name: string }) => r.name === 'ADMIN');
+    const grantAdminById = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: person({ roles: [adminRole.id] }) });
+    expect(grantAdminById.status).toBe(403);
+    expect(grantAdminById.body.errors[0].message).toMatch(/roles with restricted permissions: ADMIN/);
 
     const [adminUser] = (await cp.request('GET', `/api/v1/users?search=${encodeURIComponent(ADMIN.username)}`, { token: admin })).body.data;
     const defaultAdmin = await createUser(cp, { tenantId: adminUser.tenant, roles: ['TENANT_ADMIN'] });
@@ -127,7 +131,9 @@ describe('/api/v1/users', () => {
   it('replaces roles and permissions on PATCH, effective on the next request', async () => {
     const user = await createUser(cp, { tenantId: tenantAdmin.tenantId, roles: ['TENANT_GUEST'] });
     expect((await cp.request('POST', '/flows', { token: user.token, body: {} })).status).toBe(403);
-    const res = await cp.request('PATCH', `/api/v1/users/${user.id}`, { token: tenantAdmin.token, body: { roles: ['TENANT_DEVELOPER'], permissions: ['flows.control'] } });
+    const developer = (await cp.request('GET', '/api/v1/roles?page[size]=100', { token: tenantAdmin.token })).body.data.find((r: { name: string }) => r.name === 'TENANT_DEVELOPER');
+    // Roles may be named by id as well as by name; naming one both ways assigns it once.
+    const res = await cp.request('PATCH', `/api/v1/users/${user.id}`, { token: tenantAdmin.token, body: { roles: [developer.id, 'TENANT_DEVELOPER'], permissions: ['flows.control'] } });
     expect(res.body.data).toMatchObject({ roles: ['TENANT_DEVELOPER'], permissions: ['flows.control'] });
     expect((await cp.request('POST', '/flows', { token: user.token, body: {} })).status).toBe(400);
   });
@@ -164,16 +170,18 @@ describe('/api/v1/users', () => {
 
   it('answers bad input with a 400 that names the problem, and creates nothing', async () => {
     const before = (await cp.request('GET', '/api/v1/users', { token: admin })).body.meta.total;
+    const inTenant = (overrides: Record<string, unknown>) => person({ tenant: tenantAdmin.tenantId, ...overrides });
     const cases: [unknown, RegExp][] = [
       ['{"username":', /JSON|body/i],
-      [person({ password: 'short' }), /password: must be at least 12/],
-      [person({ username: 42 }), /username/],
-      [person({ roles: 'ADMIN' }), /roles/],
-      [person({ isAdmin: true }), /isAdmin/],
-      [person({ permissions: ['flows.fly'] }), /Unknown permissions: flows.fly/],
-      [person({ roles: ['NO_SUCH_ROLE'] }), /Unknown roles: NO_SUCH_ROLE/],
-      [person({ tenant: 'nope' }), /tenant/],
-      [person({ tenant: randomUUID() }), /no tenant/],
+      [inTenant({ password: 'short' }), /password: must be at least 12/],
+      [inTenant({ username: 42 }), /username/],
+      [inTenant({ roles: 'ADMIN' }), /roles/],
+      [inTenant({ isAdmin: true }), /isAdmin/],
+      [inTenant({ permissions: ['flows.fly'] }), /Unknown permissions: flows.fly/],
+      [inTenant({ roles: ['NO_SUCH_ROLE', randomUUID()] }), /Unknown roles: NO_SUCH_ROLE, [0-9a-f-]{36}/],
+      [person(), /tenant: name the tenant/],
+      [inTenant({ tenant: 'nope' }), /tenant/],
+      [inTenant({ tenant: randomUUID() }), /no tenant/],
     ];
     for (const [body, message] of cases) {
       const res = await cp.request('POST', '/api/v1/users', { token: admin, body });
