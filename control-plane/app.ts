@@ -8,6 +8,9 @@ import { healthRoutes } from './health/routes.js';
 import type { AppEnv } from './http/auth.js';
 import { errorBody, errorHandler, validationHook } from './http/errors.js';
 import { iamRoutes } from './iam/routes.js';
+import { domainRoutes } from './metadata/routes.js';
+import { authClientRoutes, oauthCallbackRoutes } from './secrets/auth-clients.routes.js';
+import { secretRoutes } from './secrets/routes.js';
 import type { Services } from './services.js';
 
 /** The control plane's HTTP API: one hono app, each module mounting its routes. */
@@ -39,6 +42,10 @@ export function createApp(services: Services) {
   app.route('/', iamRoutes());
   app.route('/flows', flowRoutes());
   app.route('/logs', auditRoutes());
+  app.route('/api/v1/domains', domainRoutes());
+  app.route('/api/v1/secrets', secretRoutes());
+  app.route('/api/v1/auth-clients', authClientRoutes());
+  app.route('/', oauthCallbackRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or hlk_ service token' });
   app.doc31('/openapi.json', {

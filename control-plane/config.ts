@@ -9,6 +9,10 @@ const whole = (min: number, max?: number) => {
   const number = z.coerce.number({ message: `must be ${expected}` }).int(`must be ${expected}`).min(min, `must be ${expected}`);
   return max === undefined ? number : number.max(max, `must be ${expected}`);
 };
+/** `<id>:<32 bytes in base64>`, such as `k2:q0Zk...=`; `openssl rand -base64 32` makes the bytes. */
+const masterKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=$/, 'must be <id>:<32 bytes in base64>, such as k1:$(openssl rand -base64 32)');
 const oneOf = <const V extends readonly [string, ...string[]]>(values: V) => z.enum(values, { message: `must be one of ${values.join(', ')}` });
 
 const schema = z.object({
@@ -38,13 +42,22 @@ const schema = z.object({
   ADMIN_USERNAME: z.string().min(3, 'must be at least 3 characters').default('admin@hookline.local'),
   /** Unset on first start: a password is generated and printed once. */
   ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+  /** Wraps the per-tenant keys that encrypt secrets. Unset: generated once into SECRETS_MASTER_KEY_FILE (one machine only). */
+  SECRETS_MASTER_KEY: masterKey.optional(),
+  /** Former master keys, comma-separated, still accepted until POST /api/v1/secrets/master-key/rotate re-wrapped every data key. */
+  SECRETS_OLD_MASTER_KEYS: z
+    .string()
+    .transform((value) => value.split(',').map((key) => key.trim()).filter(Boolean))
+    .pipe(z.array(masterKey))
+    .optional(),
+  SECRETS_MASTER_KEY_FILE: z.string().min(1).default('.hookline/secrets-master.key'),
 });
 
 export type Config = z.infer<typeof schema> & { databaseDriver: 'pglite' | 'pg' | 'neon' };
 
 export class ConfigError extends Error {}
 
-const SECRETS = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'ADMIN_PASSWORD']);
+const SECRETS = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'ADMIN_PASSWORD', 'SECRETS_MASTER_KEY', 'SECRETS_OLD_MASTER_KEYS']);
 
 /** `NAME="value"` for an error message; secrets and the passwords in URLs are not repeated, since such messages end up in logs. */
 function shown(name: string, value: string): string {

@@ -10,6 +10,8 @@ import { subscribeFlowRepository } from './flows/events.js';
 import { bootstrapIam } from './iam/bootstrap.js';
 import { loadSigningKey } from './iam/keys.js';
 import { TokenService } from './iam/tokens.js';
+import { KeyRing, loadMasterKeys } from './secrets/keys.js';
+import { subscribeSecrets } from './secrets/events.js';
 import { startJanitor } from './janitor.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Services } from './services.js';
@@ -28,13 +30,16 @@ export async function startControlPlane(config: Config, logger: Logger = createL
   const { db } = database;
   const signingKey = await loadSigningKey(db, config);
   const admin = await bootstrapIam(db, { username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD });
+  const keys = new KeyRing(loadMasterKeys(config));
+  await keys.assertMasterKeysKnown(db);
   const bus = await createBus(config, logger);
   const relay = new OutboxRelay(db, bus, logger);
-  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS) };
+  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS), keys };
   relay.start();
   const stopJanitor = startJanitor(db, logger);
   await subscribeFlowRepository(services);
   await subscribeAuditLog(services);
+  await subscribeSecrets(services);
 
   const app = createApp(services);
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
@@ -75,6 +80,8 @@ Configuration comes from the environment:
   TOKEN_TTL_SECONDS       lifetime of login tokens (default 3600)
   ADMIN_USERNAME          the first admin, created on first start (default admin@hookline.local)
   ADMIN_PASSWORD          its password (default: generated and printed once)
+  SECRETS_MASTER_KEY      <id>:<32 bytes base64>, wraps the keys of secrets (default: generated into .hookline/)
+  SECRETS_OLD_MASTER_KEYS former master keys, comma-separated, during a rotation
   LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent
 See README.md and docs/ for more.`;
 

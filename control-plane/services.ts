@@ -5,6 +5,7 @@ import type { Database, DatabaseHandle } from './db/index.js';
 import type { SigningKey } from './iam/keys.js';
 import type { TokenService } from './iam/tokens.js';
 import type { Logger } from './logger.js';
+import type { KeyRing } from './secrets/keys.js';
 
 /** Everything a module needs, built once at start (main.ts) and passed down. */
 export interface Services {
@@ -16,6 +17,7 @@ export interface Services {
   logger: Logger;
   signingKey: SigningKey;
   tokens: TokenService;
+  keys: KeyRing;
 }
 
 /** Runs `work` in one transaction and wakes the outbox relay once it committed. */

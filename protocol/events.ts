@@ -7,6 +7,8 @@ const flowRef = z.object({ id: z.string().min(1), tenant: z.string().min(1) });
 const actor = z.string().nullable().optional();
 const flowRepoChange = z.object({ flowId: z.string(), tenant: z.string(), user: actor });
 const iamChange = z.object({ id: z.string(), tenant: z.string().nullable(), user: actor });
+const secretChange = z.object({ id: z.string(), tenant: z.string(), user: actor });
+const metadataChange = z.object({ id: z.string(), tenant: z.string(), user: actor });
 
 export const flowExecutedSchema = z.object({
   flowId: z.string().min(1),
@@ -40,6 +42,18 @@ export const EVENTS = {
   'iam.role.deleted': iamChange,
   'iam.token.created': iamChange.extend({ accountId: z.string() }),
   'iam.token.deleted': iamChange.extend({ accountId: z.string() }),
+  'secrets.secret.created': secretChange,
+  'secrets.secret.modified': secretChange,
+  'secrets.secret.deleted': secretChange,
+  /** A raw (unmasked) value was given out: to whom, and which secret. */
+  'secrets.secret.rawRead': secretChange,
+  'secrets.secret.refreshFailed': secretChange.extend({ reason: z.string() }),
+  'secrets.authClient.created': secretChange,
+  'secrets.authClient.modified': secretChange,
+  'secrets.authClient.deleted': secretChange,
+  'metadata.domain.created': metadataChange,
+  'metadata.domain.modified': metadataChange,
+  'metadata.domain.deleted': metadataChange,
 } as const;
 
 export type EventName = keyof typeof EVENTS;

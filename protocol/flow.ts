@@ -31,6 +31,8 @@ export const flowGraphSchema = z.strictObject({
 });
 
 export const ownerSchema = z.strictObject({ id: z.string().min(1), type: z.enum(['user', 'tenant']) });
+/** Who owns a flow, secret or domain: a user, or a whole tenant. */
+export type Owner = z.infer<typeof ownerSchema>;
 
 /** `flowSettings.webhooks` is read by the edge; its exact shape belongs to the edge issue. */
 export const flowSettingsSchema = z.looseObject({ webhooks: freeForm.optional() });

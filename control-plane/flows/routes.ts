@@ -4,7 +4,7 @@ import { guard, type AppEnv } from '../http/auth.js';
 import { errorBody, validationHook } from '../http/errors.js';
 import { bodyErrors, conflictError, errors, idParam, json, named, notFoundError, security } from '../http/openapi.js';
 import { page, pageMetaSchema, pagingQuery, sortQuery } from '../http/paging.js';
-import { createFlow, deleteFlow, getFlow, InvalidFlowError, listFlows, startFlow, stopFlow, updateFlow } from './service.js';
+import { createFlow, deleteFlow, getFlow, InvalidFlowError, listFlows, mintStepToken, startFlow, stopFlow, updateFlow } from './service.js';
 
 const flow = named(flowSchema, 'Flow');
 const flowBody = named(flowCreateSchema, 'FlowCreate');
@@ -112,6 +112,27 @@ const stop = createRoute({
   responses: { 200: json(flowStateResponse, 'The flow is stopping, or was already inactive'), ...errors, ...unknownFlow },
 });
 
+const stepToken = createRoute({
+  method: 'post',
+  path: '/{id}/steps/{stepId}/token',
+  tags: ['flows'],
+  summary: 'Mint the token a deployed step works with',
+  description:
+    'For runners (runners.write): a token scoped to one step of a starting or active flow. It reads the credential the step names (`credentials_id`, GET /api/v1/secrets/{id}) and nothing else, and is revoked when the flow becomes inactive.',
+  security,
+  middleware: guard('runners.write'),
+  request: { params: flowId.extend({ stepId: z.string().min(1).max(30).openapi({ param: { name: 'stepId', in: 'path' } }) }) },
+  responses: {
+    201: json(
+      z.object({ data: z.object({ id: z.string(), token: z.string(), flowId: z.string(), stepId: z.string(), credentialId: z.string().nullable() }) }).openapi('StepToken'),
+      'The token, shown once',
+    ),
+    ...errors,
+    ...notFoundError('flow or step'),
+    ...conflictError('The flow is not starting or active'),
+  },
+});
+
 /** The flow repository: `/flows` CRUD and the start/stop lifecycle. */
 export function flowRoutes() {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
@@ -154,5 +175,9 @@ export function flowRoutes() {
     })
     .openapi(stop, async (c) => {
       return c.json({ data: await stopFlow(c.get('services'), c.get('principal'), c.req.valid('param').id) }, 200);
+    })
+    .openapi(stepToken, async (c) => {
+      const { id, stepId } = c.req.valid('param');
+      return c.json({ data: await mintStepToken(c.get('services'), c.get('principal'), id, stepId) }, 201);
     });
 }

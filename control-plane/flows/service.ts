@@ -1,9 +1,11 @@
-import { and, asc, count, desc, eq, ilike, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, ilike, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import { flowCreateSchema, type Flow, type FlowCreate, type FlowPatch, type FlowStatus } from '../../protocol/flow.js';
 import { emit } from '../bus/outbox.js';
 import type { Database } from '../db/index.js';
 import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
+import { tokens } from '../iam/schema.js';
+import { SERVICE_NAME as IAM_SERVICE_NAME } from '../iam/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
 import { flows } from './schema.js';
@@ -230,7 +232,33 @@ export async function markStarted(tx: Database, ref: FlowRef): Promise<boolean> 
 
 /** flow.stopped: stopping -> inactive. */
 export async function markStopped(tx: Database, ref: FlowRef): Promise<boolean> {
-  return (await transition(tx, ref, eq(flows.status, 'stopping'), { status: 'inactive' })) !== null;
+  if (!(await transition(tx, ref, eq(flows.status, 'stopping'), { status: 'inactive' }))) return false;
+  await revokeStepTokens(tx, ref.id);
+  return true;
+}
+
+/** A flow that no longer runs needs no step tokens: they stop working with its last state change. */
+async function revokeStepTokens(tx: Database, flowId: string): Promise<void> {
+  await tx
+    .update(tokens)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(tokens.kind, 'step'), eq(tokens.flowId, flowId), isNull(tokens.revokedAt)));
+}
+
+/**
+ * A token for one step of a starting or active flow, minted by the runner that deploys the step:
+ * it reads that step's credential and nothing else, and is revoked when the flow stops.
+ */
+export async function mintStepToken(services: Services, principal: Principal, flowId: string, stepId: string) {
+  return transact(services, async (tx) => {
+    const row = await lockFlow(tx, principal, flowId);
+    if (row.status !== 'starting' && row.status !== 'active') throw conflict(`Flow ${flowId} is ${row.status}; step tokens are minted for starting or active flows`);
+    const node = row.graph.nodes.find((n) => n.id === stepId);
+    if (!node) throw notFound(`Flow ${flowId} has no step ${stepId}`);
+    const { id, token } = await services.tokens.issueStepToken(tx, { flowId, stepId, userId: row.startedBy ?? principal.userId, createdBy: principal.userId });
+    await emit(tx, IAM_SERVICE_NAME, 'iam.token.created', { id, tenant: row.tenantId, user: principal.userId, accountId: row.startedBy ?? principal.userId });
+    return { id, token, flowId, stepId, credentialId: node.credentials_id ?? null };
+  });
 }
 
 /**
@@ -240,6 +268,7 @@ export async function markStopped(tx: Database, ref: FlowRef): Promise<boolean> 
 export async function markFailed(tx: Database, ref: FlowRef, reason: string): Promise<boolean> {
   const row = await transition(tx, ref, ne(flows.status, 'inactive'), { status: 'inactive', statusReason: reason });
   if (!row) return false;
+  await revokeStepTokens(tx, ref.id);
   await emit(tx, SERVICE_NAME, 'flow.stopping', { ...toFlow(row), stoppedBy: null });
   return true;
 }

@@ -11,16 +11,31 @@ export type AppEnv = { Variables: { principal: Principal; services: Services; re
  * Use as `middleware: guard('flows.read')` in a route definition.
  */
 export function guard(...needed: Permission[]): MiddlewareHandler<AppEnv>[] {
+  return guardWith(false, needed);
+}
+
+/**
+ * For the one route step tokens may call: step tokens pass (the route checks their scope), every
+ * other token needs the permissions named.
+ */
+export function guardAllowingSteps(...needed: Permission[]): MiddlewareHandler<AppEnv>[] {
+  return guardWith(true, needed);
+}
+
+function guardWith(allowStepTokens: boolean, needed: Permission[]): MiddlewareHandler<AppEnv>[] {
   const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
     const header = c.req.header('authorization');
     if (!header) throw unauthorized('Missing bearer token: send Authorization: Bearer <token>');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized('Malformed Authorization header: expected Bearer <token>');
-    c.set('principal', await c.get('services').tokens.authenticate(match[1]!));
+    const principal = await c.get('services').tokens.authenticate(match[1]!);
+    if (principal.step && !allowStepTokens) throw forbidden('A step token may only read the credential of its step (GET /api/v1/secrets/{id})');
+    c.set('principal', principal);
     await next();
   };
   const authorize: MiddlewareHandler<AppEnv> = async (c, next) => {
     const principal = c.get('principal');
+    if (principal.step) return next();
     const missing = needed.filter((permission) => !grants(principal.permissions, permission));
     if (missing.length > 0) throw forbidden(`Missing permission: ${missing.join(', ')}`);
     await next();

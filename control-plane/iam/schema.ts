@@ -57,23 +57,28 @@ export const userRoles = pgTable(
 );
 
 /**
- * Every token that can authenticate: login sessions (a JWT whose jti is the id) and permanent
- * service-account tokens (`hlk_<id>_<secret>`, only the secret's SHA-256 stored). Revocation is a row update.
+ * Every token that can authenticate: login sessions (a JWT whose jti is the id), permanent
+ * service-account tokens (`hlk_<id>_<secret>`) and step tokens (`hls_<id>_<secret>`, scoped to one
+ * step of one flow, minted at deploy, revoked when the flow stops); of the last two only the
+ * secret's SHA-256 is stored. Revocation is a row update.
  */
 export const tokens = pgTable(
   'tokens',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    kind: text('kind', { enum: ['session', 'service'] }).notNull(),
+    kind: text('kind', { enum: ['session', 'service', 'step'] }).notNull(),
     userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
     secretHash: text('secret_hash'),
     description: text('description'),
     createdBy: uuid('created_by'),
     expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }),
     revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+    /** Step tokens: the flow and step they act for. */
+    flowId: uuid('flow_id'),
+    stepId: text('step_id'),
     createdAt: timestamps.createdAt,
   },
-  (t) => [index('tokens_user_idx').on(t.userId)],
+  (t) => [index('tokens_user_idx').on(t.userId), index('tokens_flow_idx').on(t.flowId)],
 );
 
 /** JWT signing keys (JWK), generated once when none is configured, so every replica signs alike. */

@@ -40,7 +40,8 @@ const introspection = z
     data: z.object({
       active: z.boolean(),
       tokenId: z.string().optional(),
-      tokenKind: z.enum(['session', 'service']).optional(),
+      tokenKind: z.enum(['session', 'service', 'step']).optional(),
+      step: z.object({ flowId: z.string(), stepId: z.string() }).nullable().optional().openapi({ description: 'Step tokens: the step of the flow they act for' }),
       user: z.object({ id: z.string(), username: z.string() }).optional(),
       tenant: z.string().nullable().optional(),
       roles: z.array(z.string()).optional(),

@@ -114,6 +114,7 @@ export async function introspect(services: Services, token: string) {
       active: true as const,
       tokenId: principal.tokenId,
       tokenKind: principal.tokenKind,
+      step: principal.step,
       user: { id: principal.userId, username: principal.username },
       tenant: principal.tenantId,
       roles: principal.roles,

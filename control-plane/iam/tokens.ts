@@ -9,7 +9,9 @@ import { roles, tenants, tokens, userRoles, users } from './schema.js';
 /** Who is calling, resolved from a verified token on every request (so revocation and role changes apply at once). */
 export interface Principal {
   tokenId: string;
-  tokenKind: 'session' | 'service';
+  tokenKind: 'session' | 'service' | 'step';
+  /** Step tokens only: the one step of one flow they act for. */
+  step: { flowId: string; stepId: string } | null;
   userId: string;
   username: string;
   tenantId: string | null;
@@ -21,7 +23,8 @@ export interface Principal {
 }
 
 const ISSUER = 'hookline';
-const SERVICE_PREFIX = 'hlk_';
+/** Opaque tokens: `<prefix><id without dashes>_<secret>`, the prefix telling the kind. */
+const OPAQUE_PREFIXES = { hlk_: 'service', hls_: 'step' } as const;
 const sha256 = (value: string) => createHash('sha256').update(value).digest();
 
 /** Issues and checks the two kinds of bearer token: session JWTs and permanent service tokens. */
@@ -49,6 +52,8 @@ export class TokenService {
         tenantId: users.tenantId,
         tenantStatus: tenants.status,
         permissions: users.permissions,
+        flowId: tokens.flowId,
+        stepId: tokens.stepId,
         role: roles.name,
         rolePermissions: roles.permissions,
       })
@@ -77,29 +82,27 @@ export class TokenService {
   }
 
   /** A permanent token `hlk_<id>_<secret>`; only the secret's SHA-256 is stored, so it is shown once. */
-  async issueServiceToken(
-    tx: Database,
-    input: { userId: string; description?: string; createdBy: string; expiresAt?: Date | null },
-  ): Promise<{ id: string; token: string }> {
-    const secret = randomBytes(32).toString('base64url');
-    const [row] = await tx
-      .insert(tokens)
-      .values({ kind: 'service', userId: input.userId, description: input.description, createdBy: input.createdBy, expiresAt: input.expiresAt ?? null, secretHash: sha256(secret).toString('hex') })
-      .returning({ id: tokens.id });
-    return { id: row!.id, token: `${SERVICE_PREFIX}${row!.id.replaceAll('-', '')}_${secret}` };
+  issueServiceToken(tx: Database, input: { userId: string; description?: string; createdBy: string; expiresAt?: Date | null }): Promise<{ id: string; token: string }> {
+    return issueOpaque(tx, 'hlk_', { kind: 'service', userId: input.userId, description: input.description, createdBy: input.createdBy, expiresAt: input.expiresAt ?? null });
+  }
+
+  /** A token `hls_<id>_<secret>` for one step of one flow, acting for the user who started the flow. */
+  issueStepToken(tx: Database, input: { flowId: string; stepId: string; userId: string; createdBy: string }): Promise<{ id: string; token: string }> {
+    return issueOpaque(tx, 'hls_', { kind: 'step', ...input });
   }
 
   /** Verifies a bearer token and loads its principal; every failure is a 401 that says what is wrong. */
   async authenticate(bearer: string): Promise<Principal> {
-    const { tokenId, secret } = bearer.startsWith(SERVICE_PREFIX) ? parseServiceToken(bearer) : { tokenId: await this.verifyJwt(bearer), secret: null };
+    const opaque = parseOpaqueToken(bearer);
+    const { tokenId, secret } = opaque ?? { tokenId: await this.verifyJwt(bearer), secret: null };
     // One row per role of the user (or one with null role fields when they have none).
     const rows = await this.lookup.execute({ tokenId });
     const row = rows[0];
     if (!row) throw unauthorized('Token is not known');
-    if (secret !== null) {
+    if (opaque && secret !== null) {
       const expected = Buffer.from(row.secretHash ?? '', 'hex');
       const given = sha256(secret);
-      if (row.kind !== 'service' || expected.length !== given.length || !timingSafeEqual(expected, given)) throw unauthorized('Token is invalid');
+      if (row.kind !== opaque.kind || expected.length !== given.length || !timingSafeEqual(expected, given)) throw unauthorized('Token is invalid');
     } else if (row.kind !== 'session') {
       throw unauthorized('Token is invalid');
     }
@@ -108,10 +111,12 @@ export class TokenService {
     if (row.userStatus !== 'active') throw unauthorized('Account is disabled');
     if (row.tenantStatus === 'disabled') throw unauthorized('Tenant is disabled');
     const roleNames = rows.flatMap((r) => (r.role === null ? [] : [r.role])).sort();
-    const permissions = new Set([...row.permissions, ...rows.flatMap((r) => r.rolePermissions ?? [])]);
+    // A step token holds no permission of its user: it may only do what its scope allows.
+    const permissions = new Set(row.kind === 'step' ? [] : [...row.permissions, ...rows.flatMap((r) => r.rolePermissions ?? [])]);
     return {
       tokenId,
       tokenKind: row.kind,
+      step: row.kind === 'step' && row.flowId && row.stepId ? { flowId: row.flowId, stepId: row.stepId } : null,
       userId: row.userId,
       username: row.username,
       tenantId: row.tenantId,
@@ -139,10 +144,21 @@ export class TokenService {
   }
 }
 
-function parseServiceToken(bearer: string): { tokenId: string; secret: string } {
-  const match = /^hlk_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/.exec(bearer);
+function parseOpaqueToken(bearer: string): { tokenId: string; secret: string; kind: 'service' | 'step' } | null {
+  const prefix = bearer.slice(0, 4) as keyof typeof OPAQUE_PREFIXES;
+  if (!Object.hasOwn(OPAQUE_PREFIXES, prefix)) return null;
+  const match = /^hl[ks]_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/.exec(bearer);
   if (!match) throw unauthorized('Token is invalid');
   const hex = match[1]!;
   const tokenId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-  return { tokenId, secret: match[2]! };
+  return { tokenId, secret: match[2]!, kind: OPAQUE_PREFIXES[prefix] };
+}
+
+async function issueOpaque(tx: Database, prefix: keyof typeof OPAQUE_PREFIXES, values: Omit<typeof tokens.$inferInsert, 'secretHash'>): Promise<{ id: string; token: string }> {
+  const secret = randomBytes(32).toString('base64url');
+  const [row] = await tx
+    .insert(tokens)
+    .values({ ...values, secretHash: sha256(secret).toString('hex') })
+    .returning({ id: tokens.id });
+  return { id: row!.id, token: `${prefix}${row!.id.replaceAll('-', '')}_${secret}` };
 }

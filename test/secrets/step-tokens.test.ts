@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { waitFor } from '../support/events.js';
+import { createFlow, handledByRepository, publishAsRunner } from '../flows/support.js';
+import { createTenant, createUser, type TestUser } from '../support/tenants.js';
+
+describe('step tokens: a deployed step reads its own credential and nothing else', () => {
+  let cp: TestControlPlane;
+  let integrator: TestUser;
+  let runner: TestUser;
+  let otherRunner: TestUser;
+  let credential: string;
+  let unrelated: string;
+
+  beforeAll(async () => {
+    cp = await startTestControlPlane();
+    const tenant = await createTenant(cp);
+    integrator = await createUser(cp, { tenantId: tenant.id, roles: ['TENANT_INTEGRATOR'] });
+    runner = await createUser(cp, { tenantId: tenant.id, permissions: ['runners.write'] });
+    otherRunner = await createUser(cp, { tenantId: (await createTenant(cp)).id, permissions: ['runners.write'] });
+    const secret = (body: Record<string, unknown>) => cp.request('POST', '/api/v1/secrets', { token: integrator.token, body });
+    credential = (await secret({ name: 'crm', type: 'API_KEY', value: { key: 'the-crm-key' } })).body.data.id;
+    unrelated = (await secret({ name: 'other', type: 'API_KEY', value: { key: 'not-for-steps' } })).body.data.id;
+  });
+  afterAll(() => cp.close());
+
+  /** A started two-step flow whose second step names the credential. */
+  async function startedFlow() {
+    const flow = await createFlow(cp, integrator.token, {
+      graph: {
+        nodes: [
+          { id: 'receive', componentId: 'webhook', function: 'receive' },
+          { id: 'push', componentId: 'http', function: 'request', credentials_id: credential },
+        ],
+        edges: [{ source: 'receive', target: 'push' }],
+      },
+    });
+    expect((await cp.request('POST', `/flows/${flow.id}/start`, { token: integrator.token })).status).toBe(200);
+    return flow;
+  }
+
+  const mint = (token: string, flowId: string, stepId: string) => cp.request('POST', `/flows/${flowId}/steps/${stepId}/token`, { token });
+  const read = (token: string, id: string) => cp.request('GET', `/api/v1/secrets/${id}`, { token });
+
+  it('reads, unmasked, the credential its step names; the read is audited', async () => {
+    const flow = await startedFlow();
+    const minted = await mint(runner.token, flow.id, 'push');
+    expect(minted.status).toBe(201);
+    expect(minted.body.data).toMatchObject({ flowId: flow.id, stepId: 'push', credentialId: credential });
+    expect(minted.body.data.token).toMatch(/^hls_/);
+    const res = await read(minted.body.data.token, credential);
+    expect(res.status).toBe(200);
+    expect(res.body.data).toMatchObject({ raw: true, value: { key: 'the-crm-key' } });
+    const admin = await cp.login();
+    await waitFor(
+      async () => (await cp.request('GET', '/logs?filter[name]=secrets.secret.rawRead', { token: admin })).body.data.filter((r: { payload: { id: string } }) => r.payload.id === credential),
+      (found) => found.length >= 1,
+    );
+  });
+
+  it('reads no other secret, and calls no other route', async () => {
+    const flow = await startedFlow();
+    const { token } = (await mint(runner.token, flow.id, 'push')).body.data;
+    const other = await read(token, unrelated);
+    expect(other.status).toBe(403);
+    expect(other.body.errors[0].message).toMatch(/only the credential of step push/);
+    const receive = (await mint(runner.token, flow.id, 'receive')).body.data.token;
+    expect((await read(receive, credential)).status).toBe(403);
+    for (const [method, path] of [['GET', '/api/v1/secrets'], ['GET', '/flows'], ['GET', `/flows/${flow.id}`], ['GET', '/api/v1/users/me']] as const) {
+      const res = await cp.request(method, path, { token });
+      expect(res.status, path).toBe(403);
+    }
+  });
+
+  it('stops working when the flow stops', async () => {
+    const flow = await startedFlow();
+    const { token } = (await mint(runner.token, flow.id, 'push')).body.data;
+    expect((await read(token, credential)).status).toBe(200);
+    await cp.request('POST', `/flows/${flow.id}/stop`, { token: integrator.token });
+    const stopped = await publishAsRunner(cp, 'flow.stopped', { id: flow.id, tenant: integrator.tenantId });
+    await handledByRepository(cp, stopped.headers.id);
+    const after = await read(token, credential);
+    expect(after.status).toBe(401);
+    expect(after.body.errors[0].message).toMatch(/revoked/);
+  });
+
+  it('is minted only by runners of the flow’s tenant, for a step that exists of a flow that runs', async () => {
+    const flow = await startedFlow();
+    expect((await mint(integrator.token, flow.id, 'push')).status).toBe(403);
+    expect((await mint(otherRunner.token, flow.id, 'push')).status).toBe(404);
+    const missing = await mint(runner.token, flow.id, 'nope');
+    expect(missing.status).toBe(404);
+    expect(missing.body.errors[0].message).toMatch(/no step nope/);
+    const idle = await createFlow(cp, integrator.token);
+    const refused = await mint(runner.token, idle.id, 'receive');
+    expect(refused.status).toBe(409);
+    expect(refused.body.errors[0].message).toMatch(/inactive/);
+    expect((await cp.request('POST', `/flows/${flow.id}/steps/push/token`)).status).toBe(401);
+  });
+});
