@@ -1,12 +1,28 @@
 import { Hono } from 'hono';
+import { control } from './control.js';
+import type { Env } from './env.js';
+import { errorResponse, notLive } from './errors.js';
+
+export { FlowTrigger } from './trigger.js';
 
 /**
- * The edge Worker. Today it only reports that it is up; the webhook routes (/hook/{flowId}),
- * the per-flow Durable Object and the reconcile Cron Trigger arrive with the edge issue.
+ * The edge Worker: webhook URLs, each handled by its flow's Durable Object, and the control API the
+ * control plane pushes flow triggers through.
  */
-const app = new Hono();
+const app = new Hono<{ Bindings: Env }>();
 
 app.get('/healthcheck', (c) => c.json({ status: 'ok', service: 'edge' }));
-app.notFound((c) => c.json({ errors: [{ message: `No route for ${c.req.method} ${c.req.path}`, code: 'not_found' }] }, 404));
+
+// Every flow id goes to a Durable Object, known or not, so an unknown flow answers like a stopped one.
+const hook = (c: { env: Env; req: { param: (name: 'flowId') => string; raw: Request } }) => {
+  const flowId = c.req.param('flowId');
+  if (flowId.length > 64) return notLive();
+  return c.env.FLOW_TRIGGERS.get(c.env.FLOW_TRIGGERS.idFromName(flowId)).fetch(c.req.raw);
+};
+app.all('/hook/:flowId', hook);
+app.all('/hook/:flowId/*', hook);
+
+app.route('/control', control);
+app.notFound((c) => errorResponse(404, `No route for ${c.req.method} ${c.req.path}`, 'not_found'));
 
 export default app;

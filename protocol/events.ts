@@ -19,6 +19,8 @@ export const flowExecutedSchema = z.object({
   receivedAt: z.iso.datetime({ offset: true }),
 });
 
+export type FlowExecuted = z.input<typeof flowExecutedSchema>;
+
 /** Every event Hookline publishes, with the schema of its payload. `audit.*` names are open. */
 export const EVENTS = {
   'flow.starting': flowSchema.extend({ startedBy: z.string().nullable().optional() }),

@@ -1,3 +1,4 @@
+export * from './edge.js';
 export * from './envelope.js';
 export * from './events.js';
 export * from './flow.js';

@@ -21,7 +21,7 @@ const storedRow = async (id: string) => (await cp.services.db.select().from(flow
 describe('POST /flows', () => {
   it('creates an inactive flow in the caller’s tenant, owned by the caller and the tenant, and emits flowrepo.flow.created', async () => {
     const events = await collectEvents(cp, 'flowrepo.#');
-    const res = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ cron: '*/5 * * * *', timezone: 'Europe/Berlin', flowSettings: { webhooks: { requireWebhookAuth: false } } }) });
+    const res = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ cron: '*/5 * * * *', timezone: 'Europe/Berlin', flowSettings: { webhooks: { auth: { type: 'bearer', token: 'a-caller-token-0123456789' } } } }) });
     expect(res.status).toBe(201);
     const flow = res.body.data;
     expect(flow).toMatchObject({
@@ -33,7 +33,7 @@ describe('POST /flows', () => {
       timezone: 'Europe/Berlin',
       tenant: user.tenantId,
       graph: flowBody().graph,
-      flowSettings: { webhooks: { requireWebhookAuth: false } },
+      flowSettings: { webhooks: { auth: { type: 'bearer', token: 'a-caller-token-0123456789' } } },
     });
     expect(flow.owners).toEqual(expect.arrayContaining([{ id: user.id, type: 'user' }, { id: user.tenantId, type: 'tenant' }]));
     expect(flow.owners).toHaveLength(2);

@@ -1,0 +1,44 @@
+import { Hono } from 'hono';
+import { jwtVerify } from 'jose';
+import { edgeTriggerSchema } from '../protocol/edge.js';
+import type { Env } from './env.js';
+import { errorResponse } from './errors.js';
+
+/** The audience and issuer of the control plane's tokens; the key is EDGE_CONTROL_SECRET on both sides. */
+export const CONTROL_AUDIENCE = 'hookline-edge';
+export const CONTROL_ISSUER = 'hookline-control-plane';
+
+const stub = (env: Env, flowId: string) => env.FLOW_TRIGGERS.get(env.FLOW_TRIGGERS.idFromName(flowId));
+
+/** `/control/flows/{flowId}`: the control plane pushes, removes and inspects flow triggers. */
+export const control = new Hono<{ Bindings: Env }>()
+  .use('*', async (c, next) => {
+    const token = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
+    if (!token) return errorResponse(401, 'Missing bearer token', 'unauthorized');
+    try {
+      await jwtVerify(token, new TextEncoder().encode(c.env.EDGE_CONTROL_SECRET), { audience: CONTROL_AUDIENCE, issuer: CONTROL_ISSUER, algorithms: ['HS256'] });
+    } catch {
+      return errorResponse(401, 'Invalid or expired token', 'unauthorized');
+    }
+    await next();
+  })
+  .put('/flows/:flowId', async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return errorResponse(400, 'The body is not valid JSON', 'bad_request');
+    }
+    const parsed = edgeTriggerSchema.safeParse(body);
+    if (!parsed.success) return errorResponse(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '), 'validation_error');
+    if (parsed.data.flowId !== c.req.param('flowId')) return errorResponse(400, 'flowId in the body differs from the path', 'validation_error');
+    const applied = await stub(c.env, parsed.data.flowId).configure(parsed.data);
+    return c.json({ data: { applied } }, 200);
+  })
+  .delete('/flows/:flowId', async (c) => {
+    const version = Number(c.req.query('version'));
+    if (!Number.isInteger(version) || version < 0) return errorResponse(400, 'version: a whole number is required', 'validation_error');
+    const removed = await stub(c.env, c.req.param('flowId')).remove(version);
+    return c.json({ data: { removed } }, 200);
+  })
+  .get('/flows/:flowId', async (c) => c.json({ data: await stub(c.env, c.req.param('flowId')).state() }, 200));

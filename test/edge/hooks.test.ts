@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { controlToken, startTestEdge, type TestEdge } from '../support/edge.js';
+
+const json = (body: unknown, headers: Record<string, string> = {}) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
+  let edge: TestEdge;
+  beforeAll(async () => {
+    edge = await startTestEdge({ HOOK_BODY_LIMIT_BYTES: '2048' });
+  });
+  afterAll(() => edge?.close());
+
+  /** The executions waiting in a flow's outbox. */
+  async function pending(flowId: string): Promise<number> {
+    return ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { pending: number } }).data.pending;
+  }
+
+  it('reports that it is up', async () => {
+    const res = await edge.fetch('/healthcheck');
+    expect(await res.json()).toEqual({ status: 'ok', service: 'edge' });
+  });
+
+  it('answers 202 with requestId and flowExecId once the execution is stored', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId });
+    const res = await edge.fetch(`/hook/${flowId}`, json({ order: 42 }, { 'x-request-id': 'req-1' }));
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as { data: { requestId: string; flowExecId: string } };
+    expect(body.data.requestId).toBe('req-1');
+    expect(body.data.flowExecId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await pending(flowId)).toBe(1);
+  });
+
+  it('answers unknown, starting and stopped flows with the same 404', async () => {
+    const starting = randomUUID();
+    await edge.push({ flowId: starting, status: 'starting' });
+    const stopped = randomUUID();
+    await edge.push({ flowId: stopped });
+    expect((await edge.control('DELETE', `/control/flows/${stopped}?version=1000`)).status).toBe(200);
+    const answers = await Promise.all(
+      [randomUUID(), starting, stopped, 'not-a-flow-id', 'x'.repeat(100)].map(async (id) => {
+        const res = await edge.fetch(`/hook/${id}`, json({}));
+        return [res.status, await res.text()];
+      }),
+    );
+    expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
+    expect(answers[0]![0]).toBe(404);
+    expect((await edge.fetch(`/hook/${starting}`, { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it('answers HEAD 200 for a live flow; GET turns the query into data', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId });
+    expect((await edge.fetch(`/hook/${flowId}`, { method: 'HEAD' })).status).toBe(200);
+    const res = await edge.fetch(`/hook/${flowId}/orders/new?customer=7&tag=a`, { headers: { 'x-custom': 'yes' } });
+    expect(res.status).toBe(202);
+    expect(await pending(flowId)).toBe(1);
+    expect((await edge.fetch(`/hook/${flowId}`, { method: 'PUT' })).status).toBe(405);
+  });
+
+  it('parses JSON, text, form and XML bodies, and refuses malformed ones with 400', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId });
+    const post = (type: string, body: string) => edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': type }, body });
+    expect((await post('application/json; charset=utf-8', '{"a":1}')).status).toBe(202);
+    expect((await post('text/plain', 'hello')).status).toBe(202);
+    expect((await post('application/x-www-form-urlencoded', 'a=1&b=two')).status).toBe(202);
+    expect((await post('application/xml', '<order id="1"><total>3</total></order>')).status).toBe(202);
+    expect(await pending(flowId)).toBe(4);
+
+    const badJson = await post('application/json', '{"a":');
+    expect(badJson.status).toBe(400);
+    expect(JSON.stringify(await badJson.json())).toMatch(/not valid JSON/);
+    const badXml = await post('application/xml', '<order><total>3</order>');
+    expect(badXml.status).toBe(400);
+    expect(JSON.stringify(await badXml.json())).toMatch(/not valid XML/);
+    expect(await pending(flowId)).toBe(4);
+  });
+
+  it('refuses a POST without a content type (415), an unsupported one (415) and an oversized body (413)', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId });
+    const none = await edge.fetch(`/hook/${flowId}`, { method: 'POST', body: new Uint8Array([1, 2, 3]) });
+    expect(none.status).toBe(415);
+    const binary = await edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' });
+    expect(binary.status).toBe(415);
+    const big = await edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(4096) });
+    expect(big.status).toBe(413);
+    // Streamed without a Content-Length: refused while reading.
+    const stream = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 10; i++) controller.enqueue(new TextEncoder().encode('y'.repeat(512)));
+        controller.close();
+      },
+    });
+    const streamed = await edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: stream, duplex: 'half' } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect(await pending(flowId)).toBe(0);
+  });
+
+  it('answers a repeated webhook-id, Idempotency-Key or x-request-id with the first answer, storing one execution', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId });
+    for (const header of ['webhook-id', 'idempotency-key', 'x-request-id']) {
+      const key = `${header}-${randomUUID()}`;
+      const first = await edge.fetch(`/hook/${flowId}`, json({ n: 1 }, { [header]: key }));
+      const second = await edge.fetch(`/hook/${flowId}`, json({ n: 2 }, { [header]: key }));
+      expect(second.status).toBe(202);
+      expect(second.headers.get('idempotent-replayed')).toBe('true');
+      expect(await second.json()).toEqual(await first.json());
+    }
+    expect(await pending(flowId)).toBe(3);
+  });
+
+  it('protects its control API with a token signed by the control plane', async () => {
+    const flowId = randomUUID();
+    const put = (authorization?: string) =>
+      edge.fetch(`/control/flows/${flowId}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+        body: JSON.stringify({ flowId, tenant: 't', status: 'live', version: 1 }),
+      });
+    expect((await put()).status).toBe(401);
+    expect((await put(`Bearer ${await controlToken('another-secret-that-is-long-enough')}`)).status).toBe(401);
+    expect((await put(`Bearer ${await controlToken(undefined, '-1m')}`)).status).toBe(401);
+    expect((await edge.fetch(`/hook/${flowId}`, json({}))).status).toBe(404);
+    expect((await put(`Bearer ${await controlToken()}`)).status).toBe(200);
+    expect((await edge.fetch(`/hook/${flowId}`, json({}))).status).toBe(202);
+  });
+
+  it('applies pushed triggers in version order: a late, older push changes nothing', async () => {
+    const flowId = randomUUID();
+    const put = (version: number, status: string) => edge.control('PUT', `/control/flows/${flowId}`, { flowId, tenant: 't', status, version });
+    expect(await (await put(5, 'live')).json()).toEqual({ data: { applied: true } });
+    expect(await (await put(4, 'starting')).json()).toEqual({ data: { applied: false } });
+    expect((await edge.fetch(`/hook/${flowId}`, json({}))).status).toBe(202);
+    expect(await (await edge.control('DELETE', `/control/flows/${flowId}?version=3`)).json()).toEqual({ data: { removed: false } });
+    const bad = await edge.control('PUT', `/control/flows/${flowId}`, { flowId, status: 'running', version: 'x' });
+    expect(bad.status).toBe(400);
+  });
+});
