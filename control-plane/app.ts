@@ -3,6 +3,9 @@ import { swaggerUI } from '@hono/swagger-ui';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { auditRoutes } from './audit/routes.js';
+import { componentRoutes } from './components/routes.js';
+import { executionRoutes } from './executions/routes.js';
+import { edgeRoutes } from './edge/routes.js';
 import { flowRoutes } from './flows/routes.js';
 import { healthRoutes } from './health/routes.js';
 import type { AppEnv } from './http/auth.js';
@@ -42,8 +45,11 @@ export function createApp(services: Services) {
   app.route('/', iamRoutes());
   app.route('/flows', flowRoutes());
   app.route('/logs', auditRoutes());
+  app.route('/components', componentRoutes());
+  app.route('/executions', executionRoutes());
   app.route('/api/v1/domains', domainRoutes());
   app.route('/api/v1/secrets', secretRoutes());
+  app.route('/api/v1/edge', edgeRoutes());
   app.route('/api/v1/auth-clients', authClientRoutes());
   app.route('/', oauthCallbackRoutes());
 

@@ -51,13 +51,17 @@ const schema = z.object({
     .pipe(z.array(masterKey))
     .optional(),
   SECRETS_MASTER_KEY_FILE: z.string().min(1).default('.hookline/secrets-master.key'),
+  /** Shared with the edge Worker (a wrangler secret there): signs the calls between them. Unset: the edge bridge is off. */
+  EDGE_CONTROL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** The edge Worker's base URL, where flow triggers are pushed. */
+  EDGE_URL: url(['http://', 'https://']).optional(),
 });
 
 export type Config = z.infer<typeof schema> & { databaseDriver: 'pglite' | 'pg' | 'neon' };
 
 export class ConfigError extends Error {}
 
-const SECRETS = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'ADMIN_PASSWORD', 'SECRETS_MASTER_KEY', 'SECRETS_OLD_MASTER_KEYS']);
+const SECRETS = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'ADMIN_PASSWORD', 'SECRETS_MASTER_KEY', 'SECRETS_OLD_MASTER_KEYS', 'EDGE_CONTROL_SECRET']);
 
 /** `NAME="value"` for an error message; secrets and the passwords in URLs are not repeated, since such messages end up in logs. */
 function shown(name: string, value: string): string {
@@ -80,6 +84,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const databaseDriver = config.DATABASE_DRIVER ?? (config.DATABASE_URL ? 'pg' : 'pglite');
   if (databaseDriver !== 'pglite' && !config.DATABASE_URL) {
     throw new ConfigError(`Invalid configuration:\n  DATABASE_URL: is required when DATABASE_DRIVER=${databaseDriver}`);
+  }
+  if (config.EDGE_URL && !config.EDGE_CONTROL_SECRET) {
+    throw new ConfigError('Invalid configuration:\n  EDGE_CONTROL_SECRET: is required with EDGE_URL (the same value as the Worker\'s secret)');
   }
   if (config.JWT_ALGORITHM === 'HS256' && config.JWT_PRIVATE_KEY) {
     throw new ConfigError('Invalid configuration:\n  JWT_PRIVATE_KEY: is for RS256 or EdDSA; set JWT_ALGORITHM or use JWT_SECRET');

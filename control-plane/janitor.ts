@@ -1,6 +1,7 @@
 import { and, eq, lt } from 'drizzle-orm';
 import { processedEvents } from './bus/schema.js';
 import type { Database } from './db/index.js';
+import { edgeExecutions } from './edge/schema.js';
 import { tokens } from './iam/schema.js';
 import type { Logger } from './logger.js';
 
@@ -9,10 +10,12 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 const SESSION_GRACE_MS = DAY_MS;
 /** A broker redelivers within minutes; a week of handled event ids is far more than any redelivery needs. */
 const PROCESSED_EVENTS_RETENTION_MS = 7 * DAY_MS;
+/** The edge retries a batch until it is answered; a month covers any outage it could outlast. */
+const EDGE_EXECUTIONS_RETENTION_MS = 30 * DAY_MS;
 const EVERY_MS = 60 * 60 * 1000;
 
-/** Deletes rows that only grow: expired login sessions and old handled-event records. */
-export async function purgeExpired(db: Database, now = new Date()): Promise<{ sessions: number; processedEvents: number }> {
+/** Deletes rows that only grow: expired login sessions, old handled-event records and old edge execution ids. */
+export async function purgeExpired(db: Database, now = new Date()): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number }> {
   const sessions = await db
     .delete(tokens)
     .where(and(eq(tokens.kind, 'session'), lt(tokens.expiresAt, new Date(now.getTime() - SESSION_GRACE_MS))))
@@ -21,14 +24,18 @@ export async function purgeExpired(db: Database, now = new Date()): Promise<{ se
     .delete(processedEvents)
     .where(lt(processedEvents.processedAt, new Date(now.getTime() - PROCESSED_EVENTS_RETENTION_MS)))
     .returning({ id: processedEvents.eventId });
-  return { sessions: sessions.length, processedEvents: handled.length };
+  const edge = await db
+    .delete(edgeExecutions)
+    .where(lt(edgeExecutions.createdAt, new Date(now.getTime() - EDGE_EXECUTIONS_RETENTION_MS)))
+    .returning({ id: edgeExecutions.flowExecId });
+  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length };
 }
 
 /** Runs `purgeExpired` at start and hourly; returns the function that stops it. */
 export function startJanitor(db: Database, logger: Logger): () => void {
   const run = () =>
     purgeExpired(db).then(
-      (purged) => logger[purged.sessions + purged.processedEvents > 0 ? 'info' : 'debug'](purged, 'janitor purged expired rows'),
+      (purged) => logger[Object.values(purged).some((n) => n > 0) ? 'info' : 'debug'](purged, 'janitor purged expired rows'),
       (error: unknown) => logger.warn({ err: error }, 'janitor failed; it tries again in an hour'),
     );
   void run();

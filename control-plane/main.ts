@@ -6,12 +6,14 @@ import { createBus } from './bus/index.js';
 import { OutboxRelay } from './bus/relay.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/index.js';
+import { subscribeEdgeBridge } from './edge/bridge.js';
 import { subscribeFlowRepository } from './flows/events.js';
 import { bootstrapIam } from './iam/bootstrap.js';
 import { loadSigningKey } from './iam/keys.js';
 import { TokenService } from './iam/tokens.js';
 import { KeyRing, loadMasterKeys } from './secrets/keys.js';
 import { subscribeSecrets } from './secrets/events.js';
+import { subscribeExecutions } from './executions/events.js';
 import { startJanitor } from './janitor.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Services } from './services.js';
@@ -40,6 +42,8 @@ export async function startControlPlane(config: Config, logger: Logger = createL
   await subscribeFlowRepository(services);
   await subscribeAuditLog(services);
   await subscribeSecrets(services);
+  await subscribeEdgeBridge(services);
+  await subscribeExecutions(services);
 
   const app = createApp(services);
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
@@ -82,6 +86,8 @@ Configuration comes from the environment:
   ADMIN_PASSWORD          its password (default: generated and printed once)
   SECRETS_MASTER_KEY      <id>:<32 bytes base64>, wraps the keys of secrets (default: generated into .hookline/)
   SECRETS_OLD_MASTER_KEYS former master keys, comma-separated, during a rotation
+  EDGE_URL                the edge Worker's URL, where flow triggers are pushed
+  EDGE_CONTROL_SECRET     shared with the Worker (wrangler secret): signs the calls between them
   LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent
 See README.md and docs/ for more.`;
 

@@ -5,6 +5,8 @@ export interface Env {
   FLOW_TRIGGERS: DurableObjectNamespace<FlowTrigger>;
   /** Shared with the control plane (EDGE_CONTROL_SECRET there): signs the control plane's calls. */
   EDGE_CONTROL_SECRET: string;
+  /** Where executions are delivered (the control plane's base URL). */
+  CONTROL_PLANE_URL?: string;
   /** The largest webhook body accepted, in bytes (default 1 MiB). */
   HOOK_BODY_LIMIT_BYTES?: string;
 }

@@ -1,9 +1,11 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { EdgeTrigger } from '../protocol/edge.js';
 import type { FlowExecuted } from '../protocol/events.js';
+import { BATCH, deliver, retryDelay } from './delivery.js';
 import { bodyLimit, type Env } from './env.js';
 import { errorResponse, notLive } from './errors.js';
 import { checkContentType, parseBody, readLimited, Rejection } from './hook-request.js';
+import { nextSlot, planSlots } from './schedule.js';
 import { authenticateHook } from './webhook-auth.js';
 
 /** A repeated key within this window gets the first answer again and makes no second execution. */
@@ -18,35 +20,141 @@ interface Remembered {
 }
 
 /**
- * One per flow (by flow id): the flow's trigger as the control plane pushed it, the idempotency
- * keys of the last 24 hours, and an outbox of executions not yet confirmed by the control plane.
+ * One per flow (by flow id): the flow's trigger as the control plane pushed it, its schedule's next
+ * slot, the idempotency keys of the last 24 hours, and an outbox of executions not yet confirmed by
+ * the control plane. One alarm serves all three: due slots, delivery, and forgetting old keys.
  */
 export class FlowTrigger extends DurableObject<Env> {
+  private get storage() {
+    return this.ctx.storage;
+  }
+
   /** Applies a pushed trigger unless a newer version is already here; answers whether it applied. */
   async configure(trigger: EdgeTrigger): Promise<boolean> {
-    const current = await this.ctx.storage.get<EdgeTrigger>('trigger');
+    const current = await this.storage.get<EdgeTrigger>('trigger');
     if (current && current.version > trigger.version) return false;
-    await this.ctx.storage.put('trigger', trigger);
+    await this.storage.put('trigger', trigger);
+    const scheduled = trigger.status === 'live' && trigger.cron;
+    const sameSchedule = current?.status === 'live' && current.cron === trigger.cron && current.timezone === trigger.timezone;
+    if (!scheduled) await this.storage.delete('nextDue');
+    else if (!sameSchedule) await this.storage.put('nextDue', nextSlot(trigger.cron!, trigger.timezone, Date.now()));
+    await this.rearm();
     return true;
   }
 
-  /** Forgets the trigger (the flow is stopping); undelivered executions stay in the outbox. */
+  /** Forgets the trigger and its schedule (the flow is stopping); undelivered executions stay in the outbox. */
   async remove(version: number): Promise<boolean> {
-    const current = await this.ctx.storage.get<EdgeTrigger>('trigger');
+    const current = await this.storage.get<EdgeTrigger>('trigger');
     if (!current || current.version > version) return false;
-    await this.ctx.storage.delete('trigger');
+    await this.storage.delete(['trigger', 'nextDue']);
+    await this.rearm();
     return true;
   }
 
-  /** The trigger and the undelivered executions, oldest first (the first 100), for the control plane and operators. */
-  async state(): Promise<{ trigger: EdgeTrigger | null; pending: number; executions: FlowExecuted[] }> {
-    const outbox = await this.ctx.storage.list<FlowExecuted>({ prefix: 'outbox:' });
-    return { trigger: (await this.ctx.storage.get<EdgeTrigger>('trigger')) ?? null, pending: outbox.size, executions: [...outbox.values()].slice(0, 100) };
+  /** The trigger, the next slot, failed deliveries in a row and undelivered executions (the first 100), for the control plane and operators. */
+  async state(): Promise<{ trigger: EdgeTrigger | null; nextDue: number | null; pending: number; failures: number; executions: FlowExecuted[] }> {
+    const outbox = await this.storage.list<FlowExecuted>({ prefix: 'outbox:' });
+    return {
+      trigger: (await this.storage.get<EdgeTrigger>('trigger')) ?? null,
+      nextDue: (await this.storage.get<number>('nextDue')) ?? null,
+      pending: outbox.size,
+      failures: (await this.storage.get<number>('failures')) ?? 0,
+      executions: [...outbox.values()].slice(0, 100),
+    };
+  }
+
+  override async alarm(): Promise<void> {
+    await this.runDueSlots();
+    await this.deliverOutbox();
+    await this.forgetOldKeys();
+    await this.rearm();
+  }
+
+  /**
+   * Runs the schedule's due slots: one execution each, its flowExecId made of the flow and the slot,
+   * so a slot run again (an alarm retried after a crash) is still one flow.executed at the control plane.
+   */
+  private async runDueSlots(): Promise<void> {
+    const trigger = await this.storage.get<EdgeTrigger>('trigger');
+    const nextDue = await this.storage.get<number>('nextDue');
+    const now = Date.now();
+    if (!trigger || trigger.status !== 'live' || !trigger.cron || nextDue === undefined || nextDue > now) return;
+    const plan = planSlots(trigger.cron, trigger.timezone, trigger.misfire, nextDue, now);
+    if (plan.skipped > 0) console.warn(`flow ${trigger.flowId}: ${plan.skipped} missed schedule slots skipped (misfire: ${trigger.misfire})`);
+    let seq = (await this.storage.get<number>('seq')) ?? 0;
+    const entries: Record<string, unknown> = {};
+    for (const slot of plan.fire) {
+      const nextAt = nextSlot(trigger.cron, trigger.timezone, slot);
+      const scheduledAt = new Date(slot).toISOString();
+      entries[`outbox:${String(++seq).padStart(12, '0')}`] = {
+        flowId: trigger.flowId,
+        flowExecId: `sched:${trigger.flowId}:${scheduledAt}`,
+        tenant: trigger.tenant,
+        trigger: 'schedule',
+        receivedAt: new Date(now).toISOString(),
+        message: {
+          id: crypto.randomUUID(),
+          data: { scheduledAt, nextAt: nextAt === null ? null : new Date(nextAt).toISOString(), firedAt: new Date(now).toISOString() },
+          headers: {},
+          attachments: {},
+          metadata: { source: { name: 'schedule', type: 'schedule', externalExecId: scheduledAt } },
+          passthrough: {},
+        },
+      } satisfies FlowExecuted;
+    }
+    // The executions and the new next slot in one write: a slot is either recorded as run, or not run.
+    await this.storage.put({ ...entries, seq, nextDue: plan.nextDue });
+  }
+
+  /**
+   * Delivers the outbox to the control plane, a batch at a time, oldest first; an execution leaves
+   * the outbox only once the control plane has it. While it is unreachable, retries back off
+   * (1 s doubling to 5 min) and nothing is dropped.
+   */
+  private async deliverOutbox(): Promise<void> {
+    if (((await this.storage.get<number>('retryAt')) ?? 0) > Date.now()) return;
+    for (;;) {
+      const outbox = await this.storage.list<FlowExecuted>({ prefix: 'outbox:', limit: BATCH });
+      if (outbox.size === 0) return;
+      try {
+        const { settled } = await deliver(this.env, [...outbox.values()]);
+        const done = new Set(settled);
+        await this.storage.delete([...outbox].filter(([, execution]) => done.has(execution.flowExecId)).map(([key]) => key));
+        await this.storage.delete(['failures', 'retryAt']);
+        if (outbox.size < BATCH) return;
+      } catch (error) {
+        const failures = ((await this.storage.get<number>('failures')) ?? 0) + 1;
+        await this.storage.put({ failures, retryAt: Date.now() + retryDelay(failures) });
+        const flowId = (await this.storage.get<EdgeTrigger>('trigger'))?.flowId ?? '?';
+        console.warn(`flow ${flowId}: delivery failed (${failures} in a row), retrying in ${retryDelay(failures)} ms: ${(error as Error).message}`);
+        return;
+      }
+    }
+  }
+
+  /** Idempotency keys past their 24 hours. */
+  private async forgetOldKeys(): Promise<void> {
+    const cutoff = Date.now() - IDEMPOTENCY_MS;
+    const old = [...(await this.storage.list<Remembered>({ prefix: 'idem:' }))].filter(([, remembered]) => remembered.at < cutoff).map(([key]) => key);
+    for (let i = 0; i < old.length; i += 128) await this.storage.delete(old.slice(i, i + 128));
+  }
+
+  /** Sets the one alarm to the earliest thing due: a slot, a delivery (now, or its retry time), or a key expiring. */
+  private async rearm(): Promise<void> {
+    const due: number[] = [];
+    const nextDue = await this.storage.get<number>('nextDue');
+    if (nextDue !== undefined && nextDue !== null) due.push(nextDue);
+    if ((await this.storage.list({ prefix: 'outbox:', limit: 1 })).size > 0) due.push((await this.storage.get<number>('retryAt')) ?? Date.now());
+    const keys = await this.storage.list<Remembered>({ prefix: 'idem:', limit: 1 });
+    const oldestKey = [...keys.values()][0];
+    if (oldestKey) due.push(oldestKey.at + IDEMPOTENCY_MS);
+    if (due.length === 0) await this.storage.deleteAlarm();
+    else await this.storage.setAlarm(Math.min(...due));
   }
 
   /** `HEAD|GET|POST /hook/{flowId}[/{suffix}]`: verify, limit, de-duplicate, persist, answer. */
   override async fetch(request: Request): Promise<Response> {
-    const trigger = await this.ctx.storage.get<EdgeTrigger>('trigger');
+    const trigger = await this.storage.get<EdgeTrigger>('trigger');
     if (!trigger || trigger.status !== 'live') return notLive();
     try {
       return await this.receive(trigger, request);
@@ -68,7 +176,7 @@ export class FlowTrigger extends DurableObject<Env> {
     const key = IDEMPOTENCY_HEADERS.map((name) => request.headers.get(name)).find((value) => value);
     const now = Date.now();
     if (key) {
-      const seen = await this.ctx.storage.get<Remembered>(`idem:${key}`);
+      const seen = await this.storage.get<Remembered>(`idem:${key}`);
       if (seen && now - seen.at < IDEMPOTENCY_MS) return Response.json(seen.body, { status: 202, headers: { 'idempotent-replayed': 'true' } });
     }
 
@@ -96,8 +204,9 @@ export class FlowTrigger extends DurableObject<Env> {
     };
     const answer: Remembered['body'] = { data: { requestId, flowExecId } };
     // One atomic write: the execution, its place in the outbox and its idempotency key, or none of them.
-    const seq = ((await this.ctx.storage.get<number>('seq')) ?? 0) + 1;
-    await this.ctx.storage.put({ seq, [`outbox:${String(seq).padStart(12, '0')}`]: execution, ...(key ? { [`idem:${key}`]: { at: now, body: answer } } : {}) });
+    const seq = ((await this.storage.get<number>('seq')) ?? 0) + 1;
+    await this.storage.put({ seq, [`outbox:${String(seq).padStart(12, '0')}`]: execution, ...(key ? { [`idem:${key}`]: { at: now, body: answer } } : {}) });
+    await this.rearm();
     return Response.json(answer, { status: 202 });
   }
 }

@@ -31,6 +31,12 @@ export const webhookSettingsSchema = z.strictObject({ auth: webhookAuthSchema.op
 export type WebhookSettings = z.infer<typeof webhookSettingsSchema>;
 
 /**
+ * `flowSettings.schedule`: what a cron flow does with slots it missed (the Worker was down): `skip`
+ * them (the default), or `run-latest` once. Slots up to a minute late always run.
+ */
+export const scheduleSettingsSchema = z.strictObject({ misfire: z.enum(['skip', 'run-latest']).default('skip') });
+
+/**
  * What the control plane pushes to a flow's Durable Object: recorded on `flow.starting`
  * (status `starting`), live on `flow.started`, deleted on `flow.stopping`. `version` only grows, so a
  * late or repeated push never overwrites a newer one.
@@ -43,5 +49,6 @@ export const edgeTriggerSchema = z.strictObject({
   webhooks: webhookSettingsSchema.default({}),
   cron: z.string().nullable().default(null),
   timezone: z.string().nullable().default(null),
+  misfire: z.enum(['skip', 'run-latest']).default('skip'),
 });
 export type EdgeTrigger = z.infer<typeof edgeTriggerSchema>;

@@ -9,6 +9,7 @@ const flowRepoChange = z.object({ flowId: z.string(), tenant: z.string(), user: 
 const iamChange = z.object({ id: z.string(), tenant: z.string().nullable(), user: actor });
 const secretChange = z.object({ id: z.string(), tenant: z.string(), user: actor });
 const metadataChange = z.object({ id: z.string(), tenant: z.string(), user: actor });
+const componentChange = z.object({ id: z.string(), tenant: z.string(), user: actor });
 
 export const flowExecutedSchema = z.object({
   flowId: z.string().min(1),
@@ -17,6 +18,40 @@ export const flowExecutedSchema = z.object({
   trigger: z.enum(['webhook', 'schedule', 'manual']),
   message: stepMessageSchema,
   receivedAt: z.iso.datetime({ offset: true }),
+});
+
+/**
+ * What every execution.* event names. The runner fleet publishes them; the control plane keeps one
+ * execution record per flowExecId (control-plane/executions), timed by each envelope's headers.createdAt.
+ */
+const executionRef = z.object({ flowExecId: z.string().min(1).max(200), flowId: z.string().min(1).max(200), tenant: z.string().min(1) });
+const stepRef = executionRef.extend({
+  stepId: z.string().min(1).max(100),
+  /** The id of the input message the step is working on, to tie started, succeeded and failed together. */
+  messageId: z.string().min(1).max(200).optional(),
+});
+const durationMs = z.number().int().nonnegative().optional();
+
+/** A step took an input message (its `in` counter). */
+export const stepStartedSchema = stepRef;
+/** A step emitted one output message (its `out` counter); a step that emits several sends one each. */
+export const stepSucceededSchema = stepRef.extend({
+  message: stepMessageSchema,
+  /** From taking the input to emitting this output. */
+  durationMs,
+});
+/** A step gave up on an input message (its `errors` counter), after any rebounds: the error, and the input that caused it. */
+export const stepFailedSchema = stepRef.extend({
+  error: z.object({ message: z.string(), stack: z.string().optional() }),
+  input: z.unknown(),
+  /** How many times the input was tried (1 without rebounds). */
+  attempts: z.number().int().positive().optional(),
+  durationMs,
+});
+/** The execution is over: no step has a message of it left. */
+export const executionFinishedSchema = executionRef.extend({
+  status: z.enum(['succeeded', 'failed']),
+  reason: z.string().max(2000).optional(),
 });
 
 export type FlowExecuted = z.input<typeof flowExecutedSchema>;
@@ -56,6 +91,13 @@ export const EVENTS = {
   'metadata.domain.created': metadataChange,
   'metadata.domain.modified': metadataChange,
   'metadata.domain.deleted': metadataChange,
+  'components.component.created': componentChange,
+  'components.component.modified': componentChange,
+  'components.component.deleted': componentChange,
+  'execution.step.started': stepStartedSchema,
+  'execution.step.succeeded': stepSucceededSchema,
+  'execution.step.failed': stepFailedSchema,
+  'execution.finished': executionFinishedSchema,
 } as const;
 
 export type EventName = keyof typeof EVENTS;

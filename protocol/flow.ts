@@ -1,6 +1,6 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
-import { webhookSettingsSchema } from './edge.js';
+import { scheduleSettingsSchema, webhookSettingsSchema } from './edge.js';
 
 export const FLOW_STATUSES = ['inactive', 'starting', 'active', 'stopping'] as const;
 export type FlowStatus = (typeof FLOW_STATUSES)[number];
@@ -35,8 +35,8 @@ export const ownerSchema = z.strictObject({ id: z.string().min(1), type: z.enum(
 /** Who owns a flow, secret or domain: a user, or a whole tenant. */
 export type Owner = z.infer<typeof ownerSchema>;
 
-/** `flowSettings.webhooks` is read by the edge (protocol/edge.ts). */
-export const flowSettingsSchema = z.looseObject({ webhooks: webhookSettingsSchema.optional() });
+/** `flowSettings.webhooks` and `flowSettings.schedule` are read by the edge (protocol/edge.ts). */
+export const flowSettingsSchema = z.looseObject({ webhooks: webhookSettingsSchema.optional(), schedule: scheduleSettingsSchema.optional() });
 export type FlowSettings = z.infer<typeof flowSettingsSchema>;
 
 /** What a client may write. `status` is never among it. */

@@ -1,3 +1,4 @@
+export * from './component.js';
 export * from './edge.js';
 export * from './envelope.js';
 export * from './events.js';

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processedEvents } from '../control-plane/bus/schema.js';
+import { edgeExecutions } from '../control-plane/edge/schema.js';
 import { tokens, users } from '../control-plane/iam/schema.js';
 import { purgeExpired } from '../control-plane/janitor.js';
 import { startTestControlPlane, type TestControlPlane } from './support/control-plane.js';
@@ -14,7 +16,7 @@ describe('the janitor', () => {
   });
   afterAll(() => cp.close());
 
-  it('deletes sessions expired over a day ago and handled-event records over a week old, and nothing newer', async () => {
+  it('deletes sessions expired over a day ago, handled-event records over a week old and edge execution ids over a month old, and nothing newer', async () => {
     const { db } = cp.services;
     const [admin] = await db.select().from(users);
     const now = new Date();
@@ -32,9 +34,15 @@ describe('the janitor', () => {
       { consumer: 'janitor-test', eventId: 'recent', processedAt: ago(6 * 24 * HOUR) },
     ]);
 
+    await db.insert(edgeExecutions).values([
+      { flowExecId: 'old-exec', flowId: randomUUID(), receivedAt: ago(31 * 24 * HOUR), createdAt: ago(31 * 24 * HOUR) },
+      { flowExecId: 'recent-exec', flowId: randomUUID(), receivedAt: ago(HOUR), createdAt: ago(HOUR) },
+    ]);
+
     const purged = await purgeExpired(db, now);
 
-    expect(purged).toEqual({ sessions: 1, processedEvents: 1 });
+    expect(purged).toEqual({ sessions: 1, processedEvents: 1, edgeExecutions: 1 });
+    expect((await db.select().from(edgeExecutions)).map((e) => e.flowExecId)).toEqual(['recent-exec']);
     const left = (await db.select({ id: tokens.id }).from(tokens)).map((t) => t.id);
     expect(left).not.toContain(old!.id);
     expect(left).toEqual(expect.arrayContaining([recent!.id, service!.id]));

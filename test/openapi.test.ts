@@ -88,6 +88,13 @@ describe('GET /openapi.json', () => {
       ['post', '/flows/{id}/stop'],
       ['get', '/logs'],
       ['post', '/logs'],
+      ['get', '/components'],
+      ['post', '/components'],
+      ['get', '/components/{id}'],
+      ['patch', '/components/{id}'],
+      ['delete', '/components/{id}'],
+      ['get', '/executions'],
+      ['get', '/executions/{id}'],
       ['get', '/healthcheck'],
     ];
     const listed = operations().map(({ method, path }) => `${method} ${path}`);

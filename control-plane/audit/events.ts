@@ -14,6 +14,7 @@ export const AUDITED_EVENTS = [
   'flow.stopped',
   'flow.failed',
   'flowrepo.#',
+  'components.#',
   'iam.#',
   'secrets.#',
 ] as const;

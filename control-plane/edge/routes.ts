@@ -1,0 +1,46 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppEnv } from '../http/auth.js';
+import { ApiError, errorSchema, validationHook } from '../http/errors.js';
+import { bodyErrors, json, jsonBody } from '../http/openapi.js';
+import { ingestExecutions } from './service.js';
+import { verifyEdgeToken } from './tokens.js';
+
+const answer = z
+  .object({
+    data: z.object({
+      accepted: z.array(z.string()),
+      duplicates: z.array(z.string()),
+      rejected: z.array(z.object({ flowExecId: z.string(), reason: z.string() })),
+    }),
+  })
+  .openapi('EdgeIngestAnswer');
+
+const ingest = createRoute({
+  method: 'post',
+  path: '/executions',
+  tags: ['edge'],
+  summary: 'Executions from the edge Worker (webhook calls and schedule slots)',
+  description:
+    'For the edge only: a token signed with EDGE_CONTROL_SECRET. Each new flowExecId is published as flow.executed; one seen before is a duplicate and changes nothing, so the edge may send a batch again.',
+  request: { body: jsonBody(z.strictObject({ executions: z.array(z.unknown()).min(1).max(100) }).openapi('EdgeIngest')) },
+  responses: {
+    200: json(answer, 'What became of each execution'),
+    400: json(errorSchema, 'Not a batch of 1 to 100 executions'),
+    401: json(errorSchema, 'Not signed by the edge'),
+    503: json(errorSchema, 'EDGE_CONTROL_SECRET is not set'),
+    ...bodyErrors,
+  },
+});
+
+/** `/api/v1/edge`: what the edge Worker calls. */
+export function edgeRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  // Authenticated before the body is parsed: an unsigned caller learns nothing about the format.
+  app.use('/executions', async (c, next) => {
+    const secret = c.get('services').config.EDGE_CONTROL_SECRET;
+    if (!secret) throw new ApiError(503, 'The edge bridge is off: set EDGE_CONTROL_SECRET', 'edge_not_configured');
+    await verifyEdgeToken(secret, c.req.header('authorization'));
+    await next();
+  });
+  return app.openapi(ingest, async (c) => c.json({ data: await ingestExecutions(c.get('services'), c.req.valid('json').executions) }, 200));
+}

@@ -1,0 +1,59 @@
+import { inArray } from 'drizzle-orm';
+import { flowExecutedSchema, type EventPayload } from '../../protocol/events.js';
+import { emit } from '../bus/outbox.js';
+import { describeIssue } from '../http/errors.js';
+import { flows } from '../flows/schema.js';
+import { transact, type Services } from '../services.js';
+import { edgeExecutions } from './schema.js';
+
+export const SERVICE_NAME = 'edge-bridge';
+
+export interface IngestAnswer {
+  /** New: published as flow.executed. */
+  accepted: string[];
+  /** Received before: nothing done again. */
+  duplicates: string[];
+  /** Can never be accepted (malformed, or for a flow that does not exist in that tenant): the edge drops them. */
+  rejected: { flowExecId: string; reason: string }[];
+}
+
+/**
+ * Executions from the edge: each new flowExecId is recorded and published as `flow.executed` in one
+ * transaction, so a batch the edge sends again (it retries until it gets an answer) publishes nothing twice.
+ */
+export async function ingestExecutions(services: Services, batch: unknown[]): Promise<IngestAnswer> {
+  const answer: IngestAnswer = { accepted: [], duplicates: [], rejected: [] };
+  const valid: EventPayload<'flow.executed'>[] = [];
+  for (const item of batch) {
+    const parsed = flowExecutedSchema.safeParse(item);
+    const flowExecId = typeof (item as { flowExecId?: unknown })?.flowExecId === 'string' ? (item as { flowExecId: string }).flowExecId : '';
+    if (parsed.success) valid.push(parsed.data);
+    else answer.rejected.push({ flowExecId, reason: parsed.error.issues.map((issue) => describeIssue(issue, 'execution')).join('; ') });
+  }
+  if (valid.length === 0) return answer;
+
+  await transact(services, async (tx) => {
+    const ids = [...new Set(valid.map((e) => e.flowId))].filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+    const known = ids.length ? await tx.select({ id: flows.id, tenantId: flows.tenantId }).from(flows).where(inArray(flows.id, ids)) : [];
+    for (const execution of valid) {
+      const flow = known.find((f) => f.id === execution.flowId);
+      if (!flow || flow.tenantId !== execution.tenant) {
+        answer.rejected.push({ flowExecId: execution.flowExecId, reason: `no flow ${execution.flowId} in tenant ${execution.tenant}` });
+        continue;
+      }
+      const [fresh] = await tx
+        .insert(edgeExecutions)
+        .values({ flowExecId: execution.flowExecId, flowId: execution.flowId, receivedAt: new Date(execution.receivedAt) })
+        .onConflictDoNothing()
+        .returning({ flowExecId: edgeExecutions.flowExecId });
+      if (!fresh) {
+        answer.duplicates.push(execution.flowExecId);
+        continue;
+      }
+      await emit(tx, SERVICE_NAME, 'flow.executed', execution);
+      answer.accepted.push(execution.flowExecId);
+    }
+  });
+  if (answer.rejected.length > 0) services.logger.warn({ rejected: answer.rejected }, 'edge executions rejected');
+  return answer;
+}

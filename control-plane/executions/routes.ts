@@ -1,0 +1,85 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { guard, type AppEnv } from '../http/auth.js';
+import { validationHook } from '../http/errors.js';
+import { errors, json, notFoundError, security } from '../http/openapi.js';
+import { page, pageMetaSchema, pagingQuery } from '../http/paging.js';
+import { EXECUTION_STATUSES } from './schema.js';
+import { getExecution, listExecutions, MAX_ERROR_CHARS, MAX_MESSAGES, MAX_PAYLOAD_BYTES } from './service.js';
+
+const dateTime = { format: 'date-time' } as const;
+const payload = z.unknown().openapi({ description: `As sent; when larger than ${MAX_PAYLOAD_BYTES} bytes of JSON, { truncated: true, bytes, preview }` });
+
+const stepStats = z
+  .object({ in: z.number(), out: z.number(), errors: z.number(), firstAt: z.string().openapi(dateTime), lastAt: z.string().openapi(dateTime) })
+  .openapi('ExecutionStep', { description: 'Messages the step took in, emitted, and gave up on' });
+
+const summaryFields = {
+  id: z.string(),
+  flowExecId: z.string(),
+  flowId: z.string(),
+  tenant: z.string(),
+  status: z.enum(EXECUTION_STATUSES),
+  reason: z.string().nullable().openapi({ description: 'Why it failed, when the runner said' }),
+  trigger: z.enum(['webhook', 'schedule', 'manual']).nullable().openapi({ description: 'Null until flow.executed has arrived' }),
+  startedAt: z.string().openapi(dateTime),
+  finishedAt: z.string().nullable().openapi(dateTime),
+  durationMs: z.number().nullable(),
+  steps: z.record(z.string(), stepStats).openapi({ description: 'Per step id' }),
+};
+const summary = z.object(summaryFields).openapi('ExecutionSummary');
+
+const messageFields = { stepId: z.string(), messageId: z.string().nullable(), durationMs: z.number().nullable(), at: z.string().openapi(dateTime) };
+const execution = z
+  .object({
+    ...summaryFields,
+    input: payload.openapi({ description: 'The first step’s input message' }),
+    outputs: z.array(z.object({ ...messageFields, message: payload })).openapi({ description: `The newest ${MAX_MESSAGES} output messages, oldest first` }),
+    errors: z
+      .array(z.object({ ...messageFields, error: z.object({ message: z.string(), stack: z.string().optional() }), input: payload, attempts: z.number().nullable() }))
+      .openapi({ description: `The newest ${MAX_MESSAGES} errors with the input that caused each, oldest first; messages and stacks cut at ${MAX_ERROR_CHARS} characters` }),
+    dropped: z.object({ outputs: z.number(), errors: z.number() }).openapi({ description: 'How many fell off the capped lists' }),
+  })
+  .openapi('Execution');
+
+const list = createRoute({
+  method: 'get',
+  path: '/',
+  tags: ['executions'],
+  summary: 'List the executions of your tenant’s flows',
+  description: 'Newest first, without payloads (read one for those). Holders of `all` see every tenant’s.',
+  security,
+  middleware: guard('executions.read'),
+  request: {
+    query: z.strictObject({
+      ...pagingQuery,
+      'filter[flowId]': z.string().min(1).max(200).optional().openapi({ description: 'Only executions of this flow' }),
+      'filter[status]': z.enum(EXECUTION_STATUSES).optional().openapi({ description: 'Only executions in this status' }),
+    }),
+  },
+  responses: { 200: json(z.object({ data: z.array(summary), meta: pageMetaSchema }).openapi('ExecutionList'), 'A page of executions'), ...errors },
+});
+
+const read = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags: ['executions'],
+  summary: 'Read an execution, with its recent outputs and errors',
+  security,
+  middleware: guard('executions.read'),
+  request: {
+    params: z.object({ id: z.string().min(1).max(200).openapi({ param: { name: 'id', in: 'path' }, description: 'The flowExecId, or the record id' }) }),
+  },
+  responses: { 200: json(z.object({ data: execution }).openapi('ExecutionResponse'), 'The execution'), ...errors, ...notFoundError('execution') },
+});
+
+/** `/executions`: what each run of a flow did, step by step. */
+export function executionRoutes() {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+    .openapi(list, async (c) => {
+      const query = c.req.valid('query');
+      const paging = page(query);
+      const found = await listExecutions(c.get('services').db, c.get('principal'), { flowId: query['filter[flowId]'], status: query['filter[status]'], ...paging });
+      return c.json({ data: found.executions, meta: paging.meta(found.total) }, 200);
+    })
+    .openapi(read, async (c) => c.json({ data: await getExecution(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200));
+}

@@ -1,0 +1,102 @@
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { edgeExecutions } from '../../control-plane/edge/schema.js';
+import type { EventEnvelope } from '../../protocol/envelope.js';
+import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
+import { collectEvents, waitFor } from '../support/events.js';
+import { createFlow, handledByRepository, publishAsRunner } from '../flows/support.js';
+import { createTenantWithUser, type TestUser } from '../support/tenants.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+const status = async (edge: TestEdge, flowId: string) =>
+  ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { trigger: { status: string } | null; pending: number; failures: number } }).data;
+
+describe('the edge bridge: control plane and edge Worker together', () => {
+  let dir: string;
+  let port: number;
+  let edge: TestEdge;
+  let cp: TestControlPlane;
+  let user: TestUser;
+
+  const startControlPlane = async () => {
+    const edgeUrl = (await edge.mf.ready).toString();
+    cp = await startTestControlPlane({ env: { PORT: String(port), PGLITE_DIR: join(dir, 'pglite'), EDGE_CONTROL_SECRET, EDGE_URL: edgeUrl } });
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'hookline-bridge-'));
+    port = await freePort();
+    edge = await startTestEdge({ CONTROL_PLANE_URL: `http://127.0.0.1:${port}` });
+    await startControlPlane();
+    user = await createTenantWithUser(cp, ['TENANT_INTEGRATOR']);
+  });
+  afterAll(async () => {
+    await cp?.close();
+    await edge?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Starts a flow; a test stands in for the runner fleet by reporting flow.started. */
+  async function liveFlow() {
+    const flow = await createFlow(cp, user.token);
+    await cp.request('POST', `/flows/${flow.id}/start`, { token: user.token });
+    await waitFor(() => status(edge, flow.id), (s) => s.trigger?.status === 'starting', 10_000);
+    expect((await edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' })).status).toBe(404);
+    const started = await publishAsRunner(cp, 'flow.started', { id: flow.id, tenant: user.tenantId });
+    await handledByRepository(cp, started.headers.id);
+    await waitFor(() => status(edge, flow.id), (s) => s.trigger?.status === 'live', 10_000);
+    return flow;
+  }
+
+  it('start → the webhook goes live → a call becomes exactly one flow.executed → stop → 404', async () => {
+    const executed = await collectEvents(cp, 'flow.executed');
+    const flow = await liveFlow();
+    const res = await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1' }, body: '{"order":1}' });
+    expect(res.status).toBe(202);
+    const { flowExecId } = ((await res.json()) as { data: { flowExecId: string } }).data;
+    // The same call again (a retrying sender): no second execution.
+    await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1' }, body: '{"order":1}' });
+
+    const [event] = await waitFor(async () => executed.filter((e) => e.payload.flowId === flow.id), (found) => found.length === 1, 10_000);
+    expect(event!.payload).toMatchObject({ flowExecId, flowId: flow.id, tenant: user.tenantId, trigger: 'webhook', message: { data: { order: 1 } } });
+    await waitFor(() => status(edge, flow.id), (s) => s.pending === 0, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(executed.filter((e: EventEnvelope) => e.payload.flowId === flow.id)).toHaveLength(1);
+
+    await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });
+    await waitFor(() => status(edge, flow.id), (s) => s.trigger === null, 10_000);
+    expect((await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(404);
+  });
+
+  it('keeps executions while the control plane is down and delivers each once when it is back', async () => {
+    const flow = await liveFlow();
+    await cp.close();
+    for (const n of [1, 2, 3]) {
+      const res = await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n }) });
+      expect(res.status).toBe(202);
+    }
+    await waitFor(() => status(edge, flow.id), (s) => s.failures >= 2, 15_000);
+    expect((await status(edge, flow.id)).pending).toBe(3);
+
+    await startControlPlane();
+    const executed = await collectEvents(cp, 'flow.executed');
+    await waitFor(() => status(edge, flow.id), (s) => s.pending === 0 && s.failures === 0, 20_000);
+    await waitFor(async () => executed.filter((e) => e.payload.flowId === flow.id), (found) => found.length === 3, 10_000);
+    expect(executed.filter((e) => e.payload.flowId === flow.id).map((e) => (e.payload.message as { data: { n: number } }).data.n)).toEqual([1, 2, 3]);
+    const recorded = await cp.services.db.select().from(edgeExecutions);
+    expect(recorded.filter((r) => r.flowId === flow.id)).toHaveLength(3);
+  }, 60_000);
+});

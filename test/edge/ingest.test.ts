@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { EDGE_CONTROL_SECRET } from '../support/edge.js';
+import { collectEvents, waitFor } from '../support/events.js';
+import { createFlow } from '../flows/support.js';
+import { createTenantWithUser, type TestUser } from '../support/tenants.js';
+
+const edgeToken = (secret = EDGE_CONTROL_SECRET, issuer = 'hookline-edge') =>
+  new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer(issuer).setAudience('hookline-control-plane').setIssuedAt().setExpirationTime('1m').sign(new TextEncoder().encode(secret));
+
+describe('POST /api/v1/edge/executions', () => {
+  let cp: TestControlPlane;
+  let user: TestUser;
+  beforeAll(async () => {
+    cp = await startTestControlPlane({ env: { EDGE_CONTROL_SECRET } });
+    user = await createTenantWithUser(cp, ['TENANT_INTEGRATOR']);
+  });
+  afterAll(() => cp.close());
+
+  const execution = (flowId: string, tenant = user.tenantId) => ({
+    flowId,
+    flowExecId: randomUUID(),
+    tenant,
+    trigger: 'webhook',
+    receivedAt: new Date().toISOString(),
+    message: { id: randomUUID(), data: { ok: true } },
+  });
+  const send = async (body: unknown, token?: string) =>
+    cp.request('POST', '/api/v1/edge/executions', { body, headers: { authorization: `Bearer ${token ?? (await edgeToken())}` } });
+
+  it('publishes each new execution once, reports repeats as duplicates and drops the impossible', async () => {
+    const events = await collectEvents(cp, 'flow.executed');
+    const flow = await createFlow(cp, user.token);
+    const good = execution(flow.id);
+    const otherTenant = execution(flow.id, randomUUID());
+    const unknownFlow = execution(randomUUID());
+    const first = await send({ executions: [good, otherTenant, unknownFlow, { flowExecId: 'broken' }] });
+    expect(first.status).toBe(200);
+    expect(first.body.data.accepted).toEqual([good.flowExecId]);
+    expect(first.body.data.rejected.map((r: { flowExecId: string }) => r.flowExecId).sort()).toEqual(['broken', otherTenant.flowExecId, unknownFlow.flowExecId].sort());
+    const again = await send({ executions: [good] });
+    expect(again.body.data).toEqual({ accepted: [], duplicates: [good.flowExecId], rejected: [] });
+    await waitFor(async () => events.filter((e) => e.payload.flowId === flow.id), (found) => found.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(events.filter((e) => e.payload.flowId === flow.id)).toHaveLength(1);
+  });
+
+  it('accepts only calls signed by the edge', async () => {
+    const body = { executions: [execution(randomUUID())] };
+    expect((await cp.request('POST', '/api/v1/edge/executions', { body })).status).toBe(401);
+    expect((await send(body, await edgeToken('a-different-secret-that-is-long-enough'))).status).toBe(401);
+    expect((await send(body, await edgeToken(EDGE_CONTROL_SECRET, 'hookline-control-plane'))).status).toBe(401);
+    expect((await send(body, await cp.login())).status).toBe(401);
+  });
+
+  it('refuses what is not a batch of 1 to 100 executions', async () => {
+    expect((await send('{"executions":')).status).toBe(400);
+    expect((await send({ executions: [] })).status).toBe(400);
+    expect((await send({ executions: Array.from({ length: 101 }, () => execution(randomUUID())) })).status).toBe(400);
+    expect((await send({ executions: [], extra: 1 })).status).toBe(400);
+  });
+
+  it('is off (503) without EDGE_CONTROL_SECRET', async () => {
+    const plain = await startTestControlPlane();
+    try {
+      const res = await plain.request('POST', '/api/v1/edge/executions', { body: { executions: [] }, headers: { authorization: `Bearer ${await edgeToken()}` } });
+      expect(res.status).toBe(503);
+      expect(res.body.errors[0].message).toMatch(/EDGE_CONTROL_SECRET/);
+    } finally {
+      await plain.close();
+    }
+  });
+});
