@@ -5,6 +5,7 @@ import { BATCH, deliver, retryDelay } from './delivery.js';
 import { bodyLimit, type Env } from './env.js';
 import { errorResponse, notLive } from './errors.js';
 import { checkContentType, parseBody, readLimited, Rejection } from './hook-request.js';
+import { registry } from './registry.js';
 import { nextSlot, planSlots } from './schedule.js';
 import { authenticateHook } from './webhook-auth.js';
 
@@ -29,11 +30,16 @@ export class FlowTrigger extends DurableObject<Env> {
     return this.ctx.storage;
   }
 
-  /** Applies a pushed trigger unless a newer version is already here; answers whether it applied. */
+  /**
+   * Applies a pushed trigger unless something newer is already here: a newer trigger, or a removal
+   * newer than it (kept as a tombstone). Answers whether it changed anything.
+   */
   async configure(trigger: EdgeTrigger): Promise<boolean> {
     const current = await this.storage.get<EdgeTrigger>('trigger');
-    if (current && current.version > trigger.version) return false;
+    const removedAt = (await this.storage.get<number>('removedAt')) ?? -1;
+    if ((current && current.version >= trigger.version) || removedAt >= trigger.version) return false;
     await this.storage.put('trigger', trigger);
+    if (!current) await registry(this.env).add(trigger.flowId);
     const scheduled = trigger.status === 'live' && trigger.cron;
     const sameSchedule = current?.status === 'live' && current.cron === trigger.cron && current.timezone === trigger.timezone;
     if (!scheduled) await this.storage.delete('nextDue');
@@ -47,6 +53,8 @@ export class FlowTrigger extends DurableObject<Env> {
     const current = await this.storage.get<EdgeTrigger>('trigger');
     if (!current || current.version > version) return false;
     await this.storage.delete(['trigger', 'nextDue']);
+    await this.storage.put('removedAt', version);
+    await registry(this.env).delete(current.flowId);
     await this.rearm();
     return true;
   }

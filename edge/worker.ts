@@ -2,7 +2,9 @@ import { Hono } from 'hono';
 import { control } from './control.js';
 import type { Env } from './env.js';
 import { errorResponse, notLive } from './errors.js';
+import { reconcile } from './reconcile.js';
 
+export { FlowRegistry } from './registry.js';
 export { FlowTrigger } from './trigger.js';
 
 /**
@@ -25,4 +27,11 @@ app.all('/hook/:flowId/*', hook);
 app.route('/control', control);
 app.notFound((c) => errorResponse(404, `No route for ${c.req.method} ${c.req.path}`, 'not_found'));
 
-export default app;
+export default {
+  fetch: app.fetch,
+  /** The Cron Trigger (wrangler.toml): reconcile with the control plane every minute. */
+  async scheduled(_controller: ScheduledController, env: Env): Promise<void> {
+    const { pushed, removed } = await reconcile(env);
+    if (pushed + removed > 0) console.log(`reconcile: ${pushed} triggers pushed, ${removed} removed`);
+  },
+} satisfies ExportedHandler<Env>;

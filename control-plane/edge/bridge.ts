@@ -1,24 +1,12 @@
 import type { EdgeTrigger } from '../../protocol/edge.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
-import type { Flow } from '../../protocol/flow.js';
 import { on } from '../bus/handler.js';
 import type { Services } from '../services.js';
-import { SERVICE_NAME } from './service.js';
+import { SERVICE_NAME, triggerOf } from './service.js';
 import { edgeControlToken } from './tokens.js';
 
 /** A push's version: when the event was created, so a late or repeated push never undoes a newer one. */
 const versionOf = (event: EventEnvelope) => Date.parse(event.headers.createdAt);
-
-const trigger = (flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>, status: EdgeTrigger['status'], version: number): EdgeTrigger => ({
-  flowId: flow.id,
-  tenant: flow.tenant,
-  status,
-  version,
-  webhooks: flow.flowSettings?.webhooks ?? {},
-  cron: flow.cron ?? null,
-  timezone: flow.timezone ?? null,
-  misfire: flow.flowSettings?.schedule?.misfire ?? 'skip',
-});
 
 /**
  * Pushes the lifecycle to the edge: flow.starting records the trigger, flow.started makes it live,
@@ -37,8 +25,8 @@ export async function subscribeEdgeBridge(services: Services): Promise<void> {
     });
     if (response.status !== 200) throw new Error(`edge answered ${method} ${path} with ${response.status}: ${(await response.text()).slice(0, 300)}`);
   };
-  const push = (flow: Parameters<typeof trigger>[0], status: EdgeTrigger['status'], event: EventEnvelope) =>
-    call('PUT', `/control/flows/${flow.id}`, trigger(flow, status, versionOf(event)));
+  const push = (flow: Parameters<typeof triggerOf>[0], status: EdgeTrigger['status'], event: EventEnvelope) =>
+    call('PUT', `/control/flows/${flow.id}`, triggerOf(flow, status, versionOf(event)));
 
   await services.bus.subscribe(SERVICE_NAME, {
     'flow.starting': on('flow.starting', (flow, event) => push(flow, 'starting', event)),

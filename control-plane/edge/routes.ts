@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../http/auth.js';
 import { ApiError, errorSchema, validationHook } from '../http/errors.js';
 import { bodyErrors, json, jsonBody } from '../http/openapi.js';
-import { ingestExecutions } from './service.js';
+import { desiredTriggers, ingestExecutions } from './service.js';
 import { verifyEdgeToken } from './tokens.js';
 
 const answer = z
@@ -32,15 +32,30 @@ const ingest = createRoute({
   },
 });
 
+const triggers = createRoute({
+  method: 'get',
+  path: '/triggers',
+  tags: ['edge'],
+  summary: 'The flow triggers the edge should hold now (its reconcile)',
+  description: 'For the edge only. Every starting or active flow, versioned by its last change; `asOf` versions the removal of any other trigger.',
+  responses: {
+    200: json(z.object({ data: z.object({ asOf: z.number(), triggers: z.array(z.record(z.string(), z.unknown())) }) }).openapi('EdgeTriggers'), 'The triggers'),
+    401: json(errorSchema, 'Not signed by the edge'),
+    503: json(errorSchema, 'EDGE_CONTROL_SECRET is not set'),
+  },
+});
+
 /** `/api/v1/edge`: what the edge Worker calls. */
 export function edgeRoutes() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   // Authenticated before the body is parsed: an unsigned caller learns nothing about the format.
-  app.use('/executions', async (c, next) => {
+  app.use('*', async (c, next) => {
     const secret = c.get('services').config.EDGE_CONTROL_SECRET;
     if (!secret) throw new ApiError(503, 'The edge bridge is off: set EDGE_CONTROL_SECRET', 'edge_not_configured');
     await verifyEdgeToken(secret, c.req.header('authorization'));
     await next();
   });
-  return app.openapi(ingest, async (c) => c.json({ data: await ingestExecutions(c.get('services'), c.req.valid('json').executions) }, 200));
+  return app
+    .openapi(ingest, async (c) => c.json({ data: await ingestExecutions(c.get('services'), c.req.valid('json').executions) }, 200))
+    .openapi(triggers, async (c) => c.json({ data: await desiredTriggers(c.get('services')) }, 200));
 }

@@ -1,4 +1,6 @@
 import { inArray } from 'drizzle-orm';
+import type { EdgeTrigger } from '../../protocol/edge.js';
+import type { Flow } from '../../protocol/flow.js';
 import { flowExecutedSchema, type EventPayload } from '../../protocol/events.js';
 import { emit } from '../bus/outbox.js';
 import { describeIssue } from '../http/errors.js';
@@ -57,3 +59,28 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
   if (answer.rejected.length > 0) services.logger.warn({ rejected: answer.rejected }, 'edge executions rejected');
   return answer;
 }
+
+/**
+ * What should be at the edge now: a trigger for every starting (recorded) or active (live) flow,
+ * versioned by the flow's last change. `asOf` versions the removal of everything else.
+ */
+export async function desiredTriggers(services: Services): Promise<{ asOf: number; triggers: EdgeTrigger[] }> {
+  const asOf = Date.now();
+  const rows = await services.db.select().from(flows).where(inArray(flows.status, ['starting', 'active']));
+  return {
+    asOf,
+    triggers: rows.map((flow) => triggerOf({ ...flow, tenant: flow.tenantId }, flow.status === 'active' ? 'live' : 'starting', flow.updatedAt.getTime())),
+  };
+}
+
+/** A flow's trigger as the edge keeps it. */
+export const triggerOf = (flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>, status: EdgeTrigger['status'], version: number): EdgeTrigger => ({
+  flowId: flow.id,
+  tenant: flow.tenant,
+  status,
+  version,
+  webhooks: flow.flowSettings?.webhooks ?? {},
+  cron: flow.cron ?? null,
+  timezone: flow.timezone ?? null,
+  misfire: flow.flowSettings?.schedule?.misfire ?? 'skip',
+});

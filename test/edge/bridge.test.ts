@@ -4,7 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eq } from 'drizzle-orm';
 import { edgeExecutions } from '../../control-plane/edge/schema.js';
+import { flows } from '../../control-plane/flows/schema.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
@@ -21,8 +23,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const status = async (edge: TestEdge, flowId: string) =>
-  ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { trigger: { status: string } | null; pending: number; failures: number } }).data;
+interface EdgeState {
+  trigger: ({ status: string; version: number } & Record<string, unknown>) | null;
+  pending: number;
+  failures: number;
+}
+const status = async (edge: TestEdge, flowId: string) => ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: EdgeState }).data;
 
 describe('the edge bridge: control plane and edge Worker together', () => {
   let dir: string;
@@ -79,6 +85,32 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });
     await waitFor(() => status(edge, flow.id), (s) => s.trigger === null, 10_000);
     expect((await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(404);
+  });
+
+  it('reconciles every minute: a flow whose push was lost goes live, one whose stop was lost is removed', async () => {
+    // Lost pushes, simulated by changing the database behind the bridge's back.
+    const lost = await createFlow(cp, user.token);
+    await cp.services.db.update(flows).set({ status: 'active', updatedAt: new Date() }).where(eq(flows.id, lost.id));
+    const stale = await liveFlow();
+    await cp.services.db.update(flows).set({ status: 'inactive', updatedAt: new Date() }).where(eq(flows.id, stale.id));
+    expect((await status(edge, lost.id)).trigger).toBeNull();
+    expect((await status(edge, stale.id)).trigger?.status).toBe('live');
+
+    await (await edge.mf.getWorker()).scheduled({ cron: '* * * * *' });
+
+    expect((await status(edge, lost.id)).trigger?.status).toBe('live');
+    expect((await edge.fetch(`/hook/${lost.id}`, { method: 'HEAD' })).status).toBe(200);
+    expect((await status(edge, stale.id)).trigger).toBeNull();
+    expect((await edge.fetch(`/hook/${stale.id}`, { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it('never lets a late push undo a newer removal', async () => {
+    const flow = await liveFlow();
+    const { trigger } = await status(edge, flow.id);
+    await edge.control('DELETE', `/control/flows/${flow.id}?version=${Date.now()}`);
+    const late = await edge.control('PUT', `/control/flows/${flow.id}`, { ...trigger!, version: trigger!.version + 1 });
+    expect(await late.json()).toEqual({ data: { applied: false } });
+    expect((await edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' })).status).toBe(404);
   });
 
   it('keeps executions while the control plane is down and delivers each once when it is back', async () => {

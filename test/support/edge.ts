@@ -49,7 +49,7 @@ export async function startTestEdge(bindings: Record<string, string> = {}): Prom
     scriptPath,
     compatibilityDate: '2026-04-01',
     compatibilityFlags: ['nodejs_compat'],
-    durableObjects: { FLOW_TRIGGERS: 'FlowTrigger' },
+    durableObjects: { FLOW_TRIGGERS: 'FlowTrigger', FLOW_REGISTRY: 'FlowRegistry' },
     bindings: { EDGE_CONTROL_SECRET, ...bindings },
     cf: false,
   });
