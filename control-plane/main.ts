@@ -66,9 +66,9 @@ export async function startControlPlane(config: Config, logger: Logger = createL
   return { url, services, admin, close };
 }
 
-const HELP = `Hookline control plane
+export const HELP = `Hookline control plane
 
-Usage: npm start            (or: npx tsx control-plane/main.ts)
+Usage: npx tsx control-plane/main.ts   (npm start runs it with the edge Worker: scripts/start.ts)
 
 Runs on embedded defaults with no set-up: PGlite in .hookline/pglite and the in-process event bus.
 Configuration comes from the environment:
@@ -91,20 +91,8 @@ Configuration comes from the environment:
   LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent
 See README.md and docs/ for more.`;
 
-async function main(): Promise<void> {
-  if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    console.log(HELP);
-    return;
-  }
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    console.error(`${error.message}\nRun with --help to see every setting.`);
-    process.exit(1);
-  }
-  const running = await startControlPlane(config);
+/** What the control plane prints when it is up: where it is, and how to log in. */
+export function banner(running: RunningControlPlane, config: Config): string[] {
   const base = config.PUBLIC_URL ?? running.url;
   const lines = [
     '',
@@ -124,20 +112,40 @@ async function main(): Promise<void> {
   } else {
     lines.push('', `Admin: ${config.ADMIN_USERNAME}, with the password printed on the first start`);
   }
-  lines.push(
-    '',
-    'Log in:',
-    `  curl -s -X POST ${base}/login -H 'content-type: application/json' \\`,
-    `       -d '{"username":"${config.ADMIN_USERNAME}","password":"<password>"}'`,
-    '',
-  );
-  console.log(lines.join('\n'));
+  lines.push('', 'Log in:', `  curl -s -X POST ${base}/login -H 'content-type: application/json' \\`, `       -d '{"username":"${config.ADMIN_USERNAME}","password":"<password>"}'`);
+  return lines;
+}
+
+/** Reads the configuration, or exits with a message naming what is wrong. */
+export function configOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`${error.message}\nRun with --help to see every setting.`);
+    process.exit(1);
+  }
+}
+
+/** Closes `close` on SIGINT or SIGTERM, then exits. */
+export function closeOnSignals(logger: Logger, close: () => Promise<void>): void {
   const shutdown = (signal: string) => {
-    running.services.logger.info({ signal }, 'shutting down');
-    void running.close().then(() => process.exit(0));
+    logger.info({ signal }, 'shutting down');
+    void close().then(() => process.exit(0));
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    console.log(HELP);
+    return;
+  }
+  const config = configOrExit();
+  const running = await startControlPlane(config);
+  console.log([...banner(running, config), ''].join('\n'));
+  closeOnSignals(running.services.logger, running.close);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -1,0 +1,98 @@
+/**
+ * `npm start`: the whole system on one machine, on its embedded defaults: the control plane (PGlite,
+ * in-process bus) and the edge Worker under `wrangler dev`, wired to each other.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { banner, closeOnSignals, configOrExit, HELP as CONTROL_PLANE_HELP, startControlPlane } from '../control-plane/main.js';
+
+const { values: args } = parseArgs({ options: { help: { type: 'boolean', short: 'h' }, 'no-edge': { type: 'boolean' } } });
+if (args.help) {
+  console.log(`Hookline, the whole system on this machine
+
+Usage: npm start [-- --no-edge]
+
+Starts the control plane and the edge Worker (wrangler dev on EDGE_PORT, default 8787), wired
+to each other with a secret kept in .hookline/. --no-edge starts the control plane alone.
+The edge's Cron Trigger (reconcile) does not fire by itself under wrangler dev: this script
+calls it every minute.
+
+${CONTROL_PLANE_HELP.split('\n').slice(3).join('\n')}
+  EDGE_PORT               the port of wrangler dev (default 8787)`);
+  process.exit(0);
+}
+
+const DATA = '.hookline';
+mkdirSync(DATA, { recursive: true });
+const withEdge = !args['no-edge'];
+const edgePort = Number(process.env.EDGE_PORT ?? 8787);
+const edgeUrl = `http://127.0.0.1:${edgePort}`;
+
+/** The secret the control plane and the local Worker share, made once and kept. */
+function localEdgeSecret(): string {
+  const file = `${DATA}/edge-control-secret`;
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const secret = randomBytes(32).toString('base64url');
+    writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+    return secret;
+  }
+}
+
+const edgeSecret = process.env.EDGE_CONTROL_SECRET ?? localEdgeSecret();
+const config = configOrExit({ ...process.env, ...(withEdge ? { EDGE_URL: process.env.EDGE_URL ?? edgeUrl, EDGE_CONTROL_SECRET: edgeSecret } : {}) });
+const running = await startControlPlane(config);
+
+/** wrangler dev, its output in .hookline/wrangler.log; resolves once the Worker answers, or null with the reason. */
+async function startEdge(): Promise<{ child: ChildProcess } | { error: string }> {
+  const envFile = `${DATA}/edge.dev.vars`;
+  writeFileSync(envFile, `EDGE_CONTROL_SECRET=${edgeSecret}\nCONTROL_PLANE_URL=${running.url}\n`, { mode: 0o600 });
+  const logFile = `${DATA}/wrangler.log`;
+  const log = openSync(logFile, 'w');
+  const child = spawn(
+    process.execPath,
+    ['node_modules/wrangler/bin/wrangler.js', 'dev', '--local', '--ip', '127.0.0.1', '--port', String(edgePort), '--test-scheduled', '--env-file', envFile, '--persist-to', `${DATA}/wrangler`, '--show-interactive-dev-session=false'],
+    { stdio: ['ignore', log, log], env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false' } },
+  );
+  closeSync(log);
+  const started = Date.now();
+  process.stdout.write('Starting the edge Worker (wrangler dev) ');
+  while (Date.now() - started < 60_000) {
+    if (child.exitCode !== null) return { error: `wrangler dev exited (${child.exitCode}); see ${logFile}:\n${readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n')}` };
+    const up = await fetch(`${edgeUrl}/healthcheck`).then((r) => r.ok, () => false);
+    if (up) {
+      process.stdout.write(' ready\n');
+      return { child };
+    }
+    process.stdout.write('.');
+    await sleep(500);
+  }
+  child.kill('SIGTERM');
+  return { error: `wrangler dev did not answer on ${edgeUrl} within 60 s; see ${logFile}` };
+}
+
+const reconcile = () => fetch(`${edgeUrl}/__scheduled?cron=*+*+*+*+*`).catch(() => undefined);
+
+const edge = withEdge ? await startEdge() : null;
+const lines = banner(running, config);
+if (edge && 'child' in edge) {
+  await reconcile();
+  setInterval(reconcile, 60_000).unref();
+  lines.splice(7, 0, `  Webhooks    ${edgeUrl}/hook/<flowId>   (the edge Worker, wrangler dev; log in ${DATA}/wrangler.log)`);
+} else if (edge) {
+  lines.splice(7, 0, `  Webhooks    unavailable: ${edge.error}`);
+}
+console.log([...lines, ''].join('\n'));
+
+closeOnSignals(running.services.logger, async () => {
+  if (edge && 'child' in edge && edge.child.exitCode === null) {
+    const exited = new Promise((resolve) => edge.child.once('exit', resolve));
+    edge.child.kill('SIGTERM');
+    await exited;
+  }
+  await running.close();
+});
