@@ -12,7 +12,7 @@ import { waitFor } from '../support/events.js';
 const available = (await rabbitAvailable()) && (await postgresAvailable());
 const brokerControllable = available && (await privateBrokerAvailable());
 const logger = pino({ level: 'silent' });
-const SERVICES = ['flow-repository', 'audit-log', 'fleet'];
+const SERVICES = ['flow-repository', 'audit-log', 'secrets', 'edge-bridge', 'executions', 'fleet'];
 
 /** A stand-in for the runner fleet: its own bus connection, its own queue, answering flow.starting and flow.stopping. */
 async function standInFleet(url: string, namespace: string) {

@@ -2,10 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import type { TestControlPlane } from './control-plane.js';
 
-/** Every event matching `pattern` published from now on, collected by a consumer of its own. */
-export async function collectEvents(cp: TestControlPlane, pattern: string): Promise<EventEnvelope[]> {
+/**
+ * Every event matching `pattern` published from now on, collected by a consumer of its own
+ * (`service`, so a test on a shared broker can delete its queue afterwards).
+ */
+export async function collectEvents(cp: TestControlPlane, pattern: string, service = `test-${randomUUID()}`): Promise<EventEnvelope[]> {
   const events: EventEnvelope[] = [];
-  await cp.services.bus.subscribe(`test-${randomUUID()}`, {
+  await cp.services.bus.subscribe(service, {
     [pattern]: async (event) => {
       events.push(event);
     },
