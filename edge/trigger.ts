@@ -12,6 +12,8 @@ import { authenticateHook } from './webhook-auth.js';
 /** A repeated key within this window gets the first answer again and makes no second execution. */
 const IDEMPOTENCY_MS = 24 * 60 * 60 * 1000;
 const IDEMPOTENCY_HEADERS = ['webhook-id', 'idempotency-key', 'x-request-id'];
+/** How long an execution may wait for others to share its delivery batch. */
+const DELIVERY_DELAY_MS = 20;
 /** Never passed on to the flow's steps: they carry the caller's credentials. */
 const PRIVATE_HEADERS = new Set(['authorization', 'cookie', 'webhook-signature']);
 
@@ -147,6 +149,16 @@ export class FlowTrigger extends DurableObject<Env> {
     for (let i = 0; i < old.length; i += 128) await this.storage.delete(old.slice(i, i + 128));
   }
 
+  /**
+   * Brings the alarm forward to deliver within DELIVERY_DELAY_MS, so calls arriving together go in
+   * one batch; while deliveries fail, the retry keeps its backoff.
+   */
+  private async deliverSoon(now: number): Promise<void> {
+    if (((await this.storage.get<number>('retryAt')) ?? 0) > now) return;
+    const alarm = await this.storage.getAlarm();
+    if (alarm === null || alarm > now + DELIVERY_DELAY_MS) await this.storage.setAlarm(now + DELIVERY_DELAY_MS);
+  }
+
   /** Sets the one alarm to the earliest thing due: a slot, a delivery (now, or its retry time), or a key expiring. */
   private async rearm(): Promise<void> {
     const due: number[] = [];
@@ -214,7 +226,7 @@ export class FlowTrigger extends DurableObject<Env> {
     // One atomic write: the execution, its place in the outbox and its idempotency key, or none of them.
     const seq = ((await this.storage.get<number>('seq')) ?? 0) + 1;
     await this.storage.put({ seq, [`outbox:${String(seq).padStart(12, '0')}`]: execution, ...(key ? { [`idem:${key}`]: { at: now, body: answer } } : {}) });
-    await this.rearm();
+    await this.deliverSoon(now);
     return Response.json(answer, { status: 202 });
   }
 }

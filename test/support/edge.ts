@@ -7,13 +7,13 @@ import type { EdgeTrigger } from '../../protocol/edge.js';
 
 export const EDGE_CONTROL_SECRET = 'edge-control-secret-for-tests-0123456789';
 
-/** The Worker bundled as wrangler would bundle it (esbuild, ESM, workerd conditions). */
-async function bundle(): Promise<string> {
+/** A Worker bundled as wrangler would bundle it (esbuild, ESM, workerd conditions). */
+export async function bundleWorker(entryPoint = 'edge/worker.ts'): Promise<string> {
   const dir = join('.hookline', 'edge-test', String(process.pid));
   await mkdir(dir, { recursive: true });
-  const outfile = join(dir, 'worker.js');
+  const outfile = join(dir, `${entryPoint.replace(/\W+/g, '-')}.js`);
   await build({
-    entryPoints: ['edge/worker.ts'],
+    entryPoints: [entryPoint],
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -43,7 +43,7 @@ export const controlToken = (secret = EDGE_CONTROL_SECRET, expiresIn = '5m') =>
 
 /** The edge Worker in workerd through Miniflare, with its Durable Objects in memory. */
 export async function startTestEdge(bindings: Record<string, string> = {}): Promise<TestEdge> {
-  const scriptPath = await bundle();
+  const scriptPath = await bundleWorker();
   const mf = new Miniflare({
     modules: true,
     scriptPath,
