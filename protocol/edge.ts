@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * How a flow's webhook authenticates its callers (`flowSettings.webhooks.auth`):
+ * How a flow's webhook authenticates its callers, as the edge holds it (secrets resolved):
  * - `hmac`: OIH's style, an HMAC of the raw body in a header (`sha256=<hex>` by default, as GitHub sends it);
  * - `standard-webhooks`: the Standard Webhooks spec (webhook-id, webhook-timestamp, webhook-signature;
  *   several secrets for key rotation, a timestamp tolerance);
@@ -27,7 +27,26 @@ export const webhookAuthSchema = z.discriminatedUnion('type', [
 ]);
 export type WebhookAuth = z.infer<typeof webhookAuthSchema>;
 
-export const webhookSettingsSchema = z.strictObject({ auth: webhookAuthSchema.optional() });
+/**
+ * `flowSettings.webhooks` as a flow stores it: the auth names its secrets by id (API_KEY secrets of
+ * the flow's tenant, their `key` being the secret), so no secret value sits in the flow, its events
+ * or the audit log. The control plane resolves them when it pushes the trigger to the edge.
+ */
+const secretId = z.uuid({ message: 'must be the id of an API_KEY secret of your tenant' });
+export const webhookAuthSettingsSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('hmac'),
+    secretId,
+    header: z.string().min(1).max(100).default('x-hub-signature-256'),
+    algorithm: z.enum(['sha1', 'sha256', 'sha512']).default('sha256'),
+    encoding: z.enum(['hex', 'base64']).default('hex'),
+    prefix: z.string().max(50).default('sha256='),
+  }),
+  z.strictObject({ type: z.literal('standard-webhooks'), secretIds: z.array(secretId).min(1).max(5), toleranceSeconds: z.number().int().min(1).max(3600).default(300) }),
+  z.strictObject({ type: z.literal('bearer'), secretId }),
+]);
+export type WebhookAuthSettings = z.infer<typeof webhookAuthSettingsSchema>;
+export const webhookSettingsSchema = z.strictObject({ auth: webhookAuthSettingsSchema.optional() });
 export type WebhookSettings = z.infer<typeof webhookSettingsSchema>;
 
 /**
@@ -46,7 +65,8 @@ export const edgeTriggerSchema = z.strictObject({
   tenant: z.string().min(1),
   status: z.enum(['starting', 'live']),
   version: z.number().int().nonnegative(),
-  webhooks: webhookSettingsSchema.default({}),
+  /** With the secrets resolved: the edge holds them as flow configuration, never in wrangler.toml. */
+  webhooks: z.strictObject({ auth: webhookAuthSchema.optional() }).default({}),
   cron: z.string().nullable().default(null),
   timezone: z.string().nullable().default(null),
   misfire: z.enum(['skip', 'run-latest']).default('skip'),

@@ -25,8 +25,8 @@ export async function subscribeEdgeBridge(services: Services): Promise<void> {
     });
     if (response.status !== 200) throw new Error(`edge answered ${method} ${path} with ${response.status}: ${(await response.text()).slice(0, 300)}`);
   };
-  const push = (flow: Parameters<typeof triggerOf>[0], status: EdgeTrigger['status'], event: EventEnvelope) =>
-    call('PUT', `/control/flows/${flow.id}`, triggerOf(flow, status, versionOf(event)));
+  const push = async (flow: Parameters<typeof triggerOf>[1], status: EdgeTrigger['status'], event: EventEnvelope) =>
+    call('PUT', `/control/flows/${flow.id}`, await triggerOf(services, flow, status, versionOf(event)));
 
   await services.bus.subscribe(SERVICE_NAME, {
     'flow.starting': on('flow.starting', (flow, event) => push(flow, 'starting', event)),

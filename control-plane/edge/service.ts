@@ -1,10 +1,11 @@
 import { inArray } from 'drizzle-orm';
-import type { EdgeTrigger } from '../../protocol/edge.js';
+import type { EdgeTrigger, WebhookAuth, WebhookAuthSettings } from '../../protocol/edge.js';
 import type { Flow } from '../../protocol/flow.js';
 import { flowExecutedSchema, type EventPayload } from '../../protocol/events.js';
 import { emit } from '../bus/outbox.js';
 import { describeIssue } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
+import { apiKeyValues } from '../secrets/service.js';
 import { transact, type Services } from '../services.js';
 import { edgeExecutions } from './schema.js';
 
@@ -62,25 +63,54 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
 
 /**
  * What should be at the edge now: a trigger for every starting (recorded) or active (live) flow,
- * versioned by the flow's last change. `asOf` versions the removal of everything else.
+ * versioned by the flow's last change. `asOf` versions the removal of everything else. A flow whose
+ * webhook secrets cannot be resolved is left out, so its webhook stays closed.
  */
 export async function desiredTriggers(services: Services): Promise<{ asOf: number; triggers: EdgeTrigger[] }> {
   const asOf = Date.now();
   const rows = await services.db.select().from(flows).where(inArray(flows.status, ['starting', 'active']));
+  const triggers: EdgeTrigger[] = [];
+  for (const flow of rows) {
+    try {
+      triggers.push(await triggerOf(services, { ...flow, tenant: flow.tenantId }, flow.status === 'active' ? 'live' : 'starting', flow.updatedAt.getTime()));
+    } catch (error) {
+      services.logger.warn({ flowId: flow.id, err: error }, 'flow left out of the edge: its webhook secrets cannot be resolved');
+    }
+  }
+  return { asOf, triggers };
+}
+
+/** A flow's trigger as the edge keeps it, its webhook secrets resolved from the secret store. */
+export async function triggerOf(
+  services: Services,
+  flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>,
+  status: EdgeTrigger['status'],
+  version: number,
+): Promise<EdgeTrigger> {
   return {
-    asOf,
-    triggers: rows.map((flow) => triggerOf({ ...flow, tenant: flow.tenantId }, flow.status === 'active' ? 'live' : 'starting', flow.updatedAt.getTime())),
+    flowId: flow.id,
+    tenant: flow.tenant,
+    status,
+    version,
+    webhooks: { auth: await resolveWebhookAuth(services, flow.tenant, flow.flowSettings?.webhooks?.auth) },
+    cron: flow.cron ?? null,
+    timezone: flow.timezone ?? null,
+    misfire: flow.flowSettings?.schedule?.misfire ?? 'skip',
   };
 }
 
-/** A flow's trigger as the edge keeps it. */
-export const triggerOf = (flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>, status: EdgeTrigger['status'], version: number): EdgeTrigger => ({
-  flowId: flow.id,
-  tenant: flow.tenant,
-  status,
-  version,
-  webhooks: flow.flowSettings?.webhooks ?? {},
-  cron: flow.cron ?? null,
-  timezone: flow.timezone ?? null,
-  misfire: flow.flowSettings?.schedule?.misfire ?? 'skip',
-});
+async function resolveWebhookAuth(services: Services, tenant: string, auth: WebhookAuthSettings | undefined): Promise<WebhookAuth | undefined> {
+  if (!auth) return undefined;
+  const ids = auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId];
+  const keys = await apiKeyValues(services, tenant, ids);
+  switch (auth.type) {
+    case 'hmac': {
+      const { secretId, ...rest } = auth;
+      return { ...rest, secret: keys.get(secretId)! };
+    }
+    case 'standard-webhooks':
+      return { type: auth.type, toleranceSeconds: auth.toleranceSeconds, secrets: auth.secretIds.map((id) => keys.get(id)!) };
+    case 'bearer':
+      return { type: auth.type, token: keys.get(auth.secretId)! };
+  }
+}

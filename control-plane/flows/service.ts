@@ -5,6 +5,7 @@ import type { Database } from '../db/index.js';
 import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
 import { tokens } from '../iam/schema.js';
+import { checkApiKeySecrets } from '../secrets/service.js';
 import { SERVICE_NAME as IAM_SERVICE_NAME } from '../iam/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
@@ -99,6 +100,12 @@ export async function getFlow(db: Database, principal: Principal, id: string): P
   return toFlow(row);
 }
 
+/** The secrets a flow's webhook auth names must be API_KEY secrets of its tenant. */
+async function checkWebhookSecrets(tx: Database, tenantId: string, flow: FlowCreate): Promise<void> {
+  const auth = flow.flowSettings?.webhooks?.auth;
+  if (auth) await checkApiKeySecrets(tx, tenantId, auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId]);
+}
+
 /** Reads a flow the caller may see and locks it until the transaction ends, so status checks and changes cannot interleave. */
 async function lockFlow(tx: Database, principal: Principal, id: string): Promise<FlowRow> {
   const [row] = await tx.select().from(flows).where(visible(principal, id)).for('update');
@@ -140,6 +147,7 @@ export async function createFlow(services: Services, principal: Principal, input
   const tenantId = principal.tenantId;
   if (!tenantId) throw forbidden('Your account belongs to no tenant, so it cannot own flows');
   return transact(services, async (tx) => {
+    await checkWebhookSecrets(tx, tenantId, input);
     const [row] = await tx
       .insert(flows)
       .values({ tenantId, createdBy: principal.userId, ...definitionColumns(input, tenantId, { id: principal.userId, type: 'user' }) })
@@ -157,6 +165,7 @@ export async function updateFlow(services: Services, principal: Principal, id: s
     const stored = { name: row.name, description: row.description, type: row.type, cron: row.cron, timezone: row.timezone, owners: row.owners, graph: row.graph, flowSettings: row.flowSettings ?? undefined };
     const merged = flowCreateSchema.safeParse({ ...stored, ...patch });
     if (!merged.success) throw new InvalidFlowError(merged.error.issues.map((issue) => describeIssue(issue, 'body')));
+    await checkWebhookSecrets(tx, row.tenantId, merged.data);
     const [updated] = await tx
       .update(flows)
       .set({ ...definitionColumns(merged.data, row.tenantId), updatedAt: new Date() })

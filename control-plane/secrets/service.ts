@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { and, count, desc, eq, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import { grants } from '../../protocol/permissions.js';
 import { maskSecretValue, secretValueSchemas, type SecretType, type SecretValue } from '../../protocol/secrets.js';
 import { emit } from '../bus/outbox.js';
@@ -314,4 +314,26 @@ export async function forgetUser(tx: Database, tenantId: string | null, userId: 
     }
   }
   return { deleted, reowned: rows.length - deleted };
+}
+
+/** The API_KEY secrets `ids` of `tenantId`: a 400 naming any that is missing or of another type. */
+async function apiKeyRows(db: Database, tenantId: string, ids: string[]): Promise<SecretRow[]> {
+  const unique = [...new Set(ids)];
+  if (unique.length === 0) return [];
+  const rows = await db.select().from(secrets).where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, unique)));
+  const wrong = unique.filter((id) => rows.find((row) => row.id === id)?.type !== 'API_KEY');
+  if (wrong.length > 0) throw badRequest(`No API_KEY secret ${wrong.join(', ')} in the flow's tenant (webhook auth names its secrets by id)`);
+  return rows;
+}
+
+/** Checks, when a flow is saved, that the secrets its webhook auth names exist. */
+export async function checkApiKeySecrets(db: Database, tenantId: string, ids: string[]): Promise<void> {
+  await apiKeyRows(db, tenantId, ids);
+}
+
+/** The keys of API_KEY secrets, decrypted, for the control plane's own use (the edge's webhook auth). */
+export async function apiKeyValues(services: Services, tenantId: string, ids: string[]): Promise<Map<string, string>> {
+  const rows = await apiKeyRows(services.db, tenantId, ids);
+  const values = await Promise.all(rows.map(async (row) => [row.id, String((await openValue(services, services.db, row)).key)] as const));
+  return new Map(values);
 }

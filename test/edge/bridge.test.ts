@@ -1,3 +1,4 @@
+import { createHmac, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -56,8 +57,8 @@ describe('the edge bridge: control plane and edge Worker together', () => {
   });
 
   /** Starts a flow; a test stands in for the runner fleet by reporting flow.started. */
-  async function liveFlow() {
-    const flow = await createFlow(cp, user.token);
+  async function liveFlow(overrides: Record<string, unknown> = {}) {
+    const flow = await createFlow(cp, user.token, overrides);
     await cp.request('POST', `/flows/${flow.id}/start`, { token: user.token });
     await waitFor(() => status(edge, flow.id), (s) => s.trigger?.status === 'starting', 10_000);
     expect((await edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' })).status).toBe(404);
@@ -85,6 +86,23 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });
     await waitFor(() => status(edge, flow.id), (s) => s.trigger === null, 10_000);
     expect((await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(404);
+  });
+
+  it('resolves webhook secrets from the secret store for the edge; no secret value in the flow, its events or the audit log', async () => {
+    const key = `hmac-key-${randomUUID()}`;
+    const secret = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'shop webhook', type: 'API_KEY', value: { key } } });
+    const flow = await liveFlow({ flowSettings: { webhooks: { auth: { type: 'hmac', secretId: secret.body.data.id } } } });
+    const body = '{"order":9}';
+    const sign = (k: string) => `sha256=${createHmac('sha256', k).update(body).digest('hex')}`;
+    const post = (signature: string) => edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature }, body });
+    expect((await post(sign('a-wrong-key-0123456789'))).status).toBe(403);
+    expect((await post(sign(key))).status).toBe(202);
+
+    const admin = await cp.login();
+    const logs = await cp.request('GET', '/logs?page[size]=100', { token: admin });
+    expect(JSON.stringify(logs.body)).toContain(flow.id);
+    expect(JSON.stringify(logs.body)).not.toContain(key);
+    expect(JSON.stringify((await cp.request('GET', `/flows/${flow.id}`, { token: user.token })).body)).not.toContain(key);
   });
 
   it('reconciles every minute: a flow whose push was lost goes live, one whose stop was lost is removed', async () => {

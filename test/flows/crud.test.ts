@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flows } from '../../control-plane/flows/schema.js';
@@ -19,9 +20,22 @@ const messages = (res: { body: any }) => (res.body.errors as { message: string }
 const storedRow = async (id: string) => (await cp.services.db.select().from(flows).where(eq(flows.id, id)))[0];
 
 describe('POST /flows', () => {
+  it('refuses webhook auth naming a secret that is not an API_KEY secret of the tenant, and never takes a secret value', async () => {
+    const simple = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'login', type: 'SIMPLE', value: { username: 'u', passphrase: 'p' } } });
+    for (const auth of [{ type: 'bearer', secretId: randomUUID() }, { type: 'bearer', secretId: simple.body.data.id }]) {
+      const res = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ flowSettings: { webhooks: { auth } } }) });
+      expect(res.status).toBe(400);
+      expect(messages(res).join(' ')).toMatch(/No API_KEY secret/);
+    }
+    const inline = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ flowSettings: { webhooks: { auth: { type: 'bearer', token: 'inline-secret-value-123' } } } }) });
+    expect(inline.status).toBe(400);
+  });
+
   it('creates an inactive flow in the caller’s tenant, owned by the caller and the tenant, and emits flowrepo.flow.created', async () => {
     const events = await collectEvents(cp, 'flowrepo.#');
-    const res = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ cron: '*/5 * * * *', timezone: 'Europe/Berlin', flowSettings: { webhooks: { auth: { type: 'bearer', token: 'a-caller-token-0123456789' } } } }) });
+    const secret = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'webhook token', type: 'API_KEY', value: { key: 'a-caller-token-0123456789' }, shared: true } });
+    const auth = { type: 'bearer', secretId: secret.body.data.id };
+    const res = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ cron: '*/5 * * * *', timezone: 'Europe/Berlin', flowSettings: { webhooks: { auth } } }) });
     expect(res.status).toBe(201);
     const flow = res.body.data;
     expect(flow).toMatchObject({
@@ -33,7 +47,7 @@ describe('POST /flows', () => {
       timezone: 'Europe/Berlin',
       tenant: user.tenantId,
       graph: flowBody().graph,
-      flowSettings: { webhooks: { auth: { type: 'bearer', token: 'a-caller-token-0123456789' } } },
+      flowSettings: { webhooks: { auth } },
     });
     expect(flow.owners).toEqual(expect.arrayContaining([{ id: user.id, type: 'user' }, { id: user.tenantId, type: 'tenant' }]));
     expect(flow.owners).toHaveLength(2);
