@@ -2,6 +2,7 @@ import { and, eq, lt } from 'drizzle-orm';
 import { processedEvents } from './bus/schema.js';
 import type { Database } from './db/index.js';
 import { edgeExecutions } from './edge/schema.js';
+import { executions } from './executions/schema.js';
 import { tokens } from './iam/schema.js';
 import type { Logger } from './logger.js';
 
@@ -12,10 +13,12 @@ const SESSION_GRACE_MS = DAY_MS;
 const PROCESSED_EVENTS_RETENTION_MS = 7 * DAY_MS;
 /** The edge retries a batch until it is answered; a month covers any outage it could outlast. */
 const EDGE_EXECUTIONS_RETENTION_MS = 30 * DAY_MS;
+/** Execution records (and their step messages) are kept for a month after they started. */
+const EXECUTIONS_RETENTION_MS = 30 * DAY_MS;
 const EVERY_MS = 60 * 60 * 1000;
 
-/** Deletes rows that only grow: expired login sessions, old handled-event records and old edge execution ids. */
-export async function purgeExpired(db: Database, now = new Date()): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number }> {
+/** Deletes rows that only grow: expired login sessions, old handled-event records, old edge execution ids and old execution records. */
+export async function purgeExpired(db: Database, now = new Date()): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number; executions: number }> {
   const sessions = await db
     .delete(tokens)
     .where(and(eq(tokens.kind, 'session'), lt(tokens.expiresAt, new Date(now.getTime() - SESSION_GRACE_MS))))
@@ -28,7 +31,11 @@ export async function purgeExpired(db: Database, now = new Date()): Promise<{ se
     .delete(edgeExecutions)
     .where(lt(edgeExecutions.createdAt, new Date(now.getTime() - EDGE_EXECUTIONS_RETENTION_MS)))
     .returning({ id: edgeExecutions.flowExecId });
-  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length };
+  const records = await db
+    .delete(executions)
+    .where(lt(executions.startedAt, new Date(now.getTime() - EXECUTIONS_RETENTION_MS)))
+    .returning({ id: executions.id });
+  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length, executions: records.length };
 }
 
 /** Runs `purgeExpired` at start and hourly; returns the function that stops it. */

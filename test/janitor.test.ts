@@ -3,6 +3,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processedEvents } from '../control-plane/bus/schema.js';
 import { edgeExecutions } from '../control-plane/edge/schema.js';
+import { executions } from '../control-plane/executions/schema.js';
 import { tokens, users } from '../control-plane/iam/schema.js';
 import { purgeExpired } from '../control-plane/janitor.js';
 import { startTestControlPlane, type TestControlPlane } from './support/control-plane.js';
@@ -16,7 +17,7 @@ describe('the janitor', () => {
   });
   afterAll(() => cp.close());
 
-  it('deletes sessions expired over a day ago, handled-event records over a week old and edge execution ids over a month old, and nothing newer', async () => {
+  it('deletes sessions expired over a day ago, handled-event records over a week old and edge execution ids and execution records over a month old, and nothing newer', async () => {
     const { db } = cp.services;
     const [admin] = await db.select().from(users);
     const now = new Date();
@@ -39,9 +40,15 @@ describe('the janitor', () => {
       { flowExecId: 'recent-exec', flowId: randomUUID(), receivedAt: ago(HOUR), createdAt: ago(HOUR) },
     ]);
 
+    await db.insert(executions).values([
+      { flowExecId: 'old-record', flowId: randomUUID(), tenantId: admin!.tenantId!, startedAt: ago(31 * 24 * HOUR) },
+      { flowExecId: 'recent-record', flowId: randomUUID(), tenantId: admin!.tenantId!, startedAt: ago(HOUR) },
+    ]);
+
     const purged = await purgeExpired(db, now);
 
-    expect(purged).toEqual({ sessions: 1, processedEvents: 1, edgeExecutions: 1 });
+    expect(purged).toEqual({ sessions: 1, processedEvents: 1, edgeExecutions: 1, executions: 1 });
+    expect((await db.select().from(executions)).map((e) => e.flowExecId)).toEqual(['recent-record']);
     expect((await db.select().from(edgeExecutions)).map((e) => e.flowExecId)).toEqual(['recent-exec']);
     const left = (await db.select({ id: tokens.id }).from(tokens)).map((t) => t.id);
     expect(left).not.toContain(old!.id);
