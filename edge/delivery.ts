@@ -1,5 +1,5 @@
-import { SignJWT } from 'jose';
 import type { FlowExecuted } from '../protocol/events.js';
+import { callControlPlane } from './control-plane.js';
 import type { Env } from './env.js';
 
 /** Executions sent per request; the control plane accepts up to 100. */
@@ -15,22 +15,11 @@ export interface DeliveryAnswer {
   settled: string[];
 }
 
-/**
- * Sends a batch to the control plane, authenticated with a short-lived token on EDGE_CONTROL_SECRET.
- * Throws when the control plane is unreachable or answers anything but 200.
- */
+/** Sends a batch to the control plane; throws when it is unreachable or answers anything but 200. */
 export async function deliver(env: Env, executions: FlowExecuted[]): Promise<DeliveryAnswer> {
-  if (!env.CONTROL_PLANE_URL) throw new Error('CONTROL_PLANE_URL is not set');
-  const token = await new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer('hookline-edge')
-    .setAudience('hookline-control-plane')
-    .setIssuedAt()
-    .setExpirationTime('2m')
-    .sign(new TextEncoder().encode(env.EDGE_CONTROL_SECRET));
-  const response = await fetch(`${env.CONTROL_PLANE_URL.replace(/\/+$/, '')}/api/v1/edge/executions`, {
+  const response = await callControlPlane(env, '/api/v1/edge/executions', {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ executions }),
   });
   if (response.status !== 200) throw new Error(`control plane answered ${response.status}: ${(await response.text()).slice(0, 500)}`);

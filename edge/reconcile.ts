@@ -1,5 +1,5 @@
-import { SignJWT } from 'jose';
 import { edgeTriggerSchema, type EdgeTrigger } from '../protocol/edge.js';
+import { callControlPlane } from './control-plane.js';
 import type { Env } from './env.js';
 import { registry } from './registry.js';
 
@@ -12,15 +12,7 @@ const stub = (env: Env, flowId: string) => env.FLOW_TRIGGERS.get(env.FLOW_TRIGGE
  * list was made, so a flow started since keeps its newer trigger.
  */
 export async function reconcile(env: Env): Promise<{ pushed: number; removed: number }> {
-  if (!env.CONTROL_PLANE_URL) throw new Error('CONTROL_PLANE_URL is not set');
-  const token = await new SignJWT({})
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer('hookline-edge')
-    .setAudience('hookline-control-plane')
-    .setIssuedAt()
-    .setExpirationTime('2m')
-    .sign(new TextEncoder().encode(env.EDGE_CONTROL_SECRET));
-  const response = await fetch(`${env.CONTROL_PLANE_URL.replace(/\/+$/, '')}/api/v1/edge/triggers`, { headers: { authorization: `Bearer ${token}` } });
+  const response = await callControlPlane(env, '/api/v1/edge/triggers');
   if (response.status !== 200) throw new Error(`control plane answered ${response.status}`);
   const { data } = (await response.json()) as { data: { asOf: number; triggers: unknown[] } };
   const wanted: EdgeTrigger[] = data.triggers.map((trigger) => edgeTriggerSchema.parse(trigger));

@@ -4,6 +4,7 @@ import { startTestControlPlane, type TestControlPlane } from '../support/control
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
 import { collectEvents, waitFor } from '../support/events.js';
 import { createFlow, handledByRepository, publishAsRunner } from '../flows/support.js';
+import { freePort } from '../support/ports.js';
 import { postgresAvailable } from '../support/postgres.js';
 import { deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
@@ -20,12 +21,7 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
   let executed: EventEnvelope[];
 
   beforeAll(async () => {
-    const port = await import('node:net').then(({ createServer }) => new Promise<number>((resolve) => {
-      const server = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as { port: number };
-        server.close(() => resolve(port));
-      });
-    }));
+    const port = await freePort();
     edge = await startTestEdge({ CONTROL_PLANE_URL: `http://127.0.0.1:${port}` });
     cp = await startTestControlPlane({
       database: 'pg',

@@ -1,7 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,15 +12,8 @@ import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/ed
 import { collectEvents, waitFor } from '../support/events.js';
 import { createFlow, handledByRepository, publishAsRunner } from '../flows/support.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
+import { freePort } from '../support/ports.js';
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 interface EdgeState {
   trigger: ({ status: string; version: number } & Record<string, unknown>) | null;
