@@ -1,4 +1,5 @@
 import { and, eq, lt } from 'drizzle-orm';
+import { auditRecords } from './audit/schema.js';
 import { processedEvents } from './bus/schema.js';
 import type { Database } from './db/index.js';
 import { edgeExecutions } from './edge/schema.js';
@@ -17,8 +18,12 @@ const EDGE_EXECUTIONS_RETENTION_MS = 30 * DAY_MS;
 const EXECUTIONS_RETENTION_MS = 30 * DAY_MS;
 const EVERY_MS = 60 * 60 * 1000;
 
-/** Deletes rows that only grow: expired login sessions, old handled-event records, old edge execution ids and old execution records. */
-export async function purgeExpired(db: Database, now = new Date()): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number; executions: number }> {
+/** Deletes rows that only grow: expired login sessions, old handled-event records, old edge execution ids, old execution records and audit records past AUDIT_RETENTION_DAYS. */
+export async function purgeExpired(
+  db: Database,
+  options: { auditRetentionDays: number },
+  now = new Date(),
+): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number; executions: number; auditRecords: number }> {
   const sessions = await db
     .delete(tokens)
     .where(and(eq(tokens.kind, 'session'), lt(tokens.expiresAt, new Date(now.getTime() - SESSION_GRACE_MS))))
@@ -35,13 +40,20 @@ export async function purgeExpired(db: Database, now = new Date()): Promise<{ se
     .delete(executions)
     .where(lt(executions.startedAt, new Date(now.getTime() - EXECUTIONS_RETENTION_MS)))
     .returning({ id: executions.id });
-  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length, executions: records.length };
+  const audit =
+    options.auditRetentionDays > 0
+      ? await db
+          .delete(auditRecords)
+          .where(lt(auditRecords.receivedAt, new Date(now.getTime() - options.auditRetentionDays * DAY_MS)))
+          .returning({ id: auditRecords.id })
+      : [];
+  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length, executions: records.length, auditRecords: audit.length };
 }
 
 /** Runs `purgeExpired` at start and hourly; returns the function that stops it. */
-export function startJanitor(db: Database, logger: Logger): () => void {
+export function startJanitor(db: Database, logger: Logger, options: { auditRetentionDays: number }): () => void {
   const run = () =>
-    purgeExpired(db).then(
+    purgeExpired(db, options).then(
       (purged) => logger[Object.values(purged).some((n) => n > 0) ? 'info' : 'debug'](purged, 'janitor purged expired rows'),
       (error: unknown) => logger.warn({ err: error }, 'janitor failed; it tries again in an hour'),
     );

@@ -38,7 +38,7 @@ export async function startControlPlane(config: Config, logger: Logger = createL
   const relay = new OutboxRelay(db, bus, logger);
   const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS), keys };
   relay.start();
-  const stopJanitor = startJanitor(db, logger);
+  const stopJanitor = startJanitor(db, logger, { auditRetentionDays: config.AUDIT_RETENTION_DAYS });
   await subscribeFlowRepository(services);
   await subscribeAuditLog(services);
   await subscribeSecrets(services);
@@ -86,6 +86,7 @@ Configuration comes from the environment:
   ADMIN_PASSWORD          its password (default: generated and printed once)
   SECRETS_MASTER_KEY      <id>:<32 bytes base64>, wraps the keys of secrets (default: generated into .hookline/)
   SECRETS_OLD_MASTER_KEYS former master keys, comma-separated, during a rotation
+  AUDIT_RETENTION_DAYS    audit records are kept this many days (default 365; 0: forever)
   EDGE_URL                the edge Worker's URL, where flow triggers are pushed
   EDGE_CONTROL_SECRET     shared with the Worker (wrangler secret): signs the calls between them
   LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent
@@ -110,7 +111,7 @@ export function banner(running: RunningControlPlane, config: Config): string[] {
       running.admin.generated ? `  password: ${running.admin.password}   (shown once; set ADMIN_PASSWORD to choose it)` : '  password: the ADMIN_PASSWORD you set',
     );
   } else {
-    lines.push('', `Admin: ${config.ADMIN_USERNAME}, with the password printed on the first start`);
+    lines.push('', `Admin: ${config.ADMIN_USERNAME}, with the password printed on the first start (lost it? npm run reset-admin-password)`);
   }
   lines.push('', 'Log in:', `  curl -s -X POST ${base}/login -H 'content-type: application/json' \\`, `       -d '{"username":"${config.ADMIN_USERNAME}","password":"<password>"}'`);
   return lines;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditRecords } from '../control-plane/audit/schema.js';
 import { processedEvents } from '../control-plane/bus/schema.js';
 import { edgeExecutions } from '../control-plane/edge/schema.js';
 import { executions } from '../control-plane/executions/schema.js';
@@ -17,7 +18,7 @@ describe('the janitor', () => {
   });
   afterAll(() => cp.close());
 
-  it('deletes sessions expired over a day ago, handled-event records over a week old and edge execution ids and execution records over a month old, and nothing newer', async () => {
+  it('deletes sessions expired over a day ago, handled-event records over a week old and edge execution ids and execution records over a month old, audit records past their retention, and nothing newer', async () => {
     const { db } = cp.services;
     const [admin] = await db.select().from(users);
     const now = new Date();
@@ -45,9 +46,18 @@ describe('the janitor', () => {
       { flowExecId: 'recent-record', flowId: randomUUID(), tenantId: admin!.tenantId!, startedAt: ago(HOUR) },
     ]);
 
-    const purged = await purgeExpired(db, now);
+    const headers = (id: string) => ({ id, name: 'audit.test', createdAt: now.toISOString(), serviceName: 'janitor-test' });
+    await db.insert(auditRecords).values([
+      { eventId: 'old-audit', name: 'audit.test', serviceName: 'janitor-test', headers: headers('old-audit'), payload: {}, createdAt: ago(400 * 24 * HOUR), receivedAt: ago(400 * 24 * HOUR) },
+      { eventId: 'recent-audit', name: 'audit.test', serviceName: 'janitor-test', headers: headers('recent-audit'), payload: {}, createdAt: ago(HOUR), receivedAt: ago(HOUR) },
+    ]);
+    expect((await purgeExpired(db, { auditRetentionDays: 0 }, new Date(now.getTime() - 365 * 24 * HOUR))).auditRecords).toBe(0);
 
-    expect(purged).toEqual({ sessions: 1, processedEvents: 1, edgeExecutions: 1, executions: 1 });
+    const purged = await purgeExpired(db, { auditRetentionDays: 365 }, now);
+
+    expect(purged).toEqual({ sessions: 1, processedEvents: 1, edgeExecutions: 1, executions: 1, auditRecords: 1 });
+    expect((await db.select().from(auditRecords)).map((r) => r.eventId)).not.toContain('old-audit');
+    expect((await db.select().from(auditRecords)).map((r) => r.eventId)).toContain('recent-audit');
     expect((await db.select().from(executions)).map((e) => e.flowExecId)).toEqual(['recent-record']);
     expect((await db.select().from(edgeExecutions)).map((e) => e.flowExecId)).toEqual(['recent-exec']);
     const left = (await db.select({ id: tokens.id }).from(tokens)).map((t) => t.id);
