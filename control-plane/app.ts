@@ -12,6 +12,7 @@ import type { AppEnv } from './http/auth.js';
 import { errorBody, errorHandler, validationHook } from './http/errors.js';
 import { iamRoutes } from './iam/routes.js';
 import { domainRoutes } from './metadata/routes.js';
+import { runnerRoutes } from './runners/routes.js';
 import { authClientRoutes, oauthCallbackRoutes } from './secrets/auth-clients.routes.js';
 import { secretRoutes } from './secrets/routes.js';
 import type { Services } from './services.js';
@@ -47,6 +48,7 @@ export function createApp(services: Services) {
   app.route('/logs', auditRoutes());
   app.route('/components', componentRoutes());
   app.route('/executions', executionRoutes());
+  app.route('/runners', runnerRoutes());
   app.route('/api/v1/domains', domainRoutes());
   app.route('/api/v1/secrets', secretRoutes());
   app.route('/api/v1/edge', edgeRoutes());

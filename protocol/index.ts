@@ -4,5 +4,6 @@ export * from './envelope.js';
 export * from './events.js';
 export * from './flow.js';
 export * from './permissions.js';
+export * from './runner.js';
 export * from './secrets.js';
 export * from './step-message.js';

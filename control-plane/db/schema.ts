@@ -6,4 +6,5 @@ export * from '../executions/schema.js';
 export * from '../flows/schema.js';
 export * from '../iam/schema.js';
 export * from '../metadata/schema.js';
+export * from '../runners/schema.js';
 export * from '../secrets/schema.js';

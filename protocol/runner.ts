@@ -1,0 +1,27 @@
+import { z } from 'zod';
+
+export const RUNNER_DRIVERS = ['process', 'docker'] as const;
+
+/** How often a runner reports; one silent for three intervals is lost. */
+export const HEARTBEAT_SECONDS = 10;
+
+/** What a runner says about itself when it registers. */
+export const runnerRegistrationSchema = z.strictObject({
+  name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -'),
+  host: z.string().trim().min(1).max(255),
+  driver: z.enum(RUNNER_DRIVERS),
+  /** How many step workers it takes at most. */
+  capacity: z.number().int().min(1).max(10_000),
+  version: z.string().max(50).optional(),
+});
+export type RunnerRegistration = z.infer<typeof runnerRegistrationSchema>;
+
+/** A step worker a runner reports as running. */
+export const runningWorkerSchema = z.strictObject({
+  flowId: z.string().min(1).max(64),
+  stepId: z.string().min(1).max(100),
+  state: z.enum(['starting', 'ready', 'failed']),
+});
+
+export const heartbeatSchema = z.strictObject({ running: z.array(runningWorkerSchema).max(10_000).default([]) });
+export type Heartbeat = z.infer<typeof heartbeatSchema>;
