@@ -1,12 +1,15 @@
 /**
  * `npm start`: the whole system on one machine, on its embedded defaults: the control plane (PGlite,
- * in-process bus) and the edge Worker under `wrangler dev`, wired to each other.
+ * in-process bus), the edge Worker under `wrangler dev` and one runner node, wired to each other.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { eq } from 'drizzle-orm';
+import { DEFAULT_TENANT } from '../control-plane/iam/bootstrap.js';
+import { tenants, users } from '../control-plane/iam/schema.js';
 import { banner, closeOnSignals, configOrExit, HELP as CONTROL_PLANE_HELP, startControlPlane } from '../control-plane/main.js';
 
 const { values: args } = parseArgs({ options: { help: { type: 'boolean', short: 'h' }, 'no-edge': { type: 'boolean' } } });
@@ -15,8 +18,9 @@ if (args.help) {
 
 Usage: npm start [-- --no-edge]
 
-Starts the control plane and the edge Worker (wrangler dev on EDGE_PORT, default 8787), wired
-to each other with a secret kept in .hookline/. --no-edge starts the control plane alone.
+Starts the control plane, the edge Worker (wrangler dev on EDGE_PORT, default 8787) and one
+runner node (process driver), wired together with secrets kept in .hookline/. --no-edge leaves
+the edge Worker out.
 The edge's Cron Trigger (reconcile) does not fire by itself under wrangler dev: this script
 calls it every minute.
 
@@ -75,10 +79,45 @@ async function startEdge(): Promise<{ child: ChildProcess } | { error: string }>
   return { error: `wrangler dev did not answer on ${edgeUrl} within 60 s; see ${logFile}` };
 }
 
+/**
+ * The local runner's service token: the account `local-runner` in tenant default, with
+ * runners.write, and a token kept in .hookline/ (minted again if it no longer authenticates).
+ */
+async function localRunnerToken(): Promise<string> {
+  const file = `${DATA}/runner-token`;
+  const { db, tokens } = running.services;
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    await tokens.authenticate(kept);
+    return kept;
+  } catch {
+    // none yet, or revoked: mint one
+  }
+  const [tenant] = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.name, DEFAULT_TENANT));
+  await db.insert(users).values({ username: 'local-runner', kind: 'service', tenantId: tenant!.id, permissions: ['runners.write', 'runners.read'] }).onConflictDoNothing();
+  const [account] = await db.select({ id: users.id }).from(users).where(eq(users.username, 'local-runner'));
+  const { token } = await tokens.issueServiceToken(db, { userId: account!.id, description: 'the runner npm start runs', createdBy: account!.id });
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+/** One runner node with the process driver, as a child process; its output in .hookline/runner.log. */
+async function startLocalRunner(): Promise<ChildProcess> {
+  const log = openSync(`${DATA}/runner.log`, 'w');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'runner/main.ts'], {
+    stdio: ['ignore', log, log],
+    env: { ...process.env, CONTROL_PLANE_URL: running.url, RUNNER_TOKEN: await localRunnerToken(), RUNNER_NAME: 'local', RUNNER_DRIVER: 'process' },
+  });
+  closeSync(log);
+  return child;
+}
+
 const reconcile = () => fetch(`${edgeUrl}/__scheduled?cron=*+*+*+*+*`).catch(() => undefined);
 
 const edge = withEdge ? await startEdge() : null;
+const runner = await startLocalRunner();
 const lines = banner(running, config);
+lines.splice(7, 0, `  Runner      local (process driver; log in ${DATA}/runner.log)`);
 if (edge && 'child' in edge) {
   await reconcile();
   setInterval(reconcile, 60_000).unref();
@@ -88,11 +127,14 @@ if (edge && 'child' in edge) {
 }
 console.log([...lines, ''].join('\n'));
 
+const stopChild = async (child: ChildProcess) => {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+};
 closeOnSignals(running.services.logger, async () => {
-  if (edge && 'child' in edge && edge.child.exitCode === null) {
-    const exited = new Promise((resolve) => edge.child.once('exit', resolve));
-    edge.child.kill('SIGTERM');
-    await exited;
-  }
+  await stopChild(runner);
+  if (edge && 'child' in edge) await stopChild(edge.child);
   await running.close();
 });

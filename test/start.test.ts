@@ -15,7 +15,7 @@ describe('npm start', () => {
   let dir: string;
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it('starts the control plane and the edge Worker, prints where they are, and stops both on Ctrl-C', async () => {
+  it('starts the control plane, the edge Worker and a runner, prints where they are, and stops them all on Ctrl-C', async () => {
     dir = await mkdtemp(join(tmpdir(), 'hookline-start-'));
     const [port, edgePort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
@@ -33,6 +33,11 @@ describe('npm start', () => {
       expect(await answers(`http://127.0.0.1:${port}/healthcheck`)).toBe(200);
       expect(await answers(`http://127.0.0.1:${edgePort}/healthcheck`)).toBe(200);
       expect(await answers(`http://127.0.0.1:${edgePort}/hook/no-such-flow`)).toBe(404);
+      expect(output).toContain('Runner      local (process driver');
+      const login = await fetch(`http://127.0.0.1:${port}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin@hookline.local', password: 'start-test-password' }) });
+      const token = ((await login.json()) as { data: { token: string } }).data.token;
+      const runners = async () => ((await (await fetch(`http://127.0.0.1:${port}/runners`, { headers: { authorization: `Bearer ${token}` } })).json()) as { data: { name: string; status: string }[] }).data;
+      await waitFor(runners, (list) => list.some((r) => r.name === 'local' && r.status === 'alive'), 20_000);
     } finally {
       const exited = once(child, 'exit');
       child.kill('SIGINT');
