@@ -9,9 +9,9 @@
  * Each server runs in its own process; autocannon drives them from this one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { freePort } from '../test/support/ports.js';
 import { createTestDatabase } from '../test/support/postgres.js';
 
 const { values: args } = parseArgs({
@@ -40,14 +40,6 @@ const flowBody = (n: number) => ({
     edges: [{ source: 'step_1', target: 'step_2' }],
   },
 });
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 async function startServer(script: string, env: Record<string, string>): Promise<{ url: string; process: ChildProcess }> {
   const port = await freePort();

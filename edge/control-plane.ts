@@ -1,4 +1,5 @@
 import { SignJWT } from 'jose';
+import { CONTROL_PLANE_TOKEN_PARTY, EDGE_TOKEN_PARTY } from '../protocol/edge.js';
 import type { Env } from './env.js';
 
 /** A call to the control plane, authenticated with a 2-minute token on EDGE_CONTROL_SECRET (issuer hookline-edge). */
@@ -6,8 +7,8 @@ export async function callControlPlane(env: Env, path: string, init: RequestInit
   if (!env.CONTROL_PLANE_URL) throw new Error('CONTROL_PLANE_URL is not set');
   const token = await new SignJWT({})
     .setProtectedHeader({ alg: 'HS256' })
-    .setIssuer('hookline-edge')
-    .setAudience('hookline-control-plane')
+    .setIssuer(EDGE_TOKEN_PARTY)
+    .setAudience(CONTROL_PLANE_TOKEN_PARTY)
     .setIssuedAt()
     .setExpirationTime('2m')
     .sign(new TextEncoder().encode(env.EDGE_CONTROL_SECRET));

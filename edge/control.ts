@@ -1,12 +1,9 @@
 import { Hono } from 'hono';
 import { jwtVerify } from 'jose';
-import { edgeTriggerSchema } from '../protocol/edge.js';
+import { CONTROL_PLANE_TOKEN_PARTY, EDGE_TOKEN_PARTY, edgeTriggerSchema } from '../protocol/edge.js';
 import type { Env } from './env.js';
 import { errorResponse } from './errors.js';
 
-/** The audience and issuer of the control plane's tokens; the key is EDGE_CONTROL_SECRET on both sides. */
-export const CONTROL_AUDIENCE = 'hookline-edge';
-export const CONTROL_ISSUER = 'hookline-control-plane';
 
 const stub = (env: Env, flowId: string) => env.FLOW_TRIGGERS.get(env.FLOW_TRIGGERS.idFromName(flowId));
 
@@ -16,7 +13,7 @@ export const control = new Hono<{ Bindings: Env }>()
     const token = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
     if (!token) return errorResponse(401, 'Missing bearer token', 'unauthorized');
     try {
-      await jwtVerify(token, new TextEncoder().encode(c.env.EDGE_CONTROL_SECRET), { audience: CONTROL_AUDIENCE, issuer: CONTROL_ISSUER, algorithms: ['HS256'] });
+      await jwtVerify(token, new TextEncoder().encode(c.env.EDGE_CONTROL_SECRET), { audience: EDGE_TOKEN_PARTY, issuer: CONTROL_PLANE_TOKEN_PARTY, algorithms: ['HS256'] });
     } catch {
       return errorResponse(401, 'Invalid or expired token', 'unauthorized');
     }

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { control } from './control.js';
 import type { Env } from './env.js';
 import { errorResponse, notLive } from './errors.js';
@@ -16,8 +16,8 @@ const app = new Hono<{ Bindings: Env }>();
 app.get('/healthcheck', (c) => c.json({ status: 'ok', service: 'edge' }));
 
 // Every flow id goes to a Durable Object, known or not, so an unknown flow answers like a stopped one.
-const hook = (c: { env: Env; req: { param: (name: 'flowId') => string; raw: Request } }) => {
-  const flowId = c.req.param('flowId');
+const hook = (c: Context<{ Bindings: Env }>) => {
+  const flowId = c.req.param('flowId') ?? '';
   if (flowId.length > 64) return notLive();
   return c.env.FLOW_TRIGGERS.get(c.env.FLOW_TRIGGERS.idFromName(flowId)).fetch(c.req.raw);
 };

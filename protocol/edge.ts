@@ -1,6 +1,13 @@
 import { z } from 'zod';
 
 /**
+ * The issuers and audiences of the HS256 tokens (on EDGE_CONTROL_SECRET) the control plane and the
+ * edge Worker call each other with: each verifies that a token was made by the other, for itself.
+ */
+export const EDGE_TOKEN_PARTY = 'hookline-edge';
+export const CONTROL_PLANE_TOKEN_PARTY = 'hookline-control-plane';
+
+/**
  * How a flow's webhook authenticates its callers, as the edge holds it (secrets resolved):
  * - `hmac`: OIH's style, an HMAC of the raw body in a header (`sha256=<hex>` by default, as GitHub sends it);
  * - `standard-webhooks`: the Standard Webhooks spec (webhook-id, webhook-timestamp, webhook-signature;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { and, asc, count, desc, eq, gte, like, lt, type SQL } from 'drizzle-orm';
 import { eventEnvelopeSchema, type EventEnvelope, type EventHeaders } from '../../protocol/envelope.js';
 import { payloadSchemaFor } from '../../protocol/events.js';
-import type { Database } from '../db/index.js';
+import { escapeLike, type Database } from '../db/index.js';
 import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden } from '../http/errors.js';
 import type { Principal } from '../iam/tokens.js';
@@ -122,8 +122,6 @@ export interface AuditQuery {
   limit: number;
   offset: number;
 }
-
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`);
 
 function nameCondition(name: string): SQL {
   return name.endsWith('*') ? like(auditRecords.name, `${escapeLike(name.slice(0, -1))}%`) : eq(auditRecords.name, name);

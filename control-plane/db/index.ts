@@ -89,3 +89,9 @@ export function isUniqueViolation(error: unknown): boolean {
   const code = (e: unknown) => (e as { code?: unknown } | undefined)?.code;
   return code(error) === '23505' || code((error as { cause?: unknown } | undefined)?.cause) === '23505';
 }
+
+/** `text` with LIKE's wildcards (`%`, `_`) and its escape character taken literally. */
+export const escapeLike = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`);
+
+/** Whether `value` is a UUID: PostgreSQL refuses anything else where a uuid column is compared. */
+export const isUuid = (value: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value);

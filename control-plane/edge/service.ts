@@ -3,6 +3,7 @@ import type { EdgeTrigger, WebhookAuth, WebhookAuthSettings } from '../../protoc
 import type { Flow } from '../../protocol/flow.js';
 import { flowExecutedSchema, type EventPayload } from '../../protocol/events.js';
 import { emit } from '../bus/outbox.js';
+import { isUuid } from '../db/index.js';
 import { describeIssue } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
 import { apiKeyValues } from '../secrets/service.js';
@@ -36,7 +37,7 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
   if (valid.length === 0) return answer;
 
   await transact(services, async (tx) => {
-    const ids = [...new Set(valid.map((e) => e.flowId))].filter((id) => /^[0-9a-f-]{36}$/i.test(id));
+    const ids = [...new Set(valid.map((e) => e.flowId))].filter(isUuid);
     const known = ids.length ? await tx.select({ id: flows.id, tenantId: flows.tenantId }).from(flows).where(inArray(flows.id, ids)) : [];
     for (const execution of valid) {
       const flow = known.find((f) => f.id === execution.flowId);

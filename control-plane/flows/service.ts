@@ -1,7 +1,7 @@
 import { and, asc, count, desc, eq, ilike, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import { flowCreateSchema, type Flow, type FlowCreate, type FlowPatch, type FlowStatus } from '../../protocol/flow.js';
 import { emit } from '../bus/outbox.js';
-import type { Database } from '../db/index.js';
+import { escapeLike, isUuid, type Database } from '../db/index.js';
 import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
 import { tokens } from '../iam/schema.js';
@@ -55,8 +55,6 @@ export interface FlowListQuery {
 }
 
 const sortColumns = { name: flows.name, createdAt: flows.createdAt, updatedAt: flows.updatedAt };
-
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`);
 
 /** The flows the caller may see, narrowed by the query's filters; `user` narrows within them, never widens. */
 export async function listFlows(db: Database, principal: Principal, query: FlowListQuery): Promise<{ flows: Flow[]; total: number }> {
@@ -221,11 +219,10 @@ export async function stopFlow(services: Services, principal: Principal, id: str
 /** A flow named by a lifecycle event; only a flow of that tenant is touched. */
 export type FlowRef = { id: string; tenant: string };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Moves the referenced flow from `from` to `to`; returns the changed flow, or null when it is not in `from` (or not ours). */
 async function transition(tx: Database, ref: FlowRef, from: SQL, changes: Partial<FlowRow>): Promise<FlowRow | null> {
-  if (!UUID.test(ref.id) || !UUID.test(ref.tenant)) return null;
+  if (!isUuid(ref.id) || !isUuid(ref.tenant)) return null;
   const [row] = await tx
     .update(flows)
     .set({ ...changes, updatedAt: new Date() })

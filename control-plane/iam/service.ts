@@ -1,6 +1,6 @@
 import { and, eq, inArray, isNull, or } from 'drizzle-orm';
 import { isCommonPermission, isPermission } from '../../protocol/permissions.js';
-import type { Database } from '../db/index.js';
+import { isUuid, type Database } from '../db/index.js';
 import { badRequest, forbidden } from '../http/errors.js';
 import { roles, userRoles, users } from './schema.js';
 import type { Principal } from './tokens.js';
@@ -40,8 +40,6 @@ export function checkGrantable(principal: Principal, permissions: string[]): voi
   if (restricted.length > 0 && !principal.isAdmin) throw forbidden(`Only an admin may grant restricted permissions: ${restricted.join(', ')}`);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * The roles named (by name or id), among the global ones and those of `tenantId`, which the caller
  * may assign: an unknown one is a 400, a role with restricted permissions a 403 for callers without `all`.
@@ -49,8 +47,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export async function resolveRoles(db: Database, principal: Principal, refs: string[], tenantId: string | null): Promise<{ id: string; name: string }[]> {
   const wanted = [...new Set(refs)];
   if (wanted.length === 0) return [];
-  // Only UUID-shaped refs are compared with ids: Postgres refuses anything else as a uuid.
-  const ids = wanted.filter((ref) => UUID.test(ref)).map((id) => id.toLowerCase());
+  const ids = wanted.filter(isUuid).map((id) => id.toLowerCase());
   const found = await db
     .select({ id: roles.id, name: roles.name, permissions: roles.permissions })
     .from(roles)

@@ -1,6 +1,6 @@
 import { and, asc, count, eq, ilike, inArray, isNull, or, type SQL } from 'drizzle-orm';
 import { emit } from '../bus/outbox.js';
-import { isUniqueViolation, type Database } from '../db/index.js';
+import { escapeLike, isUniqueViolation, type Database } from '../db/index.js';
 import { permissionScope } from '../http/auth.js';
 import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import { transact, type Services } from '../services.js';
@@ -69,8 +69,6 @@ async function findAccount(db: Database, scope: string | null, id: string): Prom
   if (!row) throw notFound(`No user ${id} that you may see`);
   return row;
 }
-
-const escapeLike = (text: string) => text.replace(/[\\%_]/g, (char) => `\\${char}`);
 
 export async function listAccounts(
   db: Database,

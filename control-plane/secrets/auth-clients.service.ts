@@ -10,10 +10,9 @@ import { badRequest, forbidden, notFound } from '../http/errors.js';
 import { users } from '../iam/schema.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
-import { open, seal } from './crypto.js';
 import { authorizationUrl, exchangeCode, OAuthError } from './oauth2.js';
 import { authClients } from './schema.js';
-import { createSecret, SERVICE_NAME, type Secret } from './service.js';
+import { createSecret, openClientSecret, sealClientSecret, SERVICE_NAME, type Secret } from './service.js';
 
 type ClientRow = typeof authClients.$inferSelect;
 
@@ -39,7 +38,6 @@ export interface AuthClientInput {
   scopes: string[];
 }
 
-const context = (id: string) => `auth-client:${id}`;
 /** How long a user has to come back from the provider. */
 const FLOW_TTL_SECONDS = 10 * 60;
 const STATE_AUDIENCE = 'hookline:oauth2-state';
@@ -51,7 +49,7 @@ async function present(services: Services, row: ClientRow, principal: Principal)
     name: row.name,
     tenant: row.tenantId,
     clientId: row.clientId,
-    clientSecret: raw ? await clientSecretOf(services, row) : MASK,
+    clientSecret: raw ? await openClientSecret(services, row) : MASK,
     authorizationEndpoint: row.authorizationEndpoint,
     tokenEndpoint: row.tokenEndpoint,
     scopes: row.scopes,
@@ -59,9 +57,6 @@ async function present(services: Services, row: ClientRow, principal: Principal)
     updatedAt: row.updatedAt.toISOString(),
   };
 }
-
-const clientSecretOf = async (services: Services, row: ClientRow) =>
-  open(await services.keys.dataKey(services.db, row.tenantId), row.clientSecret, context(row.id)).toString('utf8');
 
 /** Auth clients belong to a tenant and serve all its members. */
 async function findClient(db: Database, principal: Principal, id: string): Promise<ClientRow> {
@@ -88,7 +83,7 @@ export async function createAuthClient(services: Services, principal: Principal,
   if (!tenantId) throw forbidden('Your account belongs to no tenant; auth clients belong to a tenant');
   const id = randomUUID();
   const row = await transact(services, async (tx) => {
-    const clientSecret = seal(await services.keys.dataKey(tx, tenantId), Buffer.from(input.clientSecret, 'utf8'), context(id));
+    const clientSecret = await sealClientSecret(services, tx, { id, tenantId }, input.clientSecret);
     const [created] = await tx
       .insert(authClients)
       .values({ ...input, id, tenantId, clientSecret, owners: [{ id: principal.userId, type: 'user' }] })
@@ -103,7 +98,7 @@ export async function updateAuthClient(services: Services, principal: Principal,
   const row = await transact(services, async (tx) => {
     const current = await findClient(tx, principal, id);
     const { clientSecret, ...rest } = patch;
-    const sealed = clientSecret === undefined ? undefined : seal(await services.keys.dataKey(tx, current.tenantId), Buffer.from(clientSecret, 'utf8'), context(id));
+    const sealed = clientSecret === undefined ? undefined : await sealClientSecret(services, tx, current, clientSecret);
     const [updated] = await tx.update(authClients).set({ ...rest, clientSecret: sealed, updatedAt: new Date() }).where(eq(authClients.id, id)).returning();
     await emit(tx, SERVICE_NAME, 'secrets.authClient.modified', { id, tenant: current.tenantId, user: principal.userId });
     return updated!;
@@ -164,7 +159,7 @@ export async function completeFlow(services: Services, query: { state: string; c
 
   let tokens;
   try {
-    tokens = await exchangeCode({ ...client, clientSecret: await clientSecretOf(services, client) }, query.code, state.redirectUri);
+    tokens = await exchangeCode({ ...client, clientSecret: await openClientSecret(services, client) }, query.code, state.redirectUri);
   } catch (error) {
     if (error instanceof OAuthError) throw badRequest(`Could not exchange the code: ${error.message}`);
     throw error;

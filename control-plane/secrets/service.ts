@@ -48,6 +48,15 @@ async function sealValue(services: Services, db: Database, tenantId: string, id:
   return seal(await services.keys.dataKey(db, tenantId), Buffer.from(JSON.stringify(value), 'utf8'), context(id));
 }
 
+/** An auth client's secret, sealed with its tenant's data key and its row id bound in. */
+export async function sealClientSecret(services: Services, db: Database, client: { id: string; tenantId: string }, secret: string): Promise<string> {
+  return seal(await services.keys.dataKey(db, client.tenantId), Buffer.from(secret, 'utf8'), `auth-client:${client.id}`);
+}
+
+export async function openClientSecret(services: Services, client: { id: string; tenantId: string; clientSecret: string }): Promise<string> {
+  return open(await services.keys.dataKey(services.db, client.tenantId), client.clientSecret, `auth-client:${client.id}`).toString('utf8');
+}
+
 async function openValue(services: Services, db: Database, row: { id: string; tenantId: string; value: string }): Promise<Record<string, unknown>> {
   return JSON.parse(open(await services.keys.dataKey(db, row.tenantId), row.value, context(row.id)).toString('utf8'));
 }
@@ -255,8 +264,7 @@ async function refreshIfDue(services: Services, row: SecretRow): Promise<SecretR
   try {
     if (!client) throw new OAuthError('its auth client was deleted');
     if (!value.refreshToken) throw new OAuthError('the provider gave no refresh token');
-    const clientSecret = open(await services.keys.dataKey(db, client.tenantId), client.clientSecret, `auth-client:${client.id}`).toString('utf8');
-    const fresh = await refreshTokens({ ...client, clientSecret }, value);
+    const fresh = await refreshTokens({ ...client, clientSecret: await openClientSecret(services, client) }, value);
     const [updated] = await transact(services, async (tx) =>
       tx
         .update(secrets)
