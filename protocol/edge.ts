@@ -54,7 +54,6 @@ export const webhookAuthSettingsSchema = z.discriminatedUnion('type', [
 ]);
 export type WebhookAuthSettings = z.infer<typeof webhookAuthSettingsSchema>;
 export const webhookSettingsSchema = z.strictObject({ auth: webhookAuthSettingsSchema.optional() });
-export type WebhookSettings = z.infer<typeof webhookSettingsSchema>;
 
 /**
  * `flowSettings.schedule`: what a cron flow does with slots it missed (the Worker was down): `skip`

@@ -102,7 +102,6 @@ export const EVENTS = {
 
 export type EventName = keyof typeof EVENTS;
 export type EventPayload<N extends EventName> = z.infer<(typeof EVENTS)[N]>;
-export type AuditEventName = `audit.${string}`;
 
 export const auditPayloadSchema = z.record(z.string(), z.unknown());
 

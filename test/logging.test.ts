@@ -33,7 +33,11 @@ describe('structured logs', () => {
     const token = await cp.login();
     await cp.request('GET', '/flows', { token });
     await cp.request('POST', '/login', { body: { username: ADMIN.username, password: 'a-wrong-password-to-log' } });
+    // Whatever a module logs, secrets in the object are redacted.
+    cp.services.logger.info({ password: 'logged-by-mistake', user: { token }, headers: { authorization: `Bearer ${token}` } }, 'probe');
     const text = JSON.stringify(lines);
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'probe', password: '[redacted]', headers: { authorization: '[redacted]' } }));
+    expect(text).not.toContain('logged-by-mistake');
     expect(text).not.toContain(ADMIN.password);
     expect(text).not.toContain('a-wrong-password-to-log');
     expect(text).not.toContain(token);

@@ -67,6 +67,7 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
     );
     expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
     expect(answers[0]![0]).toBe(404);
+    expect(JSON.parse(answers[0]![1] as string)).toEqual({ errors: [{ message: 'No live webhook at this URL', code: 'not_found' }] });
     expect((await edge.fetch(`/hook/${starting}`, { method: 'HEAD' })).status).toBe(404);
   });
 

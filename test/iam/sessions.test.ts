@@ -125,7 +125,9 @@ describe('POST /login and /logout', () => {
   });
 
   it('publishes no JWKS for HS256', async () => {
-    expect((await cp.request('GET', '/.well-known/jwks.json')).status).toBe(404);
+    const res = await cp.request('GET', '/.well-known/jwks.json');
+    expect(res.status).toBe(404);
+    expect(res.body.errors[0].message).toMatch(/HS256/);
   });
 });
 
