@@ -53,6 +53,10 @@ const schema = z.object({
   SECRETS_MASTER_KEY_FILE: z.string().min(1).default('.hookline/secrets-master.key'),
   /** Audit records older than this many days (by receipt) are deleted; 0 keeps them forever. */
   AUDIT_RETENTION_DAYS: whole(0).default(365),
+  /** How often runners send a heartbeat; one silent for three intervals is lost and its flows move. */
+  RUNNER_HEARTBEAT_SECONDS: seconds.default(10),
+  /** Step logs (what step workers wrote) older than this many days are deleted. */
+  STEP_LOG_RETENTION_DAYS: whole(1).default(7),
   /** Shared with the edge Worker (a wrangler secret there): signs the calls between them. Unset: the edge bridge is off. */
   EDGE_CONTROL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** The edge Worker's base URL, where flow triggers are pushed. */

@@ -5,6 +5,7 @@ import type { Database } from './db/index.js';
 import { edgeExecutions } from './edge/schema.js';
 import { executions } from './executions/schema.js';
 import { tokens } from './iam/schema.js';
+import { stepLogs } from './runners/schema.js';
 import type { Logger } from './logger.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -18,12 +19,12 @@ const EDGE_EXECUTIONS_RETENTION_MS = 30 * DAY_MS;
 const EXECUTIONS_RETENTION_MS = 30 * DAY_MS;
 const EVERY_MS = 60 * 60 * 1000;
 
-/** Deletes rows that only grow: expired login sessions, old handled-event records, old edge execution ids, old execution records and audit records past AUDIT_RETENTION_DAYS. */
+/** Deletes rows that only grow: expired login sessions, old handled-event records, old edge execution ids, old execution records, audit records past AUDIT_RETENTION_DAYS and step logs past STEP_LOG_RETENTION_DAYS. */
 export async function purgeExpired(
   db: Database,
-  options: { auditRetentionDays: number },
+  options: { auditRetentionDays: number; stepLogRetentionDays: number },
   now = new Date(),
-): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number; executions: number; auditRecords: number }> {
+): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number; executions: number; auditRecords: number; stepLogs: number }> {
   const sessions = await db
     .delete(tokens)
     .where(and(eq(tokens.kind, 'session'), lt(tokens.expiresAt, new Date(now.getTime() - SESSION_GRACE_MS))))
@@ -47,11 +48,15 @@ export async function purgeExpired(
           .where(lt(auditRecords.receivedAt, new Date(now.getTime() - options.auditRetentionDays * DAY_MS)))
           .returning({ id: auditRecords.id })
       : [];
-  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length, executions: records.length, auditRecords: audit.length };
+  const logs = await db
+    .delete(stepLogs)
+    .where(lt(stepLogs.at, new Date(now.getTime() - options.stepLogRetentionDays * DAY_MS)))
+    .returning({ seq: stepLogs.seq });
+  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length, executions: records.length, auditRecords: audit.length, stepLogs: logs.length };
 }
 
 /** Runs `purgeExpired` at start and hourly; returns the function that stops it. */
-export function startJanitor(db: Database, logger: Logger, options: { auditRetentionDays: number }): () => void {
+export function startJanitor(db: Database, logger: Logger, options: { auditRetentionDays: number; stepLogRetentionDays: number }): () => void {
   const run = () =>
     purgeExpired(db, options).then(
       (purged) => logger[Object.values(purged).some((n) => n > 0) ? 'info' : 'debug'](purged, 'janitor purged expired rows'),

@@ -2,6 +2,7 @@ import { serve } from '@hono/node-server';
 import { pathToFileURL } from 'node:url';
 import { createApp } from './app.js';
 import { subscribeAuditLog } from './audit/events.js';
+import { seedBuiltinComponents } from './components/builtins.js';
 import { createBus } from './bus/index.js';
 import { OutboxRelay } from './bus/relay.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -14,6 +15,9 @@ import { TokenService } from './iam/tokens.js';
 import { KeyRing, loadMasterKeys } from './secrets/keys.js';
 import { subscribeSecrets } from './secrets/events.js';
 import { subscribeExecutions } from './executions/events.js';
+import { subscribeFleet } from './runners/events.js';
+import { DesiredStateNotifier } from './runners/notifier.js';
+import { PlacementLoop } from './runners/placement.js';
 import { startJanitor } from './janitor.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Services } from './services.js';
@@ -32,18 +36,25 @@ export async function startControlPlane(config: Config, logger: Logger = createL
   const { db } = database;
   const signingKey = await loadSigningKey(db, config);
   const admin = await bootstrapIam(db, { username: config.ADMIN_USERNAME, password: config.ADMIN_PASSWORD });
+  await seedBuiltinComponents(db);
   const keys = new KeyRing(loadMasterKeys(config));
   await keys.assertMasterKeysKnown(db);
   const bus = await createBus(config, logger);
   const relay = new OutboxRelay(db, bus, logger);
-  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS), keys };
+  const notifier = new DesiredStateNotifier();
+  const placement = { kick: () => {} };
+  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS), keys, notifier, placement };
+  const placementLoop = new PlacementLoop(services);
+  placement.kick = () => placementLoop.kick();
   relay.start();
-  const stopJanitor = startJanitor(db, logger, { auditRetentionDays: config.AUDIT_RETENTION_DAYS });
+  placementLoop.start();
+  const stopJanitor = startJanitor(db, logger, { auditRetentionDays: config.AUDIT_RETENTION_DAYS, stepLogRetentionDays: config.STEP_LOG_RETENTION_DAYS });
   await subscribeFlowRepository(services);
   await subscribeAuditLog(services);
   await subscribeSecrets(services);
   await subscribeEdgeBridge(services);
   await subscribeExecutions(services);
+  await subscribeFleet(services);
 
   const app = createApp(services);
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
@@ -59,6 +70,7 @@ export async function startControlPlane(config: Config, logger: Logger = createL
     (closing ??= (async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       stopJanitor();
+      await placementLoop.stop();
       await relay.stop();
       await bus.close();
       await database.close();
@@ -87,6 +99,8 @@ Configuration comes from the environment:
   SECRETS_MASTER_KEY      <id>:<32 bytes base64>, wraps the keys of secrets (default: generated into .hookline/)
   SECRETS_OLD_MASTER_KEYS former master keys, comma-separated, during a rotation
   AUDIT_RETENTION_DAYS    audit records are kept this many days (default 365; 0: forever)
+  RUNNER_HEARTBEAT_SECONDS  how often runners report (default 10); silent for 3 intervals: lost
+  STEP_LOG_RETENTION_DAYS step logs are kept this many days (default 7)
   EDGE_URL                the edge Worker's URL, where flow triggers are pushed
   EDGE_CONTROL_SECRET     shared with the Worker (wrangler secret): signs the calls between them
   LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent

@@ -5,6 +5,7 @@ import type { Database, DatabaseHandle } from './db/index.js';
 import type { SigningKey } from './iam/keys.js';
 import type { TokenService } from './iam/tokens.js';
 import type { Logger } from './logger.js';
+import type { DesiredStateNotifier } from './runners/notifier.js';
 import type { KeyRing } from './secrets/keys.js';
 
 /** Everything a module needs, built once at start (main.ts) and passed down. */
@@ -18,6 +19,10 @@ export interface Services {
   signingKey: SigningKey;
   tokens: TokenService;
   keys: KeyRing;
+  /** Wakes runners' long polls when their desired state changed. */
+  notifier: DesiredStateNotifier;
+  /** The fleet's placement loop (runners/placement.ts): `kick` runs a pass soon. */
+  placement: { kick(): void };
 }
 
 /** Runs `work` in one transaction and wakes the outbox relay once it committed. */

@@ -73,7 +73,10 @@ export const componentSchema = z.object({
   description: z.string().nullable(),
   access: z.enum(COMPONENT_ACCESS),
   owners: z.array(ownerSchema),
-  tenant: z.string(),
+  /** Null for a built-in: it belongs to the platform. */
+  tenant: z.string().nullable(),
+  /** A built-in (runner/components): public, seeded by the control plane at every start, read-only through the API. */
+  builtIn: z.boolean(),
   image: z.string().nullable(),
   module: z.string().nullable(),
   functions: z.array(componentFunctionSchema),

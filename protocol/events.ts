@@ -20,35 +20,37 @@ export const flowExecutedSchema = z.object({
   receivedAt: z.iso.datetime({ offset: true }),
 });
 
-/**
- * What every execution.* event names. The runner fleet publishes them; the control plane keeps one
- * execution record per flowExecId (control-plane/executions), timed by each envelope's headers.createdAt.
- */
+/** What every execution.* event names. */
 const executionRef = z.object({ flowExecId: z.string().min(1).max(200), flowId: z.string().min(1).max(200), tenant: z.string().min(1) });
-const stepRef = executionRef.extend({
-  stepId: z.string().min(1).max(100),
-  /** The id of the input message the step is working on, to tie started, succeeded and failed together. */
-  messageId: z.string().min(1).max(200).optional(),
-});
-const durationMs = z.number().int().nonnegative().optional();
 
-/** A step took an input message (its `in` counter). */
-export const stepStartedSchema = stepRef;
-/** A step emitted one output message (its `out` counter); a step that emits several sends one each. */
-export const stepSucceededSchema = stepRef.extend({
-  message: stepMessageSchema,
-  /** From taking the input to emitting this output. */
-  durationMs,
+/**
+ * What a step made of one input: its outputs, or the error it gave up with (after any retries).
+ * Step workers report results in batches (`execution.step.results`); the control plane keeps one
+ * execution record per flowExecId from them (control-plane/executions).
+ */
+export const stepResultSchema = executionRef.extend({
+  /** One per step and input delivery, so a result reported twice (a worker died before its ack) is applied once. */
+  id: z.string().min(1).max(200),
+  stepId: z.string().min(1).max(100),
+  /** The input: flow.executed's message id for the first step, else the delivery's AMQP message id. */
+  deliveryId: z.string().min(1).max(200),
+  status: z.enum(['succeeded', 'failed']),
+  startedAt: z.iso.datetime({ offset: true }),
+  durationMs: z.number().int().nonnegative(),
+  /** How many times the input was tried (1 without retries). */
+  attempts: z.number().int().positive(),
+  /** The first outputs, as recorded (a large one replaced by a preview, see capPayload); `outputCount` counts them all. */
+  outputs: z.array(z.unknown()).max(100),
+  outputCount: z.number().int().nonnegative(),
+  /** The ids of the deliveries sent to next steps, one per output and target: the execution is over when each is done. */
+  delivered: z.array(z.string().min(1).max(200)).max(100_000),
+  error: z.object({ message: z.string(), stack: z.string().optional() }).optional(),
+  /** The input that failed (failed results only), as recorded. */
+  input: z.unknown().optional(),
 });
-/** A step gave up on an input message (its `errors` counter), after any rebounds: the error, and the input that caused it. */
-export const stepFailedSchema = stepRef.extend({
-  error: z.object({ message: z.string(), stack: z.string().optional() }),
-  input: z.unknown(),
-  /** How many times the input was tried (1 without rebounds). */
-  attempts: z.number().int().positive().optional(),
-  durationMs,
-});
-/** The execution is over: no step has a message of it left. */
+export type StepResult = z.infer<typeof stepResultSchema>;
+
+/** The execution is over: every delivery of it was handled. Emitted by the control plane's executions module. */
 export const executionFinishedSchema = executionRef.extend({
   status: z.enum(['succeeded', 'failed']),
   reason: z.string().max(2000).optional(),
@@ -94,9 +96,7 @@ export const EVENTS = {
   'components.component.created': componentChange,
   'components.component.modified': componentChange,
   'components.component.deleted': componentChange,
-  'execution.step.started': stepStartedSchema,
-  'execution.step.succeeded': stepSucceededSchema,
-  'execution.step.failed': stepFailedSchema,
+  'execution.step.results': z.object({ results: z.array(stepResultSchema).min(1).max(1000) }),
   'execution.finished': executionFinishedSchema,
 } as const;
 

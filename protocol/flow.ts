@@ -1,6 +1,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { scheduleSettingsSchema, webhookSettingsSchema } from './edge.js';
+import { retrySettingsSchema, STEP_ID, STEP_ID_MESSAGE, stepSettingsSchema } from './fleet.js';
 
 export const FLOW_STATUSES = ['inactive', 'starting', 'active', 'stopping'] as const;
 export type FlowStatus = (typeof FLOW_STATUSES)[number];
@@ -9,14 +10,14 @@ export const FLOW_TYPES = ['ordinary', 'long_running'] as const;
 const freeForm = z.record(z.string(), z.unknown());
 
 export const flowNodeSchema = z.strictObject({
-  id: z.string().min(1).max(30),
+  id: z.string().min(1).max(30).regex(STEP_ID, STEP_ID_MESSAGE),
   componentId: z.string().min(1),
   function: z.string().min(1),
   name: z.string().max(200).optional(),
   description: z.string().max(1000).optional(),
   fields: freeForm.optional(),
   credentials_id: z.string().min(1).optional(),
-  nodeSettings: freeForm.optional(),
+  nodeSettings: stepSettingsSchema.optional(),
 });
 
 export const flowEdgeSchema = z.strictObject({
@@ -35,8 +36,8 @@ export const ownerSchema = z.strictObject({ id: z.string().min(1), type: z.enum(
 /** Who owns a flow, secret or domain: a user, or a whole tenant. */
 export type Owner = z.infer<typeof ownerSchema>;
 
-/** `flowSettings.webhooks` and `flowSettings.schedule` are read by the edge (protocol/edge.ts). */
-export const flowSettingsSchema = z.looseObject({ webhooks: webhookSettingsSchema.optional(), schedule: scheduleSettingsSchema.optional() });
+/** `flowSettings.webhooks` and `flowSettings.schedule` are read by the edge (protocol/edge.ts), `retry` by the runner fleet (protocol/fleet.ts). */
+export const flowSettingsSchema = z.looseObject({ webhooks: webhookSettingsSchema.optional(), schedule: scheduleSettingsSchema.optional(), retry: retrySettingsSchema.optional() });
 export type FlowSettings = z.infer<typeof flowSettingsSchema>;
 
 /** What a client may write. `status` is never among it. */

@@ -2,6 +2,7 @@ export * from './component.js';
 export * from './edge.js';
 export * from './envelope.js';
 export * from './events.js';
+export * from './fleet.js';
 export * from './flow.js';
 export * from './permissions.js';
 export * from './runner.js';

@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { deploymentReportSchema } from './fleet.js';
 
 export const RUNNER_DRIVERS = ['process', 'docker'] as const;
 
-/** How often a runner reports; one silent for three intervals is lost. */
+/** How often a runner reports by default (the control plane's RUNNER_HEARTBEAT_SECONDS); one silent for three intervals is lost. */
 export const HEARTBEAT_SECONDS = 10;
 
 /** What a runner says about itself when it registers. */
@@ -16,12 +17,6 @@ export const runnerRegistrationSchema = z.strictObject({
 });
 export type RunnerRegistration = z.infer<typeof runnerRegistrationSchema>;
 
-/** A step worker a runner reports as running. */
-export const runningWorkerSchema = z.strictObject({
-  flowId: z.string().min(1).max(64),
-  stepId: z.string().min(1).max(100),
-  state: z.enum(['starting', 'ready', 'failed']),
-});
-
-export const heartbeatSchema = z.strictObject({ running: z.array(runningWorkerSchema).max(10_000).default([]) });
+/** A heartbeat: the runner is alive, and this is the state of every deployment it has (protocol/fleet.ts). */
+export const heartbeatSchema = z.strictObject({ deployments: z.array(deploymentReportSchema).max(10_000).default([]) });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;

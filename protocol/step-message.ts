@@ -23,3 +23,16 @@ export const stepMessageSchema = z.looseObject({
 });
 
 export type StepMessage = z.infer<typeof stepMessageSchema>;
+
+/** A recorded payload (an output, a failing input) larger than this as JSON is replaced by a preview. */
+export const MAX_RECORDED_PAYLOAD_BYTES = 16 * 1024;
+const PREVIEW_CHARS = 1024;
+const encoder = new TextEncoder();
+
+/** A payload as execution records keep it: itself, or when too large `{ truncated: true, bytes, preview }` with the start of its JSON. */
+export function capPayload(value: unknown): unknown {
+  if (value === undefined) return null;
+  const text = JSON.stringify(value);
+  const bytes = encoder.encode(text).length;
+  return bytes <= MAX_RECORDED_PAYLOAD_BYTES ? value : { truncated: true, bytes, preview: text.slice(0, PREVIEW_CHARS) };
+}

@@ -1,14 +1,26 @@
 /**
- * A runner node: registers with the control plane under its service account and reports every
- * HEARTBEAT_SECONDS that it is alive and what it runs. Deploying steps comes with the runner fleet
- * issue; this is the node's lifeline to the control plane.
+ * A runner node: registers with the control plane under its service account, waits (long poll)
+ * for what it should run, makes it so (reconcile.ts) and reports back at every change and every
+ * heartbeat. `npm start` runs one inside the control plane's process, on the in-process bus.
  */
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import Docker from 'dockerode';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
-import { HEARTBEAT_SECONDS, RUNNER_DRIVERS, type Heartbeat } from '../protocol/runner.js';
+import { RUNNER_DRIVERS } from '../protocol/runner.js';
+import { AmqpFleetBroker } from './broker/amqp.js';
+import { MemoryFleetBroker, type EventPort } from './broker/memory.js';
+import type { FleetBroker } from './broker/types.js';
+import { ControlPlaneClient, ControlPlaneError } from './control-plane.js';
+import { DockerDriver } from './drivers/docker.js';
+import { ProcessDriver } from './drivers/process.js';
+import type { StepDriver } from './drivers/types.js';
+import { HOOKLINE_VERSION } from './images.js';
+import { LogShipper } from './logs.js';
+import { Reconciler } from './reconcile.js';
 
 const configSchema = z.object({
   CONTROL_PLANE_URL: z.url({ message: 'must be the control plane’s URL, such as http://127.0.0.1:3000' }),
@@ -16,18 +28,29 @@ const configSchema = z.object({
   RUNNER_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -').default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
   RUNNER_DRIVER: z.enum(RUNNER_DRIVERS).default('process'),
   RUNNER_CAPACITY: z.coerce.number().int().min(1).default(16),
+  RUNNER_DATA_DIR: z.string().min(1).optional(),
+  RUNNER_DEPLOY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(60),
+  AMQP_URL: z.string().regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://').optional(),
+  BUS_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _').default('hookline'),
   LOG_LEVEL: z.string().default('info'),
 });
 export type RunnerConfig = z.infer<typeof configSchema>;
 
-const HELP = `Hookline runner node
+const HELP = `Hookline runner node: runs the steps of the flows the control plane places on it
 
 Usage: npx tsx runner/main.ts
   CONTROL_PLANE_URL   the control plane (required)
-  RUNNER_TOKEN        a service-account token with runners.write (required; POST /api/v1/tokens)
+  RUNNER_TOKEN        a service-account token with runners.write (required; POST /api/v1/tokens).
+                      An account of a tenant runs that tenant's flows; an account of no tenant
+                      (only admins make one) runs every tenant's.
+  AMQP_URL            the RabbitMQ the control plane uses (required)
+  BUS_NAMESPACE       the control plane's BUS_NAMESPACE (default hookline)
   RUNNER_NAME         this node's name, unique per account (default: the host name)
-  RUNNER_DRIVER       process (default) | docker
+  RUNNER_DRIVER       process (default: a child process per step) | docker (a container per step;
+                      DOCKER_HOST says which engine, images from npm run images)
   RUNNER_CAPACITY     how many step workers it takes (default 16)
+  RUNNER_DATA_DIR     where it keeps what it needs across restarts (default .hookline/runner-<name>)
+  RUNNER_DEPLOY_TIMEOUT_SECONDS  how long the steps of a flow have to get ready (default 60)
   LOG_LEVEL           info (default), debug, warn...`;
 
 export interface RunningRunner {
@@ -35,41 +58,140 @@ export interface RunningRunner {
   stop(): Promise<void>;
 }
 
-/** Registers (retrying while the control plane is unreachable), then heartbeats until stopped. */
-export async function startRunner(config: RunnerConfig, logger: Logger): Promise<RunningRunner> {
-  const call = async (path: string, body: unknown) => {
-    const response = await fetch(new URL(path, config.CONTROL_PLANE_URL), {
-      method: 'POST',
-      headers: { authorization: `Bearer ${config.RUNNER_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const answer = (await response.json().catch(() => null)) as { data?: { id: string }; errors?: { message: string }[] } | null;
-    if (!response.ok) throw new Error(`${path}: ${response.status} ${answer?.errors?.map((e) => e.message).join('; ') ?? ''}`);
-    return answer!.data!;
-  };
-  const registration = { name: config.RUNNER_NAME, host: hostname(), driver: config.RUNNER_DRIVER, capacity: config.RUNNER_CAPACITY, version: '0.1.0' };
+/** A runner on a host of its own needs RabbitMQ; only the one npm start runs may share the control plane's in-process bus. */
+const standaloneSchema = configSchema.extend({ AMQP_URL: z.string({ message: 'is required: the RabbitMQ the control plane uses' }).regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://') });
 
-  let id: string | undefined;
-  for (let attempt = 1; !id; attempt++) {
-    try {
-      id = (await call('/runners', registration)).id;
-    } catch (error) {
-      const wait = Math.min(30_000, 500 * 2 ** attempt);
-      logger.warn({ err: (error as Error).message, retryInMs: wait }, 'cannot register with the control plane yet');
-      await sleep(wait);
-    }
+/** Reads the configuration; a wrong value names the variable and what it expects. */
+export function loadRunnerConfig(env: Record<string, string | undefined>, options: { standalone?: boolean } = {}): RunnerConfig {
+  const schema = options.standalone ? standaloneSchema : configSchema;
+  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
+  if (!parsed.success) throw new Error(`Invalid configuration:\n${parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join('\n')}`);
+  return parsed.data;
+}
+
+/**
+ * Starts a runner. Without AMQP_URL it needs `events`, the in-process bus of the control plane it
+ * runs beside (npm start): its queues are then in memory too.
+ */
+export async function startRunner(config: RunnerConfig, logger: Logger, options: { events?: EventPort } = {}): Promise<RunningRunner> {
+  const client = new ControlPlaneClient(config.CONTROL_PLANE_URL, config.RUNNER_TOKEN);
+  const dataDir = config.RUNNER_DATA_DIR ?? join('.hookline', `runner-${config.RUNNER_NAME}`);
+  let broker: FleetBroker;
+  if (config.AMQP_URL) {
+    broker = new AmqpFleetBroker(config.AMQP_URL, config.BUS_NAMESPACE);
+  } else if (options.events) {
+    const memory = new MemoryFleetBroker(options.events, logger);
+    await memory.start();
+    broker = memory;
+  } else {
+    throw new Error('AMQP_URL is required: a runner on its own shares RabbitMQ with the control plane (only the runner npm start runs inside the control plane may do without)');
   }
-  logger.info({ runnerId: id, name: config.RUNNER_NAME, driver: config.RUNNER_DRIVER }, 'runner registered');
+  if (config.RUNNER_DRIVER === 'docker' && broker.kind !== 'amqp') throw new Error('RUNNER_DRIVER=docker needs RabbitMQ (AMQP_URL): containers cannot reach an in-process broker');
+  const driver: StepDriver = config.RUNNER_DRIVER === 'docker' ? new DockerDriver({ docker: new Docker(), runnerName: config.RUNNER_NAME, logger }) : new ProcessDriver({ dataDir, logger });
 
-  const running: Heartbeat['running'] = [];
-  const timer = setInterval(() => {
-    call(`/runners/${id}/heartbeat`, { running }).catch((error: Error) => logger.warn({ err: error.message }, 'heartbeat failed; trying again at the next one'));
-  }, HEARTBEAT_SECONDS * 1000);
+  const registration = { name: config.RUNNER_NAME, host: hostname(), driver: config.RUNNER_DRIVER, capacity: config.RUNNER_CAPACITY, version: HOOKLINE_VERSION };
+  const stopping = new AbortController();
+  const register = async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.register(registration);
+      } catch (error) {
+        if (stopping.signal.aborted) throw error;
+        const wait = Math.min(30_000, 500 * 2 ** attempt);
+        logger.warn({ err: (error as Error).message, retryInMs: wait }, 'cannot register with the control plane yet');
+        await sleep(wait);
+      }
+    }
+  };
+  let { id, heartbeatSeconds } = await register();
+  logger.info({ runnerId: id, name: config.RUNNER_NAME, driver: config.RUNNER_DRIVER, broker: broker.kind }, 'runner registered');
+
+  const logs = new LogShipper(client, id, logger);
+  logs.start();
+
+  // Reports go at every change (coalesced) and every heartbeat interval.
+  let reportTimer: NodeJS.Timeout | undefined;
+  let sending: Promise<void> | undefined;
+  let again = false;
+  const report = (): void => {
+    if (stopping.signal.aborted) return;
+    if (sending) {
+      again = true;
+      return;
+    }
+    clearTimeout(reportTimer);
+    sending = client
+      .heartbeat(id, reconciler.reports())
+      .then((answer) => {
+        heartbeatSeconds = answer.heartbeatSeconds;
+      })
+      .catch((error: Error) => logger.warn({ err: error.message }, 'heartbeat failed; trying again at the next one'))
+      .finally(() => {
+        sending = undefined;
+        if (again) {
+          again = false;
+          report();
+        } else if (!stopping.signal.aborted) {
+          reportTimer = setTimeout(report, heartbeatSeconds * 1000);
+        }
+      });
+  };
+  let soon: NodeJS.Timeout | undefined;
+  const reconciler = new Reconciler({
+    client,
+    driver,
+    broker,
+    logs,
+    logger,
+    controlPlaneUrl: config.CONTROL_PLANE_URL,
+    deployTimeoutMs: config.RUNNER_DEPLOY_TIMEOUT_SECONDS * 1000,
+    changed: () => {
+      clearTimeout(soon);
+      soon = setTimeout(report, 20);
+    },
+  });
+
+  const first = await client.desired(id, -1, 0);
+  await reconciler.recover(first);
+  reconciler.apply(first);
+  report();
+
+  const follow = (async () => {
+    let version = first.version;
+    let wait = 500;
+    while (!stopping.signal.aborted) {
+      try {
+        const state = await client.desired(id, version, 25, stopping.signal);
+        version = state.version;
+        reconciler.apply(state);
+        wait = 500;
+      } catch (error) {
+        if (stopping.signal.aborted) return;
+        if (error instanceof ControlPlaneError && error.status === 404) {
+          logger.warn({ runnerId: id }, 'the control plane forgot this runner; registering again');
+          ({ id, heartbeatSeconds } = await register());
+          version = -1;
+          continue;
+        }
+        logger.warn({ err: (error as Error).message, retryInMs: wait }, 'cannot read the desired state; trying again');
+        await sleep(wait).catch(() => {});
+        wait = Math.min(10_000, wait * 2);
+      }
+    }
+  })();
+
   return {
     id,
     async stop() {
-      clearInterval(timer);
+      stopping.abort();
+      clearTimeout(reportTimer);
+      clearTimeout(soon);
+      await follow;
+      await sending;
+      await reconciler.close();
+      await driver.close();
+      await logs.stop();
+      await broker.close();
       logger.info({ runnerId: id }, 'runner stopped');
     },
   };
@@ -80,16 +202,21 @@ async function main(): Promise<void> {
     console.log(HELP);
     return;
   }
-  const parsed = configSchema.safeParse(Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== '')));
-  if (!parsed.success) {
-    console.error(`Invalid configuration:\n${parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join('\n')}\nRun with --help to see every setting.`);
+  let config: RunnerConfig;
+  try {
+    config = loadRunnerConfig(process.env, { standalone: true });
+  } catch (error) {
+    console.error(`${(error as Error).message}\nRun with --help to see every setting.`);
     process.exit(1);
   }
-  const logger = pino({ level: parsed.data.LOG_LEVEL, base: { service: 'runner' }, redact: ['token', '*.token'] });
-  const runner = await startRunner(parsed.data, logger);
-  const stop = () => void runner.stop().then(() => process.exit(0));
+  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'runner' }, redact: ['token', '*.token'] });
+  // Listening before the start: a signal during it stops the runner once it is up.
+  let started: Promise<RunningRunner> | undefined;
+  const stop = () => void (started ?? Promise.resolve(undefined)).then((runner) => runner?.stop()).then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  started = startRunner(config, logger);
+  await started;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -8,9 +8,10 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { eq } from 'drizzle-orm';
-import { DEFAULT_TENANT } from '../control-plane/iam/bootstrap.js';
-import { tenants, users } from '../control-plane/iam/schema.js';
+import { users } from '../control-plane/iam/schema.js';
+import { pino } from 'pino';
 import { banner, closeOnSignals, configOrExit, HELP as CONTROL_PLANE_HELP, startControlPlane } from '../control-plane/main.js';
+import { loadRunnerConfig, startRunner } from '../runner/main.js';
 
 const { values: args } = parseArgs({ options: { help: { type: 'boolean', short: 'h' }, 'no-edge': { type: 'boolean' } } });
 if (args.help) {
@@ -80,12 +81,16 @@ async function startEdge(): Promise<{ child: ChildProcess } | { error: string }>
 }
 
 /**
- * The local runner's service token: the account `local-runner` in tenant default, with
- * runners.write, and a token kept in .hookline/ (minted again if it no longer authenticates).
+ * The local runner's service token: the account `local-runner`, of no tenant (so it runs every
+ * tenant's flows), with runners.write, and a token kept in .hookline/ (minted again if it no
+ * longer authenticates).
  */
 async function localRunnerToken(): Promise<string> {
   const file = `${DATA}/runner-token`;
   const { db, tokens } = running.services;
+  await db.insert(users).values({ username: 'local-runner', kind: 'service', tenantId: null, permissions: ['runners.write', 'runners.read'] }).onConflictDoNothing();
+  // Before runners could be platform-wide, the local runner belonged to tenant default.
+  await db.update(users).set({ tenantId: null }).where(eq(users.username, 'local-runner'));
   try {
     const kept = readFileSync(file, 'utf8').trim();
     await tokens.authenticate(kept);
@@ -93,23 +98,20 @@ async function localRunnerToken(): Promise<string> {
   } catch {
     // none yet, or revoked: mint one
   }
-  const [tenant] = await db.select({ id: tenants.id }).from(tenants).where(eq(tenants.name, DEFAULT_TENANT));
-  await db.insert(users).values({ username: 'local-runner', kind: 'service', tenantId: tenant!.id, permissions: ['runners.write', 'runners.read'] }).onConflictDoNothing();
   const [account] = await db.select({ id: users.id }).from(users).where(eq(users.username, 'local-runner'));
   const { token } = await tokens.issueServiceToken(db, { userId: account!.id, description: 'the runner npm start runs', createdBy: account!.id });
   writeFileSync(file, `${token}\n`, { mode: 0o600 });
   return token;
 }
 
-/** One runner node with the process driver, as a child process; its output in .hookline/runner.log. */
-async function startLocalRunner(): Promise<ChildProcess> {
-  const log = openSync(`${DATA}/runner.log`, 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'runner/main.ts'], {
-    stdio: ['ignore', log, log],
-    env: { ...process.env, CONTROL_PLANE_URL: running.url, RUNNER_TOKEN: await localRunnerToken(), RUNNER_NAME: 'local', RUNNER_DRIVER: 'process' },
-  });
-  closeSync(log);
-  return child;
+/**
+ * One runner node with the process driver, in this process: on the in-process bus it shares the
+ * control plane's (its queues in memory), on RabbitMQ when AMQP_URL is set. Its log: .hookline/runner.log.
+ */
+async function startLocalRunner() {
+  const runnerConfig = loadRunnerConfig({ ...process.env, CONTROL_PLANE_URL: running.url, RUNNER_TOKEN: await localRunnerToken(), RUNNER_NAME: 'local', RUNNER_DRIVER: 'process', BUS_NAMESPACE: config.BUS_NAMESPACE });
+  const logger = pino({ level: runnerConfig.LOG_LEVEL, base: { service: 'runner' } }, pino.destination({ dest: `${DATA}/runner.log`, mkdir: true }));
+  return startRunner(runnerConfig, logger, { events: running.services.bus });
 }
 
 const reconcile = () => fetch(`${edgeUrl}/__scheduled?cron=*+*+*+*+*`).catch(() => undefined);
@@ -134,7 +136,7 @@ const stopChild = async (child: ChildProcess) => {
   await exited;
 };
 closeOnSignals(running.services.logger, async () => {
-  await stopChild(runner);
+  await runner.stop();
   if (edge && 'child' in edge) await stopChild(edge.child);
   await running.close();
 });

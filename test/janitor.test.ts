@@ -7,6 +7,7 @@ import { edgeExecutions } from '../control-plane/edge/schema.js';
 import { executions } from '../control-plane/executions/schema.js';
 import { tokens, users } from '../control-plane/iam/schema.js';
 import { purgeExpired } from '../control-plane/janitor.js';
+import { stepLogs } from '../control-plane/runners/schema.js';
 import { startTestControlPlane, type TestControlPlane } from './support/control-plane.js';
 
 const HOUR = 60 * 60 * 1000;
@@ -18,7 +19,7 @@ describe('the janitor', () => {
   });
   afterAll(() => cp.close());
 
-  it('deletes sessions expired over a day ago, handled-event records over a week old and edge execution ids and execution records over a month old, audit records past their retention, and nothing newer', async () => {
+  it('deletes sessions expired over a day ago, handled-event records over a week old and edge execution ids and execution records over a month old, audit records and step logs past their retention, and nothing newer', async () => {
     const { db } = cp.services;
     const [admin] = await db.select().from(users);
     const now = new Date();
@@ -51,11 +52,14 @@ describe('the janitor', () => {
       { eventId: 'old-audit', name: 'audit.test', serviceName: 'janitor-test', headers: headers('old-audit'), payload: {}, createdAt: ago(400 * 24 * HOUR), receivedAt: ago(400 * 24 * HOUR) },
       { eventId: 'recent-audit', name: 'audit.test', serviceName: 'janitor-test', headers: headers('recent-audit'), payload: {}, createdAt: ago(HOUR), receivedAt: ago(HOUR) },
     ]);
-    expect((await purgeExpired(db, { auditRetentionDays: 0 }, new Date(now.getTime() - 365 * 24 * HOUR))).auditRecords).toBe(0);
+    const logLine = (line: string, at: Date) => ({ flowId: randomUUID(), tenantId: admin!.tenantId!, stepId: 'map', at, stream: 'stdout' as const, line });
+    await db.insert(stepLogs).values([logLine('old-line', ago(8 * 24 * HOUR)), logLine('recent-line', ago(HOUR))]);
+    expect((await purgeExpired(db, { auditRetentionDays: 0, stepLogRetentionDays: 7 }, new Date(now.getTime() - 365 * 24 * HOUR))).auditRecords).toBe(0);
 
-    const purged = await purgeExpired(db, { auditRetentionDays: 365 }, now);
+    const purged = await purgeExpired(db, { auditRetentionDays: 365, stepLogRetentionDays: 7 }, now);
 
-    expect(purged).toEqual({ sessions: 1, processedEvents: 1, edgeExecutions: 1, executions: 1, auditRecords: 1 });
+    expect(purged).toEqual({ sessions: 1, processedEvents: 1, edgeExecutions: 1, executions: 1, auditRecords: 1, stepLogs: 1 });
+    expect((await db.select().from(stepLogs)).map((l) => l.line)).toEqual(['recent-line']);
     expect((await db.select().from(auditRecords)).map((r) => r.eventId)).not.toContain('old-audit');
     expect((await db.select().from(auditRecords)).map((r) => r.eventId)).toContain('recent-audit');
     expect((await db.select().from(executions)).map((e) => e.flowExecId)).toEqual(['recent-record']);

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { eventEnvelopeSchema, type EventEnvelope } from '../../protocol/envelope.js';
+import { FLOW_ID_HEADER } from '../../protocol/fleet.js';
 import type { Logger } from '../logger.js';
 import { routeFor } from './topic.js';
 import { PoisonEventError, retryDelay, type BusHealth, type EventBus, type EventRoutes, type RetryPolicy } from './types.js';
@@ -62,12 +63,15 @@ export class RabbitBus implements EventBus {
     if (!publisher) throw new Error('RabbitMQ bus is not connected');
     const body = Buffer.from(JSON.stringify(event));
     await new Promise<void>((resolve, reject) => {
+      const flowId = event.payload.flowId;
       const properties = {
         persistent: true,
         contentType: 'application/json',
         messageId: event.headers.id,
         type: event.headers.name,
         timestamp: Math.floor(Date.now() / 1000), // AMQP timestamps are in seconds
+        // Events about a flow say which in a header: flow.executed reaches the flow's first step by it (protocol/fleet.ts).
+        ...(typeof flowId === 'string' ? { headers: { [FLOW_ID_HEADER]: flowId } } : {}),
       };
       publisher.publish(this.exchange, event.headers.name, body, properties, (err) => (err ? reject(err) : resolve()));
     });

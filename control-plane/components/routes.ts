@@ -18,7 +18,8 @@ const list = createRoute({
   path: '/',
   tags: ['components'],
   summary: 'List the components you may use',
-  description: 'Public components of every tenant, and your tenant’s private ones (with `all`, every one), by name.',
+  description:
+    'Public components of every tenant, the built-ins (`builtIn: true`, tenant null: webhook, http, jsonata, filter, debug) and your tenant’s private ones (with `all`, every one), by name.',
   security,
   middleware: guard('components.read'),
   request: {
@@ -58,7 +59,8 @@ const patch = createRoute({
   path: '/{id}',
   tags: ['components'],
   summary: 'Change a component of your tenant',
-  description: 'Merges the given fields (`functions` replaces the list whole) and checks the result. A public component of another tenant is a 403.',
+  description:
+    'Merges the given fields (`functions` replaces the list whole) and checks the result. A public component of another tenant is a 403, and so is a built-in, for admins too.',
   security,
   middleware: guard('components.write'),
   request: { params: componentId, body: jsonBody(named(componentPatchSchema, 'ComponentPatch')) },
@@ -70,6 +72,7 @@ const remove = createRoute({
   path: '/{id}',
   tags: ['components'],
   summary: 'Delete a component of your tenant',
+  description: 'A public component of another tenant is a 403, and so is a built-in, for admins too.',
   security,
   middleware: guard('components.write'),
   request: { params: componentId },

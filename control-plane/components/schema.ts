@@ -1,15 +1,20 @@
-import { index, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { isNull } from 'drizzle-orm';
+import { index, jsonb, pgTable, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { COMPONENT_ACCESS, type ComponentFunction } from '../../protocol/component.js';
 import type { Owner } from '../../protocol/flow.js';
 import { timestamps } from '../db/columns.js';
 import { tenants } from '../iam/schema.js';
 
-/** A component: what a flow node's componentId names, and how the runner fleet runs it. */
+/**
+ * A component: what a flow node's componentId names, and how the runner fleet runs it. Tenant null:
+ * a built-in (runner/components), seeded at every start by components/builtins.ts.
+ */
 export const components = pgTable(
   'components',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    tenantId: uuid('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    /** Null for the built-ins, which belong to the platform. */
+    tenantId: uuid('tenant_id').references(() => tenants.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     description: text('description'),
     /** public: every tenant may use and read it; private: its tenant only. */
@@ -22,6 +27,11 @@ export const components = pgTable(
     functions: jsonb('functions').$type<ComponentFunction[]>().notNull(),
     ...timestamps,
   },
-  // Names are unique within a tenant, so a flow node may name a component of its own tenant unambiguously.
-  (t) => [unique('components_tenant_name_unique').on(t.tenantId, t.name), index('components_name_idx').on(t.name)],
+  // Names are unique within a tenant, so a flow node may name a component of its own tenant unambiguously;
+  // the built-ins' too (a unique constraint lets NULL tenants repeat a name, hence the partial index).
+  (t) => [
+    unique('components_tenant_name_unique').on(t.tenantId, t.name),
+    uniqueIndex('components_builtin_name_unique').on(t.name).where(isNull(t.tenantId)),
+    index('components_name_idx').on(t.name),
+  ],
 );

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, ne, or, type SQL } from 'drizzle-orm';
+import { and, asc, count, eq, ne, or, sql, type SQL } from 'drizzle-orm';
 import { z } from 'zod';
 import { componentProblems, type Component, type ComponentCreate, type ComponentPatch } from '../../protocol/component.js';
 import type { Owner } from '../../protocol/flow.js';
@@ -20,6 +20,7 @@ const toComponent = (row: ComponentRow): Component => ({
   access: row.access,
   owners: row.owners,
   tenant: row.tenantId,
+  builtIn: row.tenantId === null,
   image: row.image,
   module: row.module,
   functions: row.functions,
@@ -27,7 +28,7 @@ const toComponent = (row: ComponentRow): Component => ({
   updatedAt: row.updatedAt.toISOString(),
 });
 
-/** Public components of every tenant, and the private ones of `tenantId`. */
+/** Public components of every tenant (the built-ins among them), and the private ones of `tenantId`. */
 const visibleTo = (tenantId: string | null) => or(eq(components.access, 'public'), tenantId ? eq(components.tenantId, tenantId) : undefined);
 
 /** Holders of `all` read every component. */
@@ -46,12 +47,18 @@ function withOwners(given: Owner[] | undefined, ...required: Owner[]): Owner[] {
 
 /**
  * A component the caller may read (else 404, as if it did not exist). To write, it must be of their
- * tenant: a public component of another tenant is a 403 (they can see it, so a 404 would lie).
+ * tenant: a public component of another tenant is a 403 (they can see it, so a 404 would lie), and
+ * a built-in is a 403 for everyone, admins too (the next start would undo any change).
  */
+async function findComponent(db: Database, principal: Principal, id: string, access: 'read'): Promise<ComponentRow>;
+async function findComponent(db: Database, principal: Principal, id: string, access: 'write'): Promise<ComponentRow & { tenantId: string }>;
 async function findComponent(db: Database, principal: Principal, id: string, access: 'read' | 'write'): Promise<ComponentRow> {
   const query = db.select().from(components).where(and(eq(components.id, id), readable(principal)));
   const [row] = access === 'write' ? await query.for('update') : await query;
   if (!row) throw notFound(`No component ${id} that you may see`);
+  if (access === 'write' && row.tenantId === null) {
+    throw forbidden(`Built-in components cannot be changed or deleted: ${row.name} (${id}) is one. A component of your tenant named ${row.name} takes its place in your tenant's flows`);
+  }
   if (access === 'write' && !principal.isAdmin && row.tenantId !== principal.tenantId) {
     throw forbidden(`Component ${id} belongs to another tenant: it is public, so you may read it, not change it`);
   }
@@ -73,8 +80,8 @@ export async function getComponent(db: Database, principal: Principal, id: strin
 
 /**
  * The component a flow node's `componentId` names, as the flow's tenant sees it: by id, or by
- * name (the tenant's own component of that name first, else the oldest public one of that name).
- * Null when there is none.
+ * name: the tenant's own component of that name first, then the built-in of that name, then the
+ * oldest public one of another tenant. Null when there is none.
  */
 export async function resolveComponent(db: Database, tenantId: string, ref: string): Promise<Component | null> {
   const byId = z.uuid().safeParse(ref).success;
@@ -82,8 +89,13 @@ export async function resolveComponent(db: Database, tenantId: string, ref: stri
     .select()
     .from(components)
     .where(and(visibleTo(tenantId), byId ? or(eq(components.id, ref), eq(components.name, ref)) : eq(components.name, ref)))
-    // An id match before a name match; the tenant's own before other tenants' public ones; then the oldest.
-    .orderBy(...(byId ? [ne(components.id, ref)] : []), ne(components.tenantId, tenantId), asc(components.createdAt), asc(components.id))
+    // An id match before a name match; the tenant's own, then the built-in, then other tenants' public ones; then the oldest.
+    .orderBy(
+      ...(byId ? [ne(components.id, ref)] : []),
+      sql`case when ${components.tenantId} = ${tenantId} then 0 when ${components.tenantId} is null then 1 else 2 end`,
+      asc(components.createdAt),
+      asc(components.id),
+    )
     .limit(1);
   return row ? toComponent(row) : null;
 }

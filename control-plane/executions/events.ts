@@ -1,33 +1,79 @@
+import { z } from 'zod';
 import type { EventEnvelope } from '../../protocol/envelope.js';
+import { stepResultSchema, type StepResult } from '../../protocol/events.js';
 import { on } from '../bus/handler.js';
 import { handleOnce } from '../bus/inbox.js';
-import type { Database } from '../db/index.js';
+import { PoisonEventError } from '../bus/types.js';
 import type { Services } from '../services.js';
-import { recordExecuted, recordFinished, recordStepFailed, recordStepStarted, recordStepSucceeded, SERVICE_NAME } from './service.js';
+import { recordExecuted, recordFlowStopped, recordResults, SERVICE_NAME } from './service.js';
+
+/** A batch is checked result by result, so that one malformed result does not dead-letter the others with it. */
+const batchSchema = z.object({ results: z.array(z.unknown()).min(1).max(1000) });
+/** How many ignored results a warning names (it counts them all). */
+const LOGGED_RESULTS = 20;
 
 /**
- * Keeps one record per flowExecId from flow.executed and the runner fleet's execution.* events,
- * whichever comes first; each event applies once (handleOnce), and in any order.
+ * Keeps one record per flowExecId from flow.executed and the step workers' execution.step.results,
+ * in any order; each event applies once (handleOnce), each result too (by its id). An execution
+ * ends when every delivery of it has a result, or when its flow stops; then execution.finished goes out.
  */
 export async function subscribeExecutions(services: Services) {
-  const apply = async (event: EventEnvelope, ref: { flowExecId: string; tenant: string }, record: (tx: Database, at: Date) => Promise<boolean>) => {
-    let applied = true;
-    await handleOnce(services.db, SERVICE_NAME, event, async (tx) => {
-      applied = await record(tx, new Date(event.headers.createdAt));
+  const { db, logger, relay } = services;
+
+  const results = async (event: EventEnvelope) => {
+    const batch = batchSchema.safeParse(event.payload);
+    if (!batch.success) throw new PoisonEventError(`execution.step.results ${event.headers.id}: payload does not match its schema: ${batch.error.message}`);
+    const valid: StepResult[] = [];
+    const malformed: { index: number; problem: string }[] = [];
+    batch.data.results.forEach((raw, index) => {
+      const parsed = stepResultSchema.safeParse(raw);
+      if (parsed.success) valid.push(parsed.data);
+      else malformed.push({ index, problem: parsed.error.message });
     });
-    if (!applied) {
-      services.logger.warn(
-        { event: event.headers.name, eventId: event.headers.id, flowExecId: ref.flowExecId, tenant: ref.tenant },
-        'execution event ignored: its tenant is unknown, or the execution belongs to another tenant or flow',
+    let outcome: Awaited<ReturnType<typeof recordResults>> = { ignored: [], finished: 0 };
+    await handleOnce(db, SERVICE_NAME, event, async (tx) => {
+      outcome = await recordResults(tx, valid);
+    });
+    if (outcome.finished > 0) relay.kick();
+    if (malformed.length > 0) {
+      logger.warn({ eventId: event.headers.id, malformed: malformed.length, results: malformed.slice(0, LOGGED_RESULTS) }, 'step results ignored: they do not match their schema');
+    }
+    if (outcome.ignored.length > 0) {
+      logger.warn(
+        {
+          eventId: event.headers.id,
+          ignored: outcome.ignored.length,
+          results: outcome.ignored.slice(0, LOGGED_RESULTS).map((r) => ({ id: r.id, flowExecId: r.flowExecId, flowId: r.flowId, tenant: r.tenant })),
+        },
+        'step results ignored: their tenant is unknown, or the execution belongs to another tenant or flow',
       );
     }
   };
 
   await services.bus.subscribe(SERVICE_NAME, {
-    'flow.executed': on('flow.executed', (payload, event) => apply(event, payload, (tx) => recordExecuted(tx, payload))),
-    'execution.step.started': on('execution.step.started', (payload, event) => apply(event, payload, (tx, at) => recordStepStarted(tx, payload, at))),
-    'execution.step.succeeded': on('execution.step.succeeded', (payload, event) => apply(event, payload, (tx, at) => recordStepSucceeded(tx, payload, at))),
-    'execution.step.failed': on('execution.step.failed', (payload, event) => apply(event, payload, (tx, at) => recordStepFailed(tx, payload, at))),
-    'execution.finished': on('execution.finished', (payload, event) => apply(event, payload, (tx, at) => recordFinished(tx, payload, at))),
+    'flow.executed': on('flow.executed', async (payload, event) => {
+      let outcome = { applied: true, finished: 0 };
+      await handleOnce(db, SERVICE_NAME, event, async (tx) => {
+        outcome = await recordExecuted(tx, payload);
+      });
+      if (outcome.finished > 0) relay.kick();
+      if (!outcome.applied) {
+        logger.warn(
+          { event: event.headers.name, eventId: event.headers.id, flowExecId: payload.flowExecId, tenant: payload.tenant },
+          'execution event ignored: its tenant is unknown, or the execution belongs to another tenant or flow',
+        );
+      }
+    }),
+    'flow.stopped': on('flow.stopped', async (payload, event) => {
+      let failed = 0;
+      await handleOnce(db, SERVICE_NAME, event, async (tx) => {
+        failed = await recordFlowStopped(tx, payload, new Date(event.headers.createdAt));
+      });
+      if (failed > 0) {
+        relay.kick();
+        logger.info({ flowId: payload.id, tenant: payload.tenant, executions: failed }, 'flow stopped: its running executions failed');
+      }
+    }),
+    'execution.step.results': results,
   });
 }

@@ -11,24 +11,34 @@ const payload = z.unknown().openapi({ description: `As sent; when larger than ${
 
 const stepStats = z
   .object({ in: z.number(), out: z.number(), errors: z.number(), firstAt: z.string().openapi(dateTime), lastAt: z.string().openapi(dateTime) })
-  .openapi('ExecutionStep', { description: 'Messages the step took in, emitted, and gave up on' });
+  .openapi('ExecutionStep', {
+    description:
+      'in: inputs the step finished with (succeeded or failed); out: outputs it emitted; errors: inputs it failed (after any retries). firstAt: when its first input started; lastAt: when its last one ended',
+  });
 
 const summaryFields = {
   id: z.string(),
   flowExecId: z.string(),
   flowId: z.string(),
   tenant: z.string(),
-  status: z.enum(EXECUTION_STATUSES),
-  reason: z.string().nullable().openapi({ description: 'Why it failed, when the runner said' }),
+  status: z.enum(EXECUTION_STATUSES).openapi({
+    description: 'running until every message of it was handled by its step (or its flow stopped); then failed if any step failed an input, else succeeded',
+  }),
+  reason: z.string().nullable().openapi({ description: 'Why it failed: the first failing step and its error, the flow stopped, or the flow was not running' }),
   trigger: z.enum(['webhook', 'schedule', 'manual']).nullable().openapi({ description: 'Null until flow.executed has arrived' }),
-  startedAt: z.string().openapi(dateTime),
-  finishedAt: z.string().nullable().openapi(dateTime),
+  startedAt: z.string().openapi({ ...dateTime, description: 'When the edge received the call (until flow.executed arrives, when the first step result started)' }),
+  finishedAt: z.string().nullable().openapi({ ...dateTime, description: 'When its last step result ended, or when it was failed (flow stopped or not running); null while running' }),
   durationMs: z.number().nullable(),
   steps: z.record(z.string(), stepStats).openapi({ description: 'Per step id' }),
 };
 const summary = z.object(summaryFields).openapi('ExecutionSummary');
 
-const messageFields = { stepId: z.string(), messageId: z.string().nullable(), durationMs: z.number().nullable(), at: z.string().openapi(dateTime) };
+const messageFields = {
+  stepId: z.string(),
+  messageId: z.string().nullable().openapi({ description: 'The id of the input (delivery) the step was working on' }),
+  durationMs: z.number().nullable().openapi({ description: 'How long the step worked on that input' }),
+  at: z.string().openapi({ ...dateTime, description: 'When the step finished with that input' }),
+};
 const execution = z
   .object({
     ...summaryFields,

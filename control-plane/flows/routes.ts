@@ -4,7 +4,8 @@ import { guard, type AppEnv } from '../http/auth.js';
 import { errorBody, validationHook } from '../http/errors.js';
 import { bodyErrors, conflictError, errors, idParam, json, named, notFoundError, security } from '../http/openapi.js';
 import { page, pageMetaSchema, pagingQuery, sortQuery } from '../http/paging.js';
-import { createFlow, deleteFlow, getFlow, InvalidFlowError, listFlows, mintStepToken, startFlow, stopFlow, updateFlow } from './service.js';
+import { mintStepToken, readStepLogs } from '../runners/service.js';
+import { createFlow, deleteFlow, getFlow, InvalidFlowError, listFlows, startFlow, stopFlow, updateFlow } from './service.js';
 
 const flow = named(flowSchema, 'Flow');
 const flowBody = named(flowCreateSchema, 'FlowCreate');
@@ -112,6 +113,38 @@ const stop = createRoute({
   responses: { 200: json(flowStateResponse, 'The flow is stopping, or was already inactive'), ...errors, ...unknownFlow },
 });
 
+const stepParams = flowId.extend({ stepId: z.string().min(1).max(30).openapi({ param: { name: 'stepId', in: 'path' } }) });
+
+const stepLogs = createRoute({
+  method: 'get',
+  path: '/{id}/steps/{stepId}/logs',
+  tags: ['flows'],
+  summary: 'What a step’s workers wrote, newest last',
+  description:
+    'The lines the step’s workers wrote to stdout and stderr, shipped by their runners and kept for STEP_LOG_RETENTION_DAYS. `page[size]` lines (default 100, at most 1000) up to the newest; `before` (a `seq` from an earlier answer) pages back in time.',
+  security,
+  middleware: guard('flows.read'),
+  request: {
+    params: stepParams,
+    query: z.strictObject({
+      'page[size]': z.coerce.number().int().min(1).max(1000).default(100).openapi({ description: 'Lines per answer' }),
+      before: z.coerce.number().int().min(1).optional().openapi({ description: 'Only lines older than this seq' }),
+    }),
+  },
+  responses: {
+    200: json(
+      z
+        .object({
+          data: z.array(z.object({ seq: z.number(), at: z.string(), stream: z.enum(['stdout', 'stderr']), line: z.string(), runnerId: z.string().nullable() })),
+        })
+        .openapi('StepLogs'),
+      'The lines, oldest first',
+    ),
+    ...errors,
+    ...notFoundError('flow'),
+  },
+});
+
 const stepToken = createRoute({
   method: 'post',
   path: '/{id}/steps/{stepId}/token',
@@ -121,7 +154,7 @@ const stepToken = createRoute({
     'For runners (runners.write): a token scoped to one step of a starting or active flow. It reads the credential the step names (`credentials_id`, GET /api/v1/secrets/{id}) and nothing else, and is revoked when the flow becomes inactive.',
   security,
   middleware: guard('runners.write'),
-  request: { params: flowId.extend({ stepId: z.string().min(1).max(30).openapi({ param: { name: 'stepId', in: 'path' } }) }) },
+  request: { params: stepParams },
   responses: {
     201: json(
       z.object({ data: z.object({ id: z.string(), token: z.string(), flowId: z.string(), stepId: z.string(), credentialId: z.string().nullable() }) }).openapi('StepToken'),
@@ -175,6 +208,13 @@ export function flowRoutes() {
     })
     .openapi(stop, async (c) => {
       return c.json({ data: await stopFlow(c.get('services'), c.get('principal'), c.req.valid('param').id) }, 200);
+    })
+    .openapi(stepLogs, async (c) => {
+      const { id, stepId } = c.req.valid('param');
+      const query = c.req.valid('query');
+      await getFlow(c.get('services').db, c.get('principal'), id);
+      const { lines } = await readStepLogs(c.get('services').db, id, stepId, { limit: query['page[size]'], before: query.before });
+      return c.json({ data: lines }, 200);
     })
     .openapi(stepToken, async (c) => {
       const { id, stepId } = c.req.valid('param');

@@ -6,7 +6,6 @@ import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
 import { tokens } from '../iam/schema.js';
 import { checkApiKeySecrets } from '../secrets/service.js';
-import { SERVICE_NAME as IAM_SERVICE_NAME } from '../iam/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
 import { flows } from './schema.js';
@@ -233,7 +232,15 @@ async function transition(tx: Database, ref: FlowRef, from: SQL, changes: Partia
 
 /** flow.started: starting -> active. In any other state the event is stale (a stop overtook it) and changes nothing. */
 export async function markStarted(tx: Database, ref: FlowRef): Promise<boolean> {
-  return (await transition(tx, ref, eq(flows.status, 'starting'), { status: 'active' })) !== null;
+  return (await transition(tx, ref, eq(flows.status, 'starting'), { status: 'active', statusReason: null })) !== null;
+}
+
+/** Why a starting flow is not active yet (waiting for a runner, say), or null once nothing holds it. */
+export async function noteStatusReason(tx: Database, ref: FlowRef, reason: string | null): Promise<void> {
+  await tx
+    .update(flows)
+    .set({ statusReason: reason })
+    .where(and(eq(flows.id, ref.id), eq(flows.tenantId, ref.tenant), eq(flows.status, 'starting')));
 }
 
 /** flow.stopped: stopping -> inactive. */
@@ -249,22 +256,6 @@ async function revokeStepTokens(tx: Database, flowId: string): Promise<void> {
     .update(tokens)
     .set({ revokedAt: new Date() })
     .where(and(eq(tokens.kind, 'step'), eq(tokens.flowId, flowId), isNull(tokens.revokedAt)));
-}
-
-/**
- * A token for one step of a starting or active flow, minted by the runner that deploys the step:
- * it reads that step's credential and nothing else, and is revoked when the flow stops.
- */
-export async function mintStepToken(services: Services, principal: Principal, flowId: string, stepId: string) {
-  return transact(services, async (tx) => {
-    const row = await lockFlow(tx, principal, flowId);
-    if (row.status !== 'starting' && row.status !== 'active') throw conflict(`Flow ${flowId} is ${row.status}; step tokens are minted for starting or active flows`);
-    const node = row.graph.nodes.find((n) => n.id === stepId);
-    if (!node) throw notFound(`Flow ${flowId} has no step ${stepId}`);
-    const { id, token } = await services.tokens.issueStepToken(tx, { flowId, stepId, userId: row.startedBy ?? principal.userId, createdBy: principal.userId });
-    await emit(tx, IAM_SERVICE_NAME, 'iam.token.created', { id, tenant: row.tenantId, user: principal.userId, accountId: row.startedBy ?? principal.userId });
-    return { id, token, flowId, stepId, credentialId: node.credentials_id ?? null };
-  });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, or, sql } from 'drizzle-orm';
 import { isUniqueViolation, type Database } from '../db/index.js';
 import { badRequest, conflict, notFound } from '../http/errors.js';
 import type { Principal } from '../iam/tokens.js';
@@ -19,7 +19,7 @@ import {
   type JsonSchema,
   type ValidationError,
 } from './json-schema.js';
-import { schemas } from './schema.js';
+import { domains, schemas } from './schema.js';
 
 export interface Schema {
   id: string;
@@ -216,6 +216,22 @@ export async function importSchemas(services: Services, principal: Principal, ba
     await check(tx, base, domainId, prepared);
     return rows.map(toSchema).sort((a, b) => a.uri.localeCompare(b.uri));
   });
+}
+
+/**
+ * A step's output schema as the runner fleet ships it to a worker: the schema and every one it
+ * references, keyed by `$id` (set from `base`). Null when the tenant may not read the domain
+ * (its own, or a public one) or it has no such schema.
+ */
+export async function outputSchemaBundle(db: Database, base: Base, tenantId: string, domainId: string, uri: string): Promise<{ id: string; schemas: Record<string, JsonSchema> } | null> {
+  const [domain] = await db.select({ id: domains.id }).from(domains).where(and(eq(domains.id, domainId), or(eq(domains.tenantId, tenantId), eq(domains.public, true))));
+  if (!domain) return null;
+  const rows = await db.select({ uri: schemas.uri, value: schemas.value, refs: schemas.refs }).from(schemas).where(eq(schemas.domainId, domainId));
+  const target = rows.find((row) => row.uri === uri);
+  if (!target) return null;
+  const bundle: Record<string, JsonSchema> = {};
+  for (const row of closure(rows, domainId, target)) bundle[schemaUrl(base, domainId, row.uri)] = withId(row.value, schemaUrl(base, domainId, row.uri));
+  return { id: schemaUrl(base, domainId, uri), schemas: bundle };
 }
 
 export type Validation = { valid: true } | { valid: false; errors: ValidationError[] };

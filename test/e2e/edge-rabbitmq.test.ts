@@ -3,55 +3,74 @@ import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
 import { collectEvents, waitFor } from '../support/events.js';
-import { createFlow, handledByRepository, publishAsRunner } from '../flows/support.js';
+import { createFlow } from '../flows/support.js';
 import { freePort } from '../support/ports.js';
 import { postgresAvailable } from '../support/postgres.js';
-import { deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
+import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
+import { startTestRunner, type TestRunner } from '../support/runner.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 
 const available = (await rabbitAvailable()) && (await postgresAvailable());
-const SERVICES = ['flow-repository', 'audit-log', 'secrets', 'edge-bridge', 'executions', 'test-collector'];
+const SERVICES = [...CONTROL_PLANE_SERVICES, 'test-collector'];
 
-/** The edge in workerd, the control plane on PostgreSQL and RabbitMQ; a test stands in for the runner fleet. */
+/** The edge in workerd, the control plane on PostgreSQL and RabbitMQ, and a runner: the whole system. */
 describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', () => {
   const namespace = uniqueNamespace('edge');
   let edge: TestEdge;
   let cp: TestControlPlane;
   let user: TestUser;
   let executed: EventEnvelope[];
+  let runner: TestRunner;
 
   beforeAll(async () => {
     const port = await freePort();
     edge = await startTestEdge({ CONTROL_PLANE_URL: `http://127.0.0.1:${port}` });
     cp = await startTestControlPlane({
       database: 'pg',
-      env: { PORT: String(port), AMQP_URL: rabbitUrl, BUS_NAMESPACE: namespace, EDGE_CONTROL_SECRET, EDGE_URL: (await edge.mf.ready).toString() },
+      env: { PORT: String(port), AMQP_URL: rabbitUrl, BUS_NAMESPACE: namespace, EDGE_CONTROL_SECRET, EDGE_URL: (await edge.mf.ready).toString(), RUNNER_HEARTBEAT_SECONDS: '1' },
     });
     user = await createTenantWithUser(cp, ['TENANT_INTEGRATOR']);
     executed = await collectEvents(cp, 'flow.executed', 'test-collector');
+    runner = await startTestRunner(cp, { amqpUrl: rabbitUrl, namespace });
   });
   afterAll(async () => {
+    await runner?.stop();
     await cp?.close();
     await edge?.close();
     if (available) await deleteNamespace(rabbitUrl, namespace, SERVICES);
   });
 
+  /** Starts the flow: the runner deploys it, the edge goes live on flow.started. */
   async function start(flow: { id: string }) {
     await cp.request('POST', `/flows/${flow.id}/start`, { token: user.token });
-    const started = await publishAsRunner(cp, 'flow.started', { id: flow.id, tenant: user.tenantId });
-    await handledByRepository(cp, started.headers.id);
-    await waitFor(() => edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' }).then((r) => r.status), (status) => status === 200, 15_000);
+    await waitFor(() => edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' }).then((r) => r.status), (status) => status === 200, 30_000);
+    expect((await cp.request('GET', `/flows/${flow.id}`, { token: user.token })).body.data.status).toBe('active');
   }
   const about = (flowId: string) => executed.filter((e) => e.payload.flowId === flowId);
 
-  it('a webhook call is exactly one flow.executed on the bus, with the request’s data', async () => {
-    const flow = await createFlow(cp, user.token);
+  it('a webhook call is exactly one flow.executed on the bus, with the request’s data, and runs through the flow’s steps', async () => {
+    const flow = await createFlow(cp, user.token, {
+      graph: {
+        nodes: [
+          { id: 'receive', componentId: 'webhook', function: 'receive' },
+          { id: 'map', componentId: 'jsonata', function: 'map', fields: { expression: '{ "order": order, "doubled": order * 2 }' } },
+        ],
+        edges: [{ source: 'receive', target: 'map' }],
+      },
+    });
     await start(flow);
     const res = await edge.fetch(`/hook/${flow.id}?source=shop`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"order":7}' });
     expect(res.status).toBe(202);
+    const { flowExecId } = ((await res.json()) as { data: { flowExecId: string } }).data;
     const [event] = await waitFor(async () => about(flow.id), (found) => found.length === 1, 15_000);
     expect(event!.headers.serviceName).toBe('edge-bridge');
-    expect(event!.payload).toMatchObject({ flowId: flow.id, tenant: user.tenantId, trigger: 'webhook', message: { data: { order: 7 }, query: { source: 'shop' } } });
+    expect(event!.payload).toMatchObject({ flowId: flow.id, flowExecId, tenant: user.tenantId, trigger: 'webhook', message: { data: { order: 7 }, query: { source: 'shop' } } });
+    const execution = await waitFor(() => cp.request('GET', `/executions/${flowExecId}`, { token: user.token }), (r) => r.status === 200 && r.body.data.status !== 'running', 20_000);
+    expect(execution.body.data).toMatchObject({ status: 'succeeded', trigger: 'webhook', steps: { receive: { in: 1, out: 1 }, map: { in: 1, out: 1 } } });
+    expect(execution.body.data.outputs.map((o: { stepId: string; message: { data: unknown } }) => [o.stepId, o.message.data])).toEqual([
+      ['receive', { order: 7 }],
+      ['map', { order: 7, doubled: 14 }],
+    ]);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(about(flow.id)).toHaveLength(1);
   });
@@ -63,6 +82,8 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
     expect(fired.every((e) => e.payload.trigger === 'schedule')).toBe(true);
     const slots = fired.map((e) => (e.payload.message as { data: { scheduledAt: string } }).data.scheduledAt);
     expect(new Set(slots).size).toBe(slots.length);
+    const ran = await waitFor(() => cp.request('GET', `/executions?filter[flowId]=${flow.id}&filter[status]=succeeded`, { token: user.token }), (r) => r.body.data.length >= 2, 20_000);
+    expect(ran.body.data.every((e: { trigger: string }) => e.trigger === 'schedule')).toBe(true);
 
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });
     await waitFor(() => edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' }).then((r) => r.status), (status) => status === 404, 15_000);

@@ -1,30 +1,60 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_ERROR_CHARS, MAX_MESSAGES, MAX_PAYLOAD_BYTES } from '../../control-plane/executions/service.js';
+import { MAX_ERROR_CHARS, MAX_MESSAGES, MAX_PAYLOAD_BYTES, STOPPED_REASON } from '../../control-plane/executions/service.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { waitFor } from '../support/events.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
-import { executedPayload, executionRef, handled, output, publish, readExecution, waitForExecution } from './support.js';
+import {
+  apply,
+  applyResults,
+  createFlowRow,
+  executedPayload,
+  executionRef,
+  finishedEvents,
+  handled,
+  output,
+  readExecution,
+  report,
+  runningExecution,
+  stepResult,
+  trackedDeliveries,
+} from './support.js';
 
-describe('execution records, from flow.executed and execution.* events', () => {
+describe('execution records, from flow.executed and execution.step.results', () => {
   let cp: TestControlPlane;
   let user: TestUser;
+  let finished: Awaited<ReturnType<typeof finishedEvents>>;
+  const warnings: Record<string, any>[] = [];
 
   beforeAll(async () => {
-    cp = await startTestControlPlane();
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) warnings.push(JSON.parse(line));
+        done();
+      },
+    });
+    cp = await startTestControlPlane({ logger: pino({ level: 'warn' }, sink) });
     user = await createTenantWithUser(cp, ['TENANT_GUEST']);
+    finished = await finishedEvents(cp);
   });
   afterAll(() => cp?.close());
 
-  it('records an execution from flow.executed, then each step’s messages, then its end', async () => {
-    const ref = executionRef(user.tenantId);
-    const executed = executedPayload(ref, { order: 42 });
-    await publish(cp, 'flow.executed', executed);
-    const running = await waitForExecution(cp, user.token, ref.flowExecId);
-    expect(running).toMatchObject({
+  const read = (flowExecId: string) => readExecution(cp, user.token, flowExecId);
+  const finishedOf = async (flowExecId: string) => (await finished.settled()).filter((e) => e.payload.flowExecId === flowExecId);
+
+  it('records an execution from flow.executed and its steps’ results, and ends it when every delivery has a result', async () => {
+    const ref = await runningExecution(cp, user.tenantId);
+    const receivedAt = new Date(Date.now() - 1000);
+    const executed = executedPayload(ref, { order: 42 }, receivedAt);
+    await apply(cp, 'flow.executed', executed);
+    expect(await read(ref.flowExecId)).toMatchObject({
       ...{ flowExecId: ref.flowExecId, flowId: ref.flowId, tenant: user.tenantId },
       status: 'running',
+      reason: null,
       trigger: 'webhook',
-      startedAt: executed.receivedAt,
+      startedAt: receivedAt.toISOString(),
       finishedAt: null,
       durationMs: null,
       steps: {},
@@ -34,115 +64,282 @@ describe('execution records, from flow.executed and execution.* events', () => {
       dropped: { outputs: 0, errors: 0 },
     });
 
-    const message = output({ mapped: true });
-    await publish(cp, 'execution.step.started', { ...ref, stepId: 'step_1', messageId: executed.message.id });
-    await publish(cp, 'execution.step.succeeded', { ...ref, stepId: 'step_1', messageId: executed.message.id, message, durationMs: 12 });
-    await publish(cp, 'execution.step.started', { ...ref, stepId: 'step_2', messageId: message.id });
-    await publish(cp, 'execution.step.succeeded', { ...ref, stepId: 'step_2', messageId: message.id, message: output({ sent: true }) });
-    const finished = await publish(cp, 'execution.finished', { ...ref, status: 'succeeded' });
+    // a -> b: a maps the input into one output, delivered to b as d1; b sends it on and has nothing to deliver.
+    const mapped = output({ mapped: true });
+    const aStart = new Date(receivedAt.getTime() + 100);
+    const bStart = new Date(receivedAt.getTime() + 200);
+    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [mapped], delivered: ['d1'], startedAt: aStart, durationMs: 12 }));
+    const halfway = await read(ref.flowExecId);
+    expect(halfway).toMatchObject({ status: 'running', finishedAt: null, steps: { a: { in: 1, out: 1, errors: 0, firstAt: aStart.toISOString() } } });
+    expect(halfway.steps.a.lastAt).toBe(new Date(aStart.getTime() + 12).toISOString());
 
-    const done = await waitForExecution(cp, user.token, ref.flowExecId, (e) => e.status === 'succeeded' && e.steps.step_2?.out === 1);
-    expect(done.steps.step_1).toMatchObject({ in: 1, out: 1, errors: 0 });
-    expect(done.steps.step_2).toMatchObject({ in: 1, out: 1, errors: 0 });
-    expect(done.outputs).toHaveLength(2);
-    expect(done.outputs[0]).toEqual({ stepId: 'step_1', messageId: executed.message.id, message, durationMs: 12, at: expect.any(String) });
-    expect(done.outputs[1]).toMatchObject({ stepId: 'step_2', messageId: message.id, durationMs: null });
-    expect(done.finishedAt).toBe(finished.headers.createdAt);
-    expect(done.durationMs).toBe(new Date(finished.headers.createdAt).getTime() - new Date(executed.receivedAt).getTime());
-    expect(await readExecution(cp, user.token, done.id)).toEqual(done);
+    await applyResults(cp, stepResult(ref, 'b', 'd1', { outputs: [output({ sent: true })], startedAt: bStart, durationMs: 30 }));
+    const done = await read(ref.flowExecId);
+    const end = new Date(bStart.getTime() + 30);
+    expect(done).toMatchObject({ status: 'succeeded', reason: null, finishedAt: end.toISOString(), durationMs: end.getTime() - receivedAt.getTime() });
+    expect(done.steps).toEqual({
+      a: { in: 1, out: 1, errors: 0, firstAt: aStart.toISOString(), lastAt: new Date(aStart.getTime() + 12).toISOString() },
+      b: { in: 1, out: 1, errors: 0, firstAt: bStart.toISOString(), lastAt: end.toISOString() },
+    });
+    expect(done.outputs).toEqual([
+      { stepId: 'a', messageId: executed.message.id, message: mapped, durationMs: 12, at: new Date(aStart.getTime() + 12).toISOString() },
+      { stepId: 'b', messageId: 'd1', message: expect.objectContaining({ data: { sent: true } }), durationMs: 30, at: end.toISOString() },
+    ]);
+    expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([]);
+    expect((await finishedOf(ref.flowExecId)).map((e) => e.payload)).toEqual([{ ...ref, status: 'succeeded' }]);
+    expect((await finishedOf(ref.flowExecId))[0]!.headers.serviceName).toBe('executions');
   });
 
-  it('loses nothing when step events arrive before flow.executed', async () => {
-    const ref = executionRef(user.tenantId);
+  it('applies a result once, however often it is reported, and emits execution.finished once', async () => {
+    const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref);
-    await publish(cp, 'execution.step.started', { ...ref, stepId: 'step_1' });
-    await publish(cp, 'execution.step.succeeded', { ...ref, stepId: 'step_1', message: output('early') });
-    await publish(cp, 'execution.finished', { ...ref, status: 'succeeded' });
-    await waitForExecution(cp, user.token, ref.flowExecId, (e) => e.status === 'succeeded' && e.steps.step_1?.out === 1);
+    await apply(cp, 'flow.executed', executed);
+    const a = stepResult(ref, 'a', executed.message.id, { outputs: [output(1), output(2)], delivered: ['d1', 'd2'] });
+    const b1 = stepResult(ref, 'b', 'd1');
+    // Twice in one batch, again in another batch, and the same envelope delivered again.
+    const first = await applyResults(cp, a, a, b1);
+    await applyResults(cp, a, b1);
+    await cp.services.bus.publish(first);
+    await handled(cp, first);
+    const running = await read(ref.flowExecId);
+    expect(running).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 2, errors: 0 }, b: { in: 1, out: 0, errors: 0 } } });
+    expect(running.outputs).toHaveLength(2);
 
-    await handled(cp, await publish(cp, 'flow.executed', executed));
-    const record = await readExecution(cp, user.token, ref.flowExecId);
-    expect(record).toMatchObject({ status: 'succeeded', trigger: 'webhook', input: executed.message, startedAt: executed.receivedAt, steps: { step_1: { in: 1, out: 1 } } });
-    expect(record.outputs.map((o: { message: { data: unknown } }) => o.message.data)).toEqual(['early']);
+    await applyResults(cp, stepResult(ref, 'b', 'd2'));
+    await applyResults(cp, stepResult(ref, 'b', 'd2'), b1);
+    const done = await read(ref.flowExecId);
+    expect(done).toMatchObject({ status: 'succeeded', steps: { a: { in: 1, out: 2 }, b: { in: 2, out: 0 } } });
+    expect(await finishedOf(ref.flowExecId)).toHaveLength(1);
   });
 
-  it('applies a redelivered event once', async () => {
-    const ref = executionRef(user.tenantId);
-    await publish(cp, 'flow.executed', executedPayload(ref));
-    const started = await publish(cp, 'execution.step.started', { ...ref, stepId: 'step_1' });
-    const succeeded = await publish(cp, 'execution.step.succeeded', { ...ref, stepId: 'step_1', message: output(1) });
-    await cp.services.bus.publish(started);
-    await cp.services.bus.publish(succeeded);
-    const marker = await publish(cp, 'execution.step.started', { ...ref, stepId: 'marker' });
-    for (const event of [started, succeeded, marker]) await handled(cp, event);
-    const record = await waitForExecution(cp, user.token, ref.flowExecId, (e) => e.steps.marker?.in === 1);
-    expect(record.steps.step_1).toMatchObject({ in: 1, out: 1, errors: 0 });
-    expect(record.outputs).toHaveLength(1);
+  it('ends an execution whatever order its events arrive in: results before flow.executed, b’s result before a’s', async () => {
+    const ref = await runningExecution(cp, user.tenantId);
+    const receivedAt = new Date(Date.now() - 5000);
+    const executed = executedPayload(ref, { order: 7 }, receivedAt);
+    const bStart = new Date(receivedAt.getTime() + 300);
+    await applyResults(cp, stepResult(ref, 'b', 'd1', { outputs: [output('late')], startedAt: bStart }));
+    // Until flow.executed, startedAt is the earliest result's start.
+    expect(await read(ref.flowExecId)).toMatchObject({ status: 'running', trigger: null, startedAt: bStart.toISOString(), input: null });
+
+    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [output('early')], delivered: ['d1'], startedAt: new Date(receivedAt.getTime() + 100) }));
+    const waiting = await read(ref.flowExecId);
+    expect(waiting).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 } } });
+    expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([{ deliveryId: executed.message.id, delivered: false, done: true }]);
+
+    await apply(cp, 'flow.executed', executed);
+    const done = await read(ref.flowExecId);
+    expect(done).toMatchObject({ status: 'succeeded', trigger: 'webhook', input: executed.message, startedAt: receivedAt.toISOString(), finishedAt: new Date(bStart.getTime() + 5).toISOString() });
+    expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([]);
+    expect(await finishedOf(ref.flowExecId)).toHaveLength(1);
   });
 
-  it('records a failed step with its error and the input that caused it, and a failed end with its reason', async () => {
-    const ref = executionRef(user.tenantId);
+  it('waits for every target of a fan-out: a step delivering to two steps ends the execution only when both are done', async () => {
+    const ref = await runningExecution(cp, user.tenantId);
+    const executed = executedPayload(ref);
+    await apply(cp, 'flow.executed', executed);
+    const split = output('split');
+    // a's one output goes to b (d-b) and to c (d-c); b passes it on to d (d-d).
+    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [split], delivered: ['d-b', 'd-c'] }));
+    await applyResults(cp, stepResult(ref, 'b', 'd-b', { outputs: [output('b')], delivered: ['d-d'] }));
+    await applyResults(cp, stepResult(ref, '__proto__', 'd-c')); // a valid step id, counted like any other
+    expect(await read(ref.flowExecId)).toMatchObject({ status: 'running' });
+    expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([{ deliveryId: 'd-d', delivered: true, done: false }]);
+    await applyResults(cp, stepResult(ref, 'd', 'd-d'));
+    const done = await read(ref.flowExecId);
+    expect(done).toMatchObject({ status: 'succeeded', steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 }, d: { in: 1, out: 0 } } });
+    expect(Object.hasOwn(done.steps, '__proto__')).toBe(true);
+    expect(done.steps['__proto__']).toMatchObject({ in: 1, out: 0, errors: 0 });
+  });
+
+  it('fails an execution one of whose steps failed an input, once every other branch is done, naming the first failure', async () => {
+    const ref = await runningExecution(cp, user.tenantId);
+    const executed = executedPayload(ref);
+    const t0 = Date.now();
+    await apply(cp, 'flow.executed', executed);
     const input = output({ url: 'https://example.invalid' });
-    await publish(cp, 'flow.executed', executedPayload(ref));
-    await publish(cp, 'execution.step.started', { ...ref, stepId: 'http', messageId: input.id });
-    await publish(cp, 'execution.step.failed', {
-      ...ref,
-      stepId: 'http',
-      messageId: input.id,
-      error: { message: 'getaddrinfo ENOTFOUND example.invalid', stack: 'Error: getaddrinfo ENOTFOUND\n    at x.js:1' },
-      input,
-      attempts: 3,
-      durationMs: 5000,
-    });
-    await publish(cp, 'execution.finished', { ...ref, status: 'failed', reason: 'step http failed' });
-    const record = await waitForExecution(cp, user.token, ref.flowExecId, (e) => e.status === 'failed' && e.errors.length === 1);
-    expect(record.reason).toBe('step http failed');
-    expect(record.steps.http).toMatchObject({ in: 1, out: 0, errors: 1 });
-    expect(record.errors[0]).toEqual({
-      stepId: 'http',
-      messageId: input.id,
-      error: { message: 'getaddrinfo ENOTFOUND example.invalid', stack: 'Error: getaddrinfo ENOTFOUND\n    at x.js:1' },
-      input,
-      attempts: 3,
-      durationMs: 5000,
-      at: expect.any(String),
-    });
+    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [input], delivered: ['d-http', 'd-mail', 'd-log'], startedAt: new Date(t0) }));
+    const error = { message: 'getaddrinfo ENOTFOUND example.invalid', stack: 'Error: getaddrinfo ENOTFOUND\n    at x.js:1' };
+    // mail fails later than http, but its result arrives first: the reason names http, the first to fail.
+    await applyResults(cp, stepResult(ref, 'mail', 'd-mail', { error: { message: 'mailbox full' }, input, startedAt: new Date(t0 + 9000), durationMs: 10 }));
+    await applyResults(cp, stepResult(ref, 'http', 'd-http', { error, input, attempts: 3, startedAt: new Date(t0 + 10), durationMs: 5000 }));
+    const running = await read(ref.flowExecId);
+    expect(running).toMatchObject({ status: 'running', reason: null, steps: { http: { in: 1, out: 0, errors: 1 }, mail: { in: 1, errors: 1 } } });
+
+    await applyResults(cp, stepResult(ref, 'log', 'd-log'));
+    const record = await read(ref.flowExecId);
+    expect(record).toMatchObject({ status: 'failed', reason: 'step http failed: getaddrinfo ENOTFOUND example.invalid (2 inputs failed in all)', finishedAt: new Date(t0 + 9010).toISOString() });
+    expect(record.errors).toEqual([
+      { stepId: 'http', messageId: 'd-http', error, input, attempts: 3, durationMs: 5000, at: new Date(t0 + 5010).toISOString() },
+      { stepId: 'mail', messageId: 'd-mail', error: { message: 'mailbox full' }, input, attempts: 1, durationMs: 10, at: new Date(t0 + 9010).toISOString() },
+    ]);
+    expect((await finishedOf(ref.flowExecId)).map((e) => e.payload)).toEqual([{ ...ref, status: 'failed', reason: record.reason }]);
   });
 
-  it(`keeps the newest ${MAX_MESSAGES} outputs, counting the dropped ones, and caps payloads and error texts`, async () => {
-    const ref = executionRef(user.tenantId);
-    await publish(cp, 'flow.executed', executedPayload(ref, { blob: 'x'.repeat(MAX_PAYLOAD_BYTES) }));
-    for (let i = 0; i < MAX_MESSAGES + 5; i++) await publish(cp, 'execution.step.succeeded', { ...ref, stepId: 'split', message: output(i) });
-    await publish(cp, 'execution.step.failed', { ...ref, stepId: 'split', error: { message: 'e'.repeat(MAX_ERROR_CHARS + 10) }, input: { blob: 'y'.repeat(MAX_PAYLOAD_BYTES) } });
-    const record = await waitForExecution(cp, user.token, ref.flowExecId, (e) => e.steps.split?.out === MAX_MESSAGES + 5 && e.steps.split?.errors === 1);
+  it('counts results that arrive after the end, without changing the status or tracking their deliveries', async () => {
+    const ref = await runningExecution(cp, user.tenantId);
+    const executed = executedPayload(ref);
+    await apply(cp, 'flow.executed', executed);
+    await applyResults(cp, stepResult(ref, 'a', executed.message.id));
+    const done = await read(ref.flowExecId);
+    expect(done.status).toBe('succeeded');
+    await applyResults(cp, stepResult(ref, 'b', 'stray', { error: { message: 'too late' }, delivered: [] }), stepResult(ref, 'c', 'other', { outputs: [output(1)], delivered: ['x'] }));
+    const after = await read(ref.flowExecId);
+    expect(after).toMatchObject({ status: 'succeeded', reason: null, finishedAt: done.finishedAt, steps: { b: { in: 1, errors: 1 }, c: { in: 1, out: 1 } } });
+    expect(after.errors).toHaveLength(1);
+    expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([]);
+    expect(await finishedOf(ref.flowExecId)).toHaveLength(1);
+  });
 
+  it('fails every running execution of a flow when the flow stops, and leaves its ended ones and other flows’ alone', async () => {
+    const flowId = await createFlowRow(cp, user.tenantId);
+    const [running, early, ended] = [executionRef(user.tenantId, flowId), executionRef(user.tenantId, flowId), executionRef(user.tenantId, flowId)];
+    const other = await runningExecution(cp, user.tenantId);
+    const runningExecuted = executedPayload(running);
+    await apply(cp, 'flow.executed', runningExecuted);
+    await applyResults(cp, stepResult(running, 'a', runningExecuted.message.id, { delivered: ['d1'] }));
+    await applyResults(cp, stepResult(early, 'b', 'd9')); // flow.executed not arrived yet
+    const endedExecuted = executedPayload(ended);
+    await apply(cp, 'flow.executed', endedExecuted);
+    await applyResults(cp, stepResult(ended, 'a', endedExecuted.message.id));
+    await apply(cp, 'flow.executed', executedPayload(other));
+
+    const stopped = await apply(cp, 'flow.stopped', { id: flowId, tenant: user.tenantId });
+    for (const ref of [running, early]) {
+      expect(await read(ref.flowExecId)).toMatchObject({ status: 'failed', reason: STOPPED_REASON, finishedAt: stopped.headers.createdAt });
+      expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([]);
+      expect((await finishedOf(ref.flowExecId)).map((e) => e.payload)).toEqual([{ ...ref, status: 'failed', reason: STOPPED_REASON }]);
+    }
+    expect(await read(ended.flowExecId)).toMatchObject({ status: 'succeeded', reason: null });
+    expect(await read(other.flowExecId)).toMatchObject({ status: 'running' });
+
+    // What arrives for a stopped execution still counts, and ends nothing.
+    await applyResults(cp, stepResult(running, 'b', 'd1'));
+    expect(await read(running.flowExecId)).toMatchObject({ status: 'failed', reason: STOPPED_REASON, steps: { a: { in: 1 }, b: { in: 1 } } });
+    expect(await finishedOf(running.flowExecId)).toHaveLength(1);
+  });
+
+  it('fails at once an execution of a flow that is not running', async () => {
+    const cases = [
+      { name: 'inactive', flowId: await createFlowRow(cp, user.tenantId, 'inactive') },
+      { name: 'stopping', flowId: await createFlowRow(cp, user.tenantId, 'stopping') },
+      { name: 'unknown', flowId: randomUUID() },
+      { name: 'another tenant’s', flowId: await createFlowRow(cp, (await createTenantWithUser(cp, ['TENANT_GUEST'])).tenantId) },
+    ];
+    for (const { name, flowId } of cases) {
+      const ref = executionRef(user.tenantId, flowId);
+      const executed = executedPayload(ref);
+      await applyResults(cp, stepResult(ref, 'a', 'd0', { delivered: ['d1'] }));
+      await apply(cp, 'flow.executed', executed);
+      const record = await read(ref.flowExecId);
+      expect(record, name).toMatchObject({
+        status: 'failed',
+        reason: `flow ${flowId} was not running when this execution arrived`,
+        trigger: 'webhook',
+        input: executed.message,
+        startedAt: executed.receivedAt,
+        finishedAt: executed.receivedAt,
+        durationMs: 0,
+        steps: { a: { in: 1 } },
+      });
+      expect(await trackedDeliveries(cp, ref.flowExecId), name).toEqual([]);
+      expect((await finishedOf(ref.flowExecId)).map((e) => e.payload.status), name).toEqual(['failed']);
+    }
+    // A flow that is starting runs.
+    const starting = executionRef(user.tenantId, await createFlowRow(cp, user.tenantId, 'starting'));
+    await apply(cp, 'flow.executed', executedPayload(starting));
+    expect(await read(starting.flowExecId)).toMatchObject({ status: 'running' });
+  });
+
+  it(`keeps the newest ${MAX_MESSAGES} outputs and errors, counting the dropped ones, and caps payloads and error texts`, async () => {
+    const ref = await runningExecution(cp, user.tenantId);
+    const executed = executedPayload(ref, { blob: 'x'.repeat(MAX_PAYLOAD_BYTES) });
+    await apply(cp, 'flow.executed', executed);
+    // a splits the input into 250 outputs (the first 100 recorded), b and c get some of them.
+    const outputs = Array.from({ length: 100 }, (_, i) => output(i));
+    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs, outputCount: 250, delivered: ['b0', 'b1', 'b2'] }));
+    await applyResults(cp, stepResult(ref, 'b', 'b0', { outputs: [output('b0')] }), stepResult(ref, 'b', 'b1', { outputs: [output('b1')] }));
+    let record = await read(ref.flowExecId);
+    expect(record.steps.a).toMatchObject({ in: 1, out: 250 });
     expect(record.outputs).toHaveLength(MAX_MESSAGES);
-    expect(record.dropped).toEqual({ outputs: 5, errors: 0 });
-    const kept = record.outputs.map((o: { message: { data: number } }) => o.message.data).sort((a: number, b: number) => a - b);
-    expect(kept[0]).toBe(5);
-    expect(kept.at(-1)).toBe(MAX_MESSAGES + 4);
+    expect(record.dropped).toEqual({ outputs: 2, errors: 0 });
+    expect(record.outputs.map((o: { message: { data: unknown } }) => o.message.data)).toEqual([...Array.from({ length: 98 }, (_, i) => i + 2), 'b0', 'b1']);
 
+    // 105 failed inputs in one batch: the newest 100 are kept.
+    const failures = Array.from({ length: MAX_MESSAGES + 5 }, (_, i) => stepResult(ref, 'c', `c${i}`, { error: { message: `failure ${i}` }, input: { i } }));
+    failures[MAX_MESSAGES + 4] = stepResult(ref, 'c', `c${MAX_MESSAGES + 4}`, { error: { message: 'e'.repeat(MAX_ERROR_CHARS + 10), stack: 's'.repeat(MAX_ERROR_CHARS + 1) }, input: { blob: 'y'.repeat(MAX_PAYLOAD_BYTES) } });
+    await applyResults(cp, ...failures);
+    record = await read(ref.flowExecId);
+    expect(record.steps.c).toMatchObject({ in: MAX_MESSAGES + 5, out: 0, errors: MAX_MESSAGES + 5 });
+    expect(record.errors).toHaveLength(MAX_MESSAGES);
+    expect(record.dropped).toEqual({ outputs: 2, errors: 5 });
+    expect(record.errors.map((e: { messageId: string }) => e.messageId)).toContain('c5');
+    expect(record.errors.map((e: { messageId: string }) => e.messageId)).not.toContain('c4');
+    const last = record.errors.find((e: { messageId: string }) => e.messageId === `c${MAX_MESSAGES + 4}`);
+    expect(last.error.message).toBe(`${'e'.repeat(MAX_ERROR_CHARS)}… (10 more characters)`);
+    expect(last.error.stack).toBe(`${'s'.repeat(MAX_ERROR_CHARS)}… (1 more characters)`);
+    expect(last.input).toMatchObject({ truncated: true, bytes: expect.any(Number), preview: expect.stringContaining('"blob":"yyy') });
     expect(record.input).toEqual({ truncated: true, bytes: expect.any(Number), preview: expect.stringContaining('"blob":"xxx') });
     expect(record.input.bytes).toBeGreaterThan(MAX_PAYLOAD_BYTES);
-    expect(record.errors[0].input).toMatchObject({ truncated: true });
-    expect(record.errors[0].error.message).toBe(`${'e'.repeat(MAX_ERROR_CHARS)}… (10 more characters)`);
+
+    // Another batch of outputs pushes out the oldest ones, counted too.
+    await applyResults(cp, stepResult(ref, 'b', 'b2', { outputs: [output('b2'), output('b2 again')] }));
+    record = await read(ref.flowExecId);
+    expect(record.outputs).toHaveLength(MAX_MESSAGES);
+    expect(record.outputs.at(-1).message.data).toBe('b2 again');
+    expect(record.dropped).toEqual({ outputs: 4, errors: 5 });
+    expect(record.status).toBe('running'); // c's inputs were never delivered by a step
   });
 
-  it('ignores an event of an unknown tenant, and one naming another tenant’s or flow’s execution', async () => {
+  it('ignores results of an unknown tenant, or naming another tenant’s or flow’s execution, and applies the rest of their batch', async () => {
     const stranger = await createTenantWithUser(cp, ['TENANT_GUEST']);
-    const ref = executionRef(user.tenantId);
-    await publish(cp, 'flow.executed', executedPayload(ref));
-    await waitForExecution(cp, user.token, ref.flowExecId);
-    for (const event of [
-      await publish(cp, 'execution.step.started', { ...ref, tenant: stranger.tenantId, stepId: 'hijack' }),
-      await publish(cp, 'execution.step.started', { ...ref, flowId: randomUUID(), stepId: 'hijack' }),
-      await publish(cp, 'execution.finished', { ...ref, tenant: randomUUID(), status: 'failed' }),
-      await publish(cp, 'execution.finished', { ...executionRef('not-a-tenant'), status: 'failed' }),
-    ]) {
-      await handled(cp, event);
-    }
-    const record = await readExecution(cp, user.token, ref.flowExecId);
-    expect(record).toMatchObject({ status: 'running', steps: {} });
+    const ref = await runningExecution(cp, user.tenantId);
+    const theirs = await runningExecution(cp, stranger.tenantId);
+    const nowhere = executionRef('not-a-tenant');
+    const executed = executedPayload(ref);
+    await apply(cp, 'flow.executed', executed);
+    const event = await report(
+      cp,
+      stepResult({ ...ref, tenant: stranger.tenantId }, 'hijack', executed.message.id),
+      stepResult({ ...ref, flowId: randomUUID() }, 'hijack', 'h2'),
+      stepResult({ ...ref, tenant: randomUUID() }, 'hijack', 'h3'),
+      stepResult(nowhere, 'hijack', 'h4'),
+      { ...stepResult(ref, 'hijack', 'h5'), status: 'maybe' } as never,
+      stepResult(ref, 'a', executed.message.id, { outputs: [output('ok')], delivered: ['d1'] }),
+      stepResult(theirs, 'x', 'd0'),
+    );
+    await handled(cp, event);
+    const record = await read(ref.flowExecId);
+    expect(record).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 1, errors: 0 } } });
+    const about = (message: string) => warnings.filter((w) => w.eventId === event.headers.id && w.msg.startsWith(message));
+    const [ignored] = await waitFor(async () => about('step results ignored: their tenant'), (found) => found.length === 1);
+    expect(ignored).toMatchObject({ level: 40, ignored: 4 });
+    expect(ignored!.results.map((r: { flowExecId: string }) => r.flowExecId).sort()).toEqual([ref.flowExecId, ref.flowExecId, ref.flowExecId, nowhere.flowExecId].sort());
+    expect(about('step results ignored: they do not match')).toEqual([expect.objectContaining({ level: 40, malformed: 1, results: [expect.objectContaining({ index: 4 })] })]);
+    expect(Object.keys(record.steps)).toEqual(['a']);
+    expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([{ deliveryId: 'd1', delivered: true, done: false }]);
+    expect((await readExecution(cp, stranger.token, theirs.flowExecId)).steps).toEqual({ x: expect.objectContaining({ in: 1 }) });
     expect((await cp.request('GET', `/executions/${ref.flowExecId}`, { token: stranger.token })).status).toBe(404);
+    expect((await cp.request('GET', `/executions/${nowhere.flowExecId}`, { token: await cp.login() })).status).toBe(404);
+
+    // flow.executed naming another tenant is ignored too.
+    await apply(cp, 'flow.executed', { ...executedPayload(ref), tenant: stranger.tenantId });
+    expect(await read(ref.flowExecId)).toMatchObject({ status: 'running', input: executed.message });
+  });
+
+  it('applies a batch of many executions and tenants in one go', async () => {
+    const other = await createTenantWithUser(cp, ['TENANT_GUEST']);
+    const tokenOf = (i: number) => (i % 2 === 0 ? user.token : other.token);
+    const refs = await Promise.all(Array.from({ length: 20 }, (_, i) => runningExecution(cp, i % 2 === 0 ? user.tenantId : other.tenantId)));
+    const executed = refs.map((ref) => executedPayload(ref));
+    // Every execution: a -> b, both results in one batch (b's first), before flow.executed.
+    await applyResults(
+      cp,
+      ...refs.flatMap((ref, i) => [stepResult(ref, 'b', `d-${i}`, { outputs: [output(i)] }), stepResult(ref, 'a', executed[i]!.message.id, { outputs: [output(i)], delivered: [`d-${i}`] })]),
+    );
+    for (const [i, ref] of refs.entries()) expect(await readExecution(cp, tokenOf(i), ref.flowExecId)).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 } } });
+    for (const payload of executed) await apply(cp, 'flow.executed', payload);
+    for (const [i, ref] of refs.entries()) expect(await readExecution(cp, tokenOf(i), ref.flowExecId)).toMatchObject({ status: 'succeeded', tenant: i % 2 === 0 ? user.tenantId : other.tenantId });
+    const ended = await finished.settled();
+    for (const ref of refs) expect(ended.filter((e) => e.payload.flowExecId === ref.flowExecId)).toHaveLength(1);
   });
 });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { createTenantWithUser, createUser, type TestUser } from '../support/tenants.js';
-import { executedPayload, executionRef, output, publish, waitForExecution } from './support.js';
+import { apply, applyResults, createFlowRow, executedPayload, executionRef, output, runningExecution, stepResult } from './support.js';
 
 describe('/executions', () => {
   let cp: TestControlPlane;
@@ -10,7 +10,7 @@ describe('/executions', () => {
   let guest: TestUser;
   let stranger: TestUser;
   let outsider: TestUser;
-  const flowId = randomUUID();
+  let flowId: string;
   const ids: string[] = [];
 
   beforeAll(async () => {
@@ -19,21 +19,22 @@ describe('/executions', () => {
     guest = await createTenantWithUser(cp, ['TENANT_GUEST']);
     stranger = await createTenantWithUser(cp, ['TENANT_GUEST']);
     outsider = await createUser(cp, { tenantId: guest.tenantId, roles: [] });
-    // Three executions of one flow (the last one failed), one of another flow, one of another tenant.
+    flowId = await createFlowRow(cp, guest.tenantId);
+    // Three executions of one flow (step_1 done, step_2 still to come; the last one's step_2 failed), one of another flow, one of another tenant.
     for (let i = 0; i < 3; i++) {
-      const ref = { ...executionRef(guest.tenantId), flowId };
-      await publish(cp, 'flow.executed', { ...executedPayload(ref), receivedAt: new Date(Date.UTC(2020, 0, 1, 0, i)).toISOString() });
-      await publish(cp, 'execution.step.succeeded', { ...ref, stepId: 'step_1', message: output(i) });
-      if (i === 2) await publish(cp, 'execution.finished', { ...ref, status: 'failed' });
+      const ref = executionRef(guest.tenantId, flowId);
+      const executed = executedPayload(ref, { order: i }, new Date(Date.UTC(2020, 0, 1, 0, i)));
+      await apply(cp, 'flow.executed', executed);
+      await applyResults(cp, stepResult(ref, 'step_1', executed.message.id, { outputs: [output(i)], delivered: [`d${i}`] }));
+      if (i === 2) await applyResults(cp, stepResult(ref, 'step_2', `d${i}`, { error: { message: 'refused' } }));
       ids.push(ref.flowExecId);
     }
-    ids.push(executionRef(guest.tenantId).flowExecId);
-    await publish(cp, 'flow.executed', executedPayload({ ...executionRef(guest.tenantId), flowExecId: ids[3]! }));
-    ids.push(executionRef(stranger.tenantId).flowExecId);
-    await publish(cp, 'flow.executed', executedPayload({ ...executionRef(stranger.tenantId), flowExecId: ids[4]! }));
-    await waitForExecution(cp, guest.token, ids[2]!, (e) => e.status === 'failed');
-    await waitForExecution(cp, stranger.token, ids[4]!);
-    await waitForExecution(cp, guest.token, ids[3]!);
+    const other = await runningExecution(cp, guest.tenantId);
+    await apply(cp, 'flow.executed', executedPayload(other));
+    ids.push(other.flowExecId);
+    const theirs = await runningExecution(cp, stranger.tenantId);
+    await apply(cp, 'flow.executed', executedPayload(theirs));
+    ids.push(theirs.flowExecId);
   });
   afterAll(() => cp?.close());
 
@@ -44,9 +45,14 @@ describe('/executions', () => {
     expect(res.status).toBe(200);
     expect(res.body.data.map((e: { flowExecId: string }) => e.flowExecId)).toEqual([ids[2], ids[1], ids[0]]);
     expect(res.body.meta).toEqual({ total: 3, page: 1, perPage: 10, totalPages: 1 });
-    expect(res.body.data[0]).toMatchObject({ flowId, tenant: guest.tenantId, status: 'failed', steps: { step_1: { in: 0, out: 1, errors: 0 } } });
+    expect(res.body.data[0]).toMatchObject({
+      ...{ flowId, tenant: guest.tenantId, status: 'failed', reason: 'step step_2 failed: refused' },
+      steps: { step_1: { in: 1, out: 1, errors: 0 }, step_2: { in: 1, out: 0, errors: 1 } },
+    });
+    expect(res.body.data[1]).toMatchObject({ status: 'running', reason: null, finishedAt: null, steps: { step_1: { in: 1, out: 1, errors: 0 } } });
     expect(res.body.data[0]).not.toHaveProperty('outputs');
     expect(res.body.data[0]).not.toHaveProperty('input');
+    expect(res.body.data[0]).not.toHaveProperty('errors');
 
     const page = await list(`?filter[flowId]=${flowId}&page[size]=2&page[number]=2`);
     expect(page.body.data.map((e: { flowExecId: string }) => e.flowExecId)).toEqual([ids[0]]);
@@ -65,7 +71,11 @@ describe('/executions', () => {
   it('reads an execution by flowExecId or by record id', async () => {
     const byExecId = await cp.request('GET', `/executions/${ids[2]}`, { token: guest.token });
     expect(byExecId.status).toBe(200);
-    expect(byExecId.body.data).toMatchObject({ flowExecId: ids[2], status: 'failed', outputs: [{ stepId: 'step_1', message: { data: 2 } }] });
+    expect(byExecId.body.data).toMatchObject({
+      ...{ flowExecId: ids[2], status: 'failed', input: { data: { order: 2 } } },
+      outputs: [{ stepId: 'step_1', message: { data: 2 } }],
+      errors: [{ stepId: 'step_2', messageId: 'd2', error: { message: 'refused' } }],
+    });
     const byId = await cp.request('GET', `/executions/${byExecId.body.data.id}`, { token: guest.token });
     expect(byId.body.data).toEqual(byExecId.body.data);
   });

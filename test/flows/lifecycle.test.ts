@@ -4,7 +4,7 @@ import type { EventEnvelope } from '../../protocol/envelope.js';
 import { flowSchema } from '../../protocol/flow.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
-import { createFlow, eventsAbout, handledByRepository, publishAsRunner } from './support.js';
+import { createFlow, eventsAbout, handledByRepository, placed, publishAsRunner, silentRunner } from './support.js';
 import { collectEvents, waitFor } from '../support/events.js';
 
 let cp: TestControlPlane;
@@ -12,12 +12,18 @@ let user: TestUser;
 /** Every flow.* event since the start, collected by a consumer of the test's own. */
 let events: EventEnvelope[];
 
+let runner: { stop(): void };
+
 beforeAll(async () => {
   cp = await startTestControlPlane();
   user = await createTenantWithUser(cp, ['TENANT_INTEGRATOR']);
+  runner = await silentRunner(cp, user.tenantId);
   events = await collectEvents(cp, 'flow.*');
 });
-afterAll(() => cp?.close());
+afterAll(async () => {
+  runner?.stop();
+  await cp?.close();
+});
 
 const read = async (id: string) => (await cp.request('GET', `/flows/${id}`, { token: user.token })).body.data;
 const control = (id: string, action: 'start' | 'stop') => cp.request('POST', `/flows/${id}/${action}`, { token: user.token });
@@ -36,6 +42,7 @@ async function flowIn(status: 'inactive' | 'starting' | 'active' | 'stopping') {
   const flow = await createFlow(cp, user.token);
   if (status === 'inactive') return flow;
   expect((await control(flow.id, 'start')).status).toBe(200);
+  await placed(cp, flow.id);
   if (status === 'active') await report('flow.started', flow);
   if (status === 'stopping') expect((await control(flow.id, 'stop')).status).toBe(200);
   expect((await read(flow.id)).status).toBe(status);
@@ -52,6 +59,7 @@ describe('the lifecycle, driven by events', () => {
     expect(await read(flow.id)).toMatchObject({ status: 'starting', startedBy: user.id, statusReason: null });
 
     const [starting] = await waitForEvents('flow.starting', flow.id, 1);
+    await placed(cp, flow.id);
     expect(starting!.headers.serviceName).toBe('flow-repository');
     expect(flowSchema.safeParse(starting!.payload).success).toBe(true);
     expect(starting!.payload).toMatchObject({ ...flow, status: 'starting', startedBy: user.id, updatedAt: expect.any(String) });
@@ -84,6 +92,7 @@ describe('the lifecycle, driven by events', () => {
     const restarted = await control(flow.id, 'start');
     expect(restarted.status).toBe(200);
     expect(await read(flow.id)).toMatchObject({ status: 'starting', statusReason: null });
+    await placed(cp, flow.id);
   });
 
   it.each(['active', 'stopping'] as const)('flow.failed while %s → inactive with the reason and flow.stopping', async (status) => {
@@ -126,6 +135,7 @@ describe('the lifecycle, driven by events', () => {
     await report('flow.stopped', flow);
     await control(flow.id, 'start');
     expect((await read(flow.id)).status).toBe('starting');
+    await placed(cp, flow.id);
 
     await cp.services.bus.publish(first);
     // the embedded bus delivers in order and PGlite runs one transaction at a time, so once a later event is recorded the duplicate has been handled

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { createTenant, createUser, type TestUser } from '../support/tenants.js';
-import { createFlow, publishAsRunner, statusOf } from './support.js';
+import { createFlow, placed, publishAsRunner, silentRunner, statusOf } from './support.js';
 import { waitFor } from '../support/events.js';
 
 let cp: TestControlPlane;
 let ann: TestUser;
 let bob: TestUser;
+let runner: { stop(): void };
 /** The tenant's flows, in creation order. */
 const made: Record<string, any> = {};
 const byCreation = () => Object.values(made).sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt));
@@ -23,12 +24,19 @@ beforeAll(async () => {
   made.epsilon = await createFlow(cp, bob.token, { name: 'epsilon', description: 'C:\\path', type: 'long_running' });
 
   // beta starting; gamma stopping; delta active
-  for (const flow of [made.beta, made.gamma, made.delta]) expect((await cp.request('POST', `/flows/${flow.id}/start`, { token: ann.token })).status).toBe(200);
+  runner = await silentRunner(cp, tenant.id);
+  for (const flow of [made.beta, made.gamma, made.delta]) {
+    expect((await cp.request('POST', `/flows/${flow.id}/start`, { token: ann.token })).status).toBe(200);
+    await placed(cp, flow.id);
+  }
   expect((await cp.request('POST', `/flows/${made.gamma.id}/stop`, { token: ann.token })).status).toBe(200);
   await publishAsRunner(cp, 'flow.started', { id: made.delta.id, tenant: ann.tenantId });
   await waitFor(() => statusOf(cp, ann.token, made.delta.id), (status) => status === 'active');
 });
-afterAll(() => cp?.close());
+afterAll(async () => {
+  runner?.stop();
+  await cp?.close();
+});
 
 const list = async (query: string, token = ann.token) => {
   const res = await cp.request('GET', `/flows${query}`, { token });

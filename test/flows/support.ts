@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { and, count, eq } from 'drizzle-orm';
 import { processedEvents } from '../../control-plane/bus/schema.js';
 import { expect } from 'vitest';
 import { flows } from '../../control-plane/flows/schema.js';
+import { users } from '../../control-plane/iam/schema.js';
+import { deployments } from '../../control-plane/runners/schema.js';
 import { createEnvelope, type EventEnvelope } from '../../protocol/envelope.js';
 import type { TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
@@ -51,4 +54,26 @@ export async function handledByRepository(cp: TestControlPlane, eventId: string)
   const recorded = async () =>
     (await cp.services.db.select().from(processedEvents).where(and(eq(processedEvents.consumer, 'flow-repository'), eq(processedEvents.eventId, eventId)))).length;
   await waitFor(recorded, (rows) => rows === 1);
+}
+
+/**
+ * A runner of the tenant that heartbeats but deploys nothing, so tests drive the lifecycle
+ * themselves: flows are placed on it (and stay starting), and a stop waits for a flow.stopped.
+ */
+export async function silentRunner(cp: TestControlPlane, tenantId: string): Promise<{ id: string; token: string; stop(): void }> {
+  const [account] = await cp.services.db
+    .insert(users)
+    .values({ username: `silent-runner-${randomUUID().slice(0, 8)}`, kind: 'service', tenantId, permissions: ['runners.write'] })
+    .returning({ id: users.id });
+  const { token } = await cp.services.tokens.issueServiceToken(cp.services.db, { userId: account!.id, createdBy: account!.id });
+  const registered = await cp.request('POST', '/runners', { token, body: { name: 'silent', host: 'test', driver: 'process', capacity: 1000 } });
+  const id = registered.body.data.id as string;
+  const timer = setInterval(() => void cp.request('POST', `/runners/${id}/heartbeat`, { token, body: {} }).catch(() => {}), 1000);
+  timer.unref();
+  return { id, token, stop: () => clearInterval(timer) };
+}
+
+/** Waits until the fleet has placed the flow (flow.starting handled). */
+export async function placed(cp: TestControlPlane, flowId: string): Promise<void> {
+  await waitFor(async () => (await cp.services.db.select().from(deployments).where(eq(deployments.flowId, flowId))).length, (n) => n === 1);
 }

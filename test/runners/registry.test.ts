@@ -7,6 +7,7 @@ import { users } from '../../control-plane/iam/schema.js';
 import { runners } from '../../control-plane/runners/schema.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
+import { rabbitUrl } from '../support/rabbitmq.js';
 import { createTenant, createUser, type TestUser } from '../support/tenants.js';
 
 describe('/runners: the runner fleet’s registry', () => {
@@ -34,7 +35,7 @@ describe('/runners: the runner fleet’s registry', () => {
     const token = await runnerAccount();
     const first = await cp.request('POST', '/runners', { token, body: registration() });
     expect(first.status).toBe(201);
-    expect(first.body.data).toMatchObject({ name: 'node-1', host: 'rack-7', driver: 'process', capacity: 8, status: 'alive', running: [], tenant: tenantId });
+    expect(first.body.data).toMatchObject({ name: 'node-1', host: 'rack-7', driver: 'process', capacity: 8, status: 'alive', deployments: [], workers: 0, tenant: tenantId, heartbeatSeconds: 10 });
     const again = await cp.request('POST', '/runners', { token, body: { ...registration(), capacity: 12 } });
     expect(again.status).toBe(200);
     expect(again.body.data).toMatchObject({ id: first.body.data.id, capacity: 12 });
@@ -43,11 +44,11 @@ describe('/runners: the runner fleet’s registry', () => {
   it('takes heartbeats with what a runner runs, and shows a silent runner as lost', async () => {
     const token = await runnerAccount();
     const { id } = (await cp.request('POST', '/runners', { token, body: registration('node-2') })).body.data;
-    const running = [{ flowId: randomUUID(), stepId: 'map', state: 'ready' }];
-    const beat = await cp.request('POST', `/runners/${id}/heartbeat`, { token, body: { running } });
+    const deployments = [{ flowId: randomUUID(), generation: 1, state: 'ready', steps: [{ stepId: 'map', state: 'ready', restarts: 0 }] }];
+    const beat = await cp.request('POST', `/runners/${id}/heartbeat`, { token, body: { deployments } });
     expect(beat.status).toBe(200);
-    expect(beat.body.data).toMatchObject({ running, status: 'alive', heartbeatSeconds: 10 });
-    expect((await cp.request('GET', `/runners/${id}`, { token: operator.token })).body.data.running).toEqual(running);
+    expect(beat.body.data).toMatchObject({ deployments, status: 'alive', heartbeatSeconds: 10 });
+    expect((await cp.request('GET', `/runners/${id}`, { token: operator.token })).body.data.deployments).toEqual(deployments);
 
     await cp.services.db.update(runners).set({ lastSeenAt: new Date(Date.now() - 31_000) }).where(eq(runners.id, id));
     expect((await cp.request('GET', `/runners/${id}`, { token: operator.token })).body.data.status).toBe('lost');
@@ -92,7 +93,7 @@ describe('/runners: the runner fleet’s registry', () => {
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.errors.map((e: { message: string }) => e.message).join(' ')).toMatch(field);
     }
-    expect((await cp.request('POST', `/runners/${randomUUID()}/heartbeat`, { token, body: { running: [{ flowId: 'f', stepId: 's', state: 'dancing' }] } })).status).toBe(400);
+    expect((await cp.request('POST', `/runners/${randomUUID()}/heartbeat`, { token, body: { deployments: [{ flowId: 'f', generation: 1, state: 'dancing' }] } })).status).toBe(400);
     expect((await cp.request('GET', '/runners')).status).toBe(401);
   });
 
@@ -100,7 +101,7 @@ describe('/runners: the runner fleet’s registry', () => {
     const token = await runnerAccount();
     const name = `proc-${randomUUID().slice(0, 6)}`;
     const child = spawn(process.execPath, ['--import', 'tsx', 'runner/main.ts'], {
-      env: { ...process.env, CONTROL_PLANE_URL: cp.url, RUNNER_TOKEN: token, RUNNER_NAME: name, LOG_LEVEL: 'warn' },
+      env: { ...process.env, CONTROL_PLANE_URL: cp.url, RUNNER_TOKEN: token, RUNNER_NAME: name, AMQP_URL: rabbitUrl, LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });
     try {
@@ -124,5 +125,6 @@ describe('/runners: the runner fleet’s registry', () => {
     expect(bad.exitCode).toBe(1);
     expect(stderr).toMatch(/CONTROL_PLANE_URL/);
     expect(stderr).toMatch(/RUNNER_TOKEN/);
+    expect(stderr).toMatch(/AMQP_URL/);
   }, 40_000);
 });

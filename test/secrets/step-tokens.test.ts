@@ -1,14 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
-import { createFlow, handledByRepository, publishAsRunner } from '../flows/support.js';
+import { createFlow, handledByRepository, placed, publishAsRunner, silentRunner } from '../flows/support.js';
 import { createTenant, createUser, type TestUser } from '../support/tenants.js';
 
 describe('step tokens: a deployed step reads its own credential and nothing else', () => {
   let cp: TestControlPlane;
   let integrator: TestUser;
-  let runner: TestUser;
-  let otherRunner: TestUser;
+  let runner: { id: string; token: string; stop(): void };
+  let idleRunner: { id: string; token: string; stop(): void };
+  let otherRunner: { id: string; token: string; stop(): void };
+  let person: TestUser;
   let credential: string;
   let unrelated: string;
 
@@ -16,13 +18,17 @@ describe('step tokens: a deployed step reads its own credential and nothing else
     cp = await startTestControlPlane();
     const tenant = await createTenant(cp);
     integrator = await createUser(cp, { tenantId: tenant.id, roles: ['TENANT_INTEGRATOR'] });
-    runner = await createUser(cp, { tenantId: tenant.id, permissions: ['runners.write'] });
-    otherRunner = await createUser(cp, { tenantId: (await createTenant(cp)).id, permissions: ['runners.write'] });
+    runner = await silentRunner(cp, tenant.id);
+    otherRunner = await silentRunner(cp, (await createTenant(cp)).id);
+    person = await createUser(cp, { tenantId: tenant.id, permissions: ['runners.write'] });
     const secret = (body: Record<string, unknown>) => cp.request('POST', '/api/v1/secrets', { token: integrator.token, body });
     credential = (await secret({ name: 'crm', type: 'API_KEY', value: { key: 'the-crm-key' } })).body.data.id;
     unrelated = (await secret({ name: 'other', type: 'API_KEY', value: { key: 'not-for-steps' } })).body.data.id;
   });
-  afterAll(() => cp.close());
+  afterAll(async () => {
+    for (const r of [runner, idleRunner, otherRunner]) r?.stop();
+    await cp?.close();
+  });
 
   /** A started two-step flow whose second step names the credential. */
   async function startedFlow() {
@@ -36,6 +42,7 @@ describe('step tokens: a deployed step reads its own credential and nothing else
       },
     });
     expect((await cp.request('POST', `/flows/${flow.id}/start`, { token: integrator.token })).status).toBe(200);
+    await placed(cp, flow.id);
     return flow;
   }
 
@@ -84,17 +91,23 @@ describe('step tokens: a deployed step reads its own credential and nothing else
     expect(after.body.errors[0].message).toMatch(/revoked/);
   });
 
-  it('is minted only by runners of the flow’s tenant, for a step that exists of a flow that runs', async () => {
+  it('is minted only by the runner the flow is placed on, for a step that exists of a flow that runs', async () => {
     const flow = await startedFlow();
+    // Placed on `runner`; a second runner of the tenant, registered later, has room too but not the flow.
+    idleRunner = await silentRunner(cp, integrator.tenantId);
     expect((await mint(integrator.token, flow.id, 'push')).status).toBe(403);
-    expect((await mint(otherRunner.token, flow.id, 'push')).status).toBe(404);
+    for (const caller of [otherRunner.token, idleRunner.token, person.token]) {
+      const refused = await mint(caller, flow.id, 'push');
+      expect(refused.status).toBe(404);
+      expect(refused.body.errors[0].message).toMatch(/not placed on a runner of this account/);
+    }
     const missing = await mint(runner.token, flow.id, 'nope');
     expect(missing.status).toBe(404);
     expect(missing.body.errors[0].message).toMatch(/no step nope/);
     const idle = await createFlow(cp, integrator.token);
-    const refused = await mint(runner.token, idle.id, 'receive');
-    expect(refused.status).toBe(409);
-    expect(refused.body.errors[0].message).toMatch(/inactive/);
+    expect((await mint(runner.token, idle.id, 'receive')).status).toBe(404);
+    await cp.request('POST', `/flows/${flow.id}/stop`, { token: integrator.token });
+    await waitFor(() => mint(runner.token, flow.id, 'push'), (res) => res.status === 404);
     expect((await cp.request('POST', `/flows/${flow.id}/steps/push/token`)).status).toBe(401);
   });
 });

@@ -16,7 +16,10 @@ export const rabbitAvailable = () => serviceAvailable('RabbitMQ', async () => (a
 
 export const uniqueNamespace = (prefix = 't') => `${prefix}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
-/** Deletes what a RabbitBus in `namespace` declared for `services`. */
+/** The services a control plane consumes as, each with a queue on the bus. */
+export const CONTROL_PLANE_SERVICES = ['flow-repository', 'audit-log', 'secrets', 'edge-bridge', 'executions', 'fleet'];
+
+/** Deletes what a RabbitBus in `namespace` declared for `services`, and the runner fleet's entry exchange. */
 export async function deleteNamespace(url: string, namespace: string, services: string[]): Promise<void> {
   const connection = await connect(url);
   const channel = await connection.createChannel();
@@ -24,6 +27,7 @@ export async function deleteNamespace(url: string, namespace: string, services: 
     await channel.deleteQueue(`${namespace}.${service}`);
     await channel.deleteQueue(`${namespace}.${service}.dead-letter`);
   }
+  await channel.deleteExchange(`${namespace}.flows`);
   await channel.deleteExchange(`${namespace}.events`);
   await channel.deleteExchange(`${namespace}.dead-letter`);
   await connection.close();

@@ -1,0 +1,96 @@
+import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { entryExchange, FLOW_ID_HEADER, flowTopology, retryDelayMs, type DeploymentSpec } from '../../protocol/fleet.js';
+import { QUORUM } from '../amqp.js';
+import type { FleetBroker } from './types.js';
+
+/**
+ * Each flow's topology on RabbitMQ (names and routing in protocol/fleet.ts): a topic exchange, a
+ * quorum queue per step, and retry queues whose TTL hands rebounded inputs back after their delay.
+ */
+export class AmqpFleetBroker implements FleetBroker {
+  readonly kind = 'amqp' as const;
+  readonly workerBroker;
+  private connection: ChannelModel | undefined;
+  private channel: ConfirmChannel | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly namespace: string,
+  ) {
+    this.workerBroker = { kind: 'amqp' as const, namespace };
+  }
+
+  get workerUrl(): string {
+    return this.url;
+  }
+
+  /** A channel, opened again if the last one closed (a declare that failed closes it, as does a broker restart). */
+  private async open(): Promise<ConfirmChannel> {
+    if (this.channel) return this.channel;
+    const connection = this.connection ?? (await connect(this.url));
+    if (!this.connection) {
+      this.connection = connection;
+      connection.on('error', () => {});
+      connection.on('close', () => {
+        this.connection = undefined;
+        this.channel = undefined;
+      });
+    }
+    const channel = await connection.createConfirmChannel();
+    channel.on('error', () => {});
+    channel.on('close', () => {
+      if (this.channel === channel) this.channel = undefined;
+    });
+    const events = `${this.namespace}.events`;
+    // The same declarations as the control plane's bus, so whichever comes first makes them.
+    await channel.assertExchange(events, 'topic', { durable: true });
+    await channel.assertExchange(entryExchange(this.namespace), 'headers', { durable: true });
+    await channel.bindExchange(entryExchange(this.namespace), events, 'flow.executed');
+    this.channel = channel;
+    return channel;
+  }
+
+  async declareFlow(spec: DeploymentSpec): Promise<void> {
+    const channel = await this.open();
+    const names = flowTopology(this.namespace, spec.flowId);
+    await channel.assertExchange(names.exchange, 'topic', { durable: true });
+    await channel.assertExchange(names.retryExchange, 'topic', { durable: true });
+    for (const step of spec.steps) {
+      const queue = names.stepQueue(step.id);
+      await channel.assertQueue(queue, { durable: true, arguments: QUORUM });
+      await channel.bindQueue(queue, names.exchange, names.stepBinding(step.id));
+      if (step.first) await channel.bindQueue(queue, entryExchange(this.namespace), '', { 'x-match': 'all', [FLOW_ID_HEADER]: spec.flowId });
+    }
+    for (let level = 1; level <= spec.retry.levels; level++) {
+      const queue = names.retryQueue(level);
+      await channel.assertQueue(queue, {
+        durable: true,
+        arguments: {
+          ...QUORUM,
+          'x-message-ttl': retryDelayMs(spec.retry, level),
+          'x-dead-letter-exchange': names.exchange,
+          // At-least-once dead-lettering: a retry is not lost on its way back.
+          'x-dead-letter-strategy': 'at-least-once',
+          'x-overflow': 'reject-publish',
+        },
+      });
+      await channel.bindQueue(queue, names.retryExchange, `${level}.*`);
+    }
+  }
+
+  async deleteFlow(spec: DeploymentSpec): Promise<void> {
+    const channel = await this.open();
+    const names = flowTopology(this.namespace, spec.flowId);
+    for (const step of spec.steps) await channel.deleteQueue(names.stepQueue(step.id));
+    for (let level = 1; level <= spec.retry.levels; level++) await channel.deleteQueue(names.retryQueue(level));
+    await channel.deleteExchange(names.retryExchange);
+    await channel.deleteExchange(names.exchange);
+  }
+
+  async close(): Promise<void> {
+    const connection = this.connection;
+    this.connection = undefined;
+    this.channel = undefined;
+    await connection?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,159 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { stepWorkerBundle } from '../bundle.js';
+import { moduleSpecifier } from '../worker/component.js';
+import { READY_MARK, WORKER_ENV, type WorkerConfig } from '../worker/config.js';
+import { workerName, type RunningWorker, type StepDriver, type WorkerKey, type WorkerLaunch, type WorkerObserver } from './types.js';
+
+/** What a worker may see of the runner's environment: nothing of the runner's own secrets. */
+const PASSED_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ', 'NODE_EXTRA_CA_CERTS', 'LOG_LEVEL'];
+const STOP_GRACE_MS = 10_000;
+const FIRST_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 30_000;
+/** A worker up this long has recovered: its next crash starts the backoff again from the first delay. */
+const HEALTHY_AFTER_MS = 60_000;
+const OUTPUT_LINES = 30;
+
+/**
+ * Step workers as child processes of the runner (the embedded default): the bundled step worker
+ * (runner/bundle.ts) forked with plain node and a channel
+ * (the in-process broker talks over it, and a worker whose runner dies notices), their output
+ * read line by line, restarted after a crash with a backoff. Each has a pid file in the runner's
+ * data folder, so a runner that was killed removes what it left at its next start.
+ */
+export class ProcessDriver implements StepDriver {
+  readonly kind = 'process' as const;
+  private readonly workers = new Set<ProcessWorker>();
+  private entry: Promise<string> | undefined;
+
+  constructor(private readonly options: { dataDir: string; logger: Logger }) {}
+
+  private get pidDir(): string {
+    return join(this.options.dataDir, 'workers');
+  }
+
+  async check(config: WorkerConfig): Promise<string | null> {
+    const module = config.step.component.module;
+    if (!module) return `component ${config.step.component.name} has no module, so it runs only on a docker runner`;
+    if (module.startsWith('hookline:')) return null;
+    try {
+      import.meta.resolve(moduleSpecifier(module));
+      if (moduleSpecifier(module).startsWith('file:')) await readFile(fileURLToPath(moduleSpecifier(module)));
+      return null;
+    } catch {
+      return `component ${config.step.component.name}: module ${module} cannot be found on this runner`;
+    }
+  }
+
+  async start(launch: WorkerLaunch, observer: WorkerObserver): Promise<RunningWorker> {
+    await mkdir(this.pidDir, { recursive: true });
+    this.entry ??= stepWorkerBundle();
+    const entry = await this.entry;
+    const worker = new ProcessWorker(entry, launch, observer, join(this.pidDir, `${workerName(launch.key)}.pid`), this.options.logger, () => this.workers.delete(worker));
+    this.workers.add(worker);
+    worker.spawn();
+    return worker;
+  }
+
+  /** Processes are never adopted (their output and channel went with the runner that forked them): any left are killed. */
+  async recover(): Promise<RunningWorker[]> {
+    const files = await readdir(this.pidDir).catch(() => [] as string[]);
+    for (const file of files.filter((f) => f.endsWith('.pid'))) {
+      const path = join(this.pidDir, file);
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (pid > 0 && (await isWorker(pid))) {
+        this.options.logger.warn({ pid, worker: file.replace(/\.pid$/, '') }, 'removing a step worker an earlier run of this runner left');
+        process.kill(pid, 'SIGKILL');
+      }
+      await rm(path, { force: true });
+    }
+    return [];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.workers].map((w) => w.stop()));
+  }
+}
+
+/** Whether `pid` is alive and one of our step workers (a pid may have been reused by now). */
+async function isWorker(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmdline.includes('step-worker-');
+}
+
+class ProcessWorker implements RunningWorker {
+  readonly key: WorkerKey;
+  private child: ChildProcess | undefined;
+  private stopping = false;
+  private backoff = FIRST_BACKOFF_MS;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly output: string[] = [];
+
+  constructor(
+    private readonly entry: string,
+    private readonly launch: WorkerLaunch,
+    private readonly observer: WorkerObserver,
+    private readonly pidFile: string,
+    private readonly logger: Logger,
+    private readonly forget: () => void,
+  ) {
+    this.key = launch.key;
+  }
+
+  spawn(): void {
+    const env: Record<string, string> = {};
+    for (const name of PASSED_ENV) if (process.env[name]) env[name] = process.env[name]!;
+    env[WORKER_ENV.config] = JSON.stringify(this.launch.config);
+    if (this.launch.secrets.stepToken) env[WORKER_ENV.stepToken] = this.launch.secrets.stepToken;
+    if (this.launch.secrets.amqpUrl) env[WORKER_ENV.amqpUrl] = this.launch.secrets.amqpUrl;
+    const child = fork(this.entry, [], { execArgv: [], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    this.child = child;
+    const startedAt = Date.now();
+    if (child.pid) void writeFile(this.pidFile, `${child.pid}\n`).catch(() => {});
+    this.launch.attach?.(child);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      createInterface({ input: child[stream]! }).on('line', (line) => {
+        this.output.push(line);
+        if (this.output.length > OUTPUT_LINES) this.output.shift();
+        this.observer.log({ stream, line, at: new Date() });
+        if (stream === 'stdout' && line.includes(READY_MARK)) this.observer.ready();
+      });
+    }
+    child.once('exit', (code, signal) => {
+      this.child = undefined;
+      if (this.stopping) return;
+      // Let the last lines of output arrive before they are quoted as the reason.
+      setTimeout(() => {
+        this.observer.crashed({ code, signal, output: this.output.join('\n') });
+        if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoff = FIRST_BACKOFF_MS;
+        this.logger.warn({ worker: workerName(this.key), code, signal, restartInMs: this.backoff }, 'step worker exited; starting it again');
+        this.restartTimer = setTimeout(() => this.spawn(), this.backoff);
+        this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
+      }, 20);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+    await rm(this.pidFile, { force: true });
+    this.forget();
+  }
+}

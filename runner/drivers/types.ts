@@ -1,0 +1,62 @@
+import type { ChildProcess } from 'node:child_process';
+import type { WorkerConfig } from '../worker/config.js';
+
+/** One step worker of one deployment generation; a runner runs at most one per key. */
+export interface WorkerKey {
+  flowId: string;
+  stepId: string;
+  generation: number;
+}
+
+export const workerName = (key: WorkerKey) => `${key.flowId}.${key.stepId}.${key.generation}`;
+
+export interface WorkerLaunch {
+  key: WorkerKey;
+  config: WorkerConfig;
+  /** Given to the worker in variables of their own, never in HOOKLINE_WORKER or a label. */
+  secrets: { stepToken: string | null; amqpUrl: string | null };
+  /** Changes whenever the worker's configuration does: a recovered worker is adopted only when it matches. */
+  specHash: string;
+  /** Process driver, ipc broker: called with each child it spawns, for the in-process broker to talk to. */
+  attach?: (child: ChildProcess) => void;
+}
+
+export interface WorkerLogLine {
+  stream: 'stdout' | 'stderr';
+  line: string;
+  at: Date;
+}
+
+/** What a driver tells about a worker it supervises. */
+export interface WorkerObserver {
+  /** It consumes its queue: the first time, and again after every restart. */
+  ready(): void;
+  /** It stopped by itself (a crash); the driver starts it again after a backoff. `output` is the end of what it wrote. */
+  crashed(info: { code: number | null; signal: string | null; output: string }): void;
+  log(line: WorkerLogLine): void;
+}
+
+export interface RunningWorker {
+  readonly key: WorkerKey;
+  /** SIGTERM first (the worker finishes the inputs it holds), a kill after the grace period; never restarted after. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs step workers: `process` as child processes of the runner, `docker` as containers. A driver
+ * supervises what it starts: a worker that exits without being stopped is started again, after a
+ * backoff that doubles from 1 s to 30 s.
+ */
+export interface StepDriver {
+  readonly kind: 'process' | 'docker';
+  /** Why this step cannot run here (its module or image is missing), or null when it can. */
+  check(config: WorkerConfig): Promise<string | null>;
+  /** Starts a worker; rejects only when it cannot be started at all (readiness comes through the observer). */
+  start(launch: WorkerLaunch, observer: WorkerObserver): Promise<RunningWorker>;
+  /**
+   * Finds the workers an earlier run of this runner left (containers by label, processes by pid
+   * file). `keep` returns an observer for each one to adopt; the others are removed.
+   */
+  recover(keep: (key: WorkerKey, specHash: string) => WorkerObserver | null): Promise<RunningWorker[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,70 @@
+/**
+ * A step worker: the process (or the container's process) that runs one step of one flow. Both
+ * drivers start it the same way, with its configuration in HOOKLINE_WORKER (config.ts).
+ * It logs JSON lines; the one with READY_MARK tells the driver it consumes its queue.
+ */
+import { pino } from 'pino';
+import { AmqpTransport } from './amqp-transport.js';
+import { loadStepFunction } from './component.js';
+import { WORKER_ENV, workerConfigSchema } from './config.js';
+import { credentialReader } from './credentials.js';
+import { IpcTransport } from './ipc-transport.js';
+import { compileOutputSchema } from './output-schema.js';
+import { StepWorker } from './step.js';
+import type { WorkerTransport } from './transport.js';
+
+/** How long a stopping worker may finish the inputs it works on. */
+const DRAIN_MS = 8_000;
+
+const logger = pino({ base: { service: 'step-worker' }, redact: ['token', '*.token', 'stepToken'] });
+
+async function main(): Promise<void> {
+  const raw = process.env[WORKER_ENV.config];
+  if (!raw) throw new Error(`${WORKER_ENV.config} is not set: a step worker is started by a runner, not by hand`);
+  const config = workerConfigSchema.parse(JSON.parse(raw));
+  const log = logger.child({ flowId: config.flowId, stepId: config.step.id, generation: config.generation });
+  const module = process.env[WORKER_ENV.componentModule] ?? config.step.component.module;
+  if (!module) throw new Error(`component ${config.step.component.name} has no module to load`);
+  const fn = await loadStepFunction(module, config.step.function);
+  const checkOutput = compileOutputSchema(config.step.outputSchema);
+
+  let transport: WorkerTransport;
+  if (config.broker.kind === 'amqp') {
+    const url = process.env[WORKER_ENV.amqpUrl];
+    if (!url) throw new Error(`${WORKER_ENV.amqpUrl} is not set`);
+    transport = await AmqpTransport.connect(url, config.broker.namespace, config.flowId, config.step.id);
+  } else {
+    transport = new IpcTransport();
+  }
+  transport.onLost((error) => {
+    log.error({ err: error }, 'lost the broker; exiting so that the runner starts the worker again');
+    process.exit(1);
+  });
+
+  const worker = new StepWorker({ config, transport, fn, logger: log, credentials: credentialReader(config, process.env[WORKER_ENV.stepToken] ?? null), checkOutput });
+  await worker.start();
+  log.info({ hookline: 'ready', component: config.step.component.name, function: config.step.function }, 'step worker ready');
+
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ why }, 'stopping: finishing the inputs at hand');
+    await worker.drain(DRAIN_MS);
+    await transport.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  // A process worker whose runner died has nobody to supervise it: it goes too, leaving no orphan.
+  if (process.send && config.broker.kind === 'amqp') process.once('disconnect', () => void stop('the runner is gone'));
+  // A component's stray error (a rejected promise nobody awaited) must not take the step down.
+  process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'a promise the component did not await was rejected'));
+  process.on('uncaughtException', (error) => log.error({ err: error }, 'the component threw outside of a step call'));
+}
+
+main().catch((error: Error) => {
+  logger.fatal({ err: error }, `the step worker cannot start: ${error.message}`);
+  // Let pino flush the line: the driver reports it as the reason.
+  setTimeout(() => process.exit(1), 50);
+});

@@ -1,0 +1,53 @@
+import { createEnvelope } from '../../protocol/envelope.js';
+import type { StepResult } from '../../protocol/events.js';
+import type { WorkerTransport } from './transport.js';
+
+/** A batch stays under this size, unless one result alone is larger. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+const MAX_BATCH_RESULTS = 1000;
+
+interface Pending {
+  result: StepResult;
+  bytes: number;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Reports results as `execution.step.results`, in batches: a result waits only while the batch
+ * before it is being confirmed, so a lone input is reported at once and a busy step sends one
+ * event for many inputs. `report` resolves when the broker confirmed the batch holding the result.
+ */
+export class ResultReporter {
+  private queue: Pending[] = [];
+  private sending = false;
+
+  constructor(private readonly transport: WorkerTransport) {}
+
+  report(result: StepResult): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ result, bytes: JSON.stringify(result).length, resolve, reject });
+      if (!this.sending) void this.send();
+    });
+  }
+
+  private async send(): Promise<void> {
+    this.sending = true;
+    while (this.queue.length > 0) {
+      const batch: Pending[] = [];
+      let bytes = 0;
+      while (this.queue.length > 0 && batch.length < MAX_BATCH_RESULTS && (batch.length === 0 || bytes + this.queue[0]!.bytes <= MAX_BATCH_BYTES)) {
+        const next = this.queue.shift()!;
+        bytes += next.bytes;
+        batch.push(next);
+      }
+      try {
+        await this.transport.publishEvent(createEnvelope('execution.step.results', { results: batch.map((p) => p.result) }, 'runner'));
+        for (const pending of batch) pending.resolve();
+      } catch (error) {
+        for (const pending of batch) pending.reject(error as Error);
+      }
+    }
+    this.sending = false;
+  }
+}

@@ -1,0 +1,296 @@
+import type { Logger } from 'pino';
+import { flowExecutedSchema, type StepResult } from '../../protocol/events.js';
+import { flowTopology, STEP_HEADERS } from '../../protocol/fleet.js';
+import { capPayload, stepMessageSchema, type StepMessage } from '../../protocol/step-message.js';
+import { Rebound, type OutputExtras, type StepContext, type StepFunction } from '../sdk.js';
+import type { WorkerConfig } from './config.js';
+import { derivedId } from './ids.js';
+import type { OutputCheck } from './output-schema.js';
+import { ResultReporter } from './results.js';
+import type { Delivery, WorkerTransport } from './transport.js';
+
+/** An output larger than this as JSON fails its input (RabbitMQ and the execution record are not for files). */
+export const MAX_OUTPUT_BYTES = 10 * 1024 * 1024;
+/** Outputs one input may have. */
+export const MAX_OUTPUTS = 10_000;
+/** A result records this many outputs; it counts them all. */
+const RECORDED_OUTPUTS = 100;
+/** An input whose worker died this many times while holding it is failed without running the component again. */
+export const MAX_DELIVERIES = 5;
+
+/** An input, read from a delivery. */
+interface Input {
+  message: StepMessage;
+  flowExecId: string;
+  tenant: string;
+  deliveryId: string;
+  attempt: number;
+}
+
+type Outcome = { kind: 'outputs'; bodies: string[]; recorded: unknown[] } | { kind: 'error'; error: Error } | { kind: 'rebound'; reason: string };
+
+export interface StepWorkerOptions {
+  config: WorkerConfig;
+  transport: WorkerTransport;
+  fn: StepFunction;
+  logger: Logger;
+  credentials: () => Promise<Record<string, unknown> | null>;
+  checkOutput: OutputCheck | null;
+}
+
+/**
+ * Runs one step: takes inputs from the step's queue, calls the component function once per input
+ * (up to `concurrency` at once, in order), publishes each output to every target step, reports the
+ * result, and acknowledges the input only once the broker confirmed all of that.
+ */
+export class StepWorker {
+  private readonly step;
+  private readonly topology;
+  private readonly reporter;
+  private readonly waiting: Delivery[] = [];
+  private readonly settling = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+  private active = 0;
+  private idle: (() => void) | undefined;
+
+  constructor(private readonly options: StepWorkerOptions) {
+    this.step = options.config.step;
+    this.topology = flowTopology(options.config.broker.kind === 'amqp' ? options.config.broker.namespace : 'memory', options.config.flowId);
+    this.reporter = new ResultReporter(options.transport);
+  }
+
+  /** Inputs held beyond those being worked on keep the pipe full while confirms are on their way. */
+  get prefetch(): number {
+    return this.step.concurrency + 50;
+  }
+
+  async start(): Promise<void> {
+    await this.options.transport.consume(this.prefetch, (delivery) => {
+      this.waiting.push(delivery);
+      this.pump();
+    });
+  }
+
+  /** Stops taking inputs, finishes those being worked on and waits for their confirms (up to `graceMs`); the rest go back to the queue. */
+  async drain(graceMs: number): Promise<void> {
+    this.stopping.abort();
+    await this.options.transport.cancel();
+    for (const delivery of this.waiting.splice(0)) delivery.nack(true);
+    const done = new Promise<void>((resolve) => {
+      this.idle = resolve;
+      this.checkIdle();
+    });
+    await Promise.race([done, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
+  }
+
+  private checkIdle(): void {
+    if (this.idle && this.active === 0 && this.settling.size === 0) this.idle();
+  }
+
+  private pump(): void {
+    while (!this.stopping.signal.aborted && this.active < this.step.concurrency && this.waiting.length > 0) {
+      const delivery = this.waiting.shift()!;
+      this.active++;
+      void this.handle(delivery).finally(() => {
+        this.active--;
+        this.pump();
+        this.checkIdle();
+      });
+    }
+  }
+
+  private async handle(delivery: Delivery): Promise<void> {
+    const { logger } = this.options;
+    const input = this.read(delivery);
+    if (typeof input === 'string') {
+      logger.error({ messageId: delivery.messageId }, `dropped a message that names no execution: ${input}`);
+      delivery.ack();
+      return;
+    }
+    const target = 'problem' in input ? input.input : input;
+    const startedAt = new Date();
+    let outcome: Outcome;
+    if ('problem' in input) {
+      outcome = { kind: 'error', error: new Error(input.problem) };
+    } else if (delivery.deliveryCount >= MAX_DELIVERIES) {
+      outcome = { kind: 'error', error: new Error(`the worker stopped ${delivery.deliveryCount} times while working on this input (a crash, or out of memory?); it is not tried again`) };
+    } else {
+      outcome = await this.invoke(input);
+    }
+    const settled = this.settle(delivery, target, outcome, startedAt).catch((error: Error) => {
+      logger.error({ err: error, flowExecId: target.flowExecId }, 'could not publish the outcome of an input; it goes back to the queue');
+      delivery.nack(true);
+    });
+    this.settling.add(settled);
+    void settled.finally(() => {
+      this.settling.delete(settled);
+      this.checkIdle();
+    });
+  }
+
+  /** The input a delivery carries: a flow.executed event (first step) or a message from another step. */
+  private read(delivery: Delivery): Input | { problem: string; input: Input } | string {
+    const { config } = this.options;
+    let body: unknown;
+    try {
+      body = JSON.parse(delivery.body);
+    } catch {
+      body = undefined;
+    }
+    if (delivery.type === 'flow.executed') {
+      const parsed = flowExecutedSchema.safeParse((body as { payload?: unknown } | undefined)?.payload);
+      if (!parsed.success) return `a flow.executed event that does not match its schema (${parsed.error.issues[0]?.message})`;
+      const { message, flowExecId, tenant } = parsed.data;
+      return this.checked({ message, flowExecId, tenant, deliveryId: message.id, attempt: 1 }, config);
+    }
+    const headers = delivery.headers;
+    const flowExecId = headers[STEP_HEADERS.flowExecId];
+    const tenant = headers[STEP_HEADERS.tenant];
+    if (typeof flowExecId !== 'string' || typeof tenant !== 'string' || !delivery.messageId) return 'no execution id, tenant or message id';
+    const attempt = Number(headers[STEP_HEADERS.attempt] ?? 1);
+    const parsed = stepMessageSchema.safeParse(body);
+    const input: Input = { message: parsed.success ? parsed.data : { id: delivery.messageId, data: body ?? delivery.body.slice(0, 1024), attachments: {}, headers: {}, metadata: {}, passthrough: {} }, flowExecId, tenant, deliveryId: delivery.messageId, attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1 };
+    if (!parsed.success) return { problem: `the input is not a step message: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'} ${i.message}`).join('; ')}`, input };
+    return this.checked(input, config);
+  }
+
+  private checked(input: Input, config: WorkerConfig): Input | string {
+    return input.tenant === config.tenant ? input : `a message of tenant ${input.tenant} reached a step of tenant ${config.tenant}`;
+  }
+
+  /** Calls the component with the input, within the step's timeout; its outputs are checked before anything is published. */
+  private async invoke(input: Input): Promise<Outcome> {
+    const { config, fn, logger } = this.options;
+    const emitted: { data: unknown; extras?: OutputExtras }[] = [];
+    let open = true;
+    const controller = new AbortController();
+    const abort = () => controller.abort();
+    this.stopping.signal.addEventListener('abort', abort);
+    const log = logger.child({ flowExecId: input.flowExecId, attempt: input.attempt });
+    const context: StepContext = {
+      flowId: config.flowId,
+      stepId: this.step.id,
+      flowExecId: input.flowExecId,
+      tenant: input.tenant,
+      attempt: input.attempt,
+      signal: controller.signal,
+      emit(data, extras) {
+        if (open) emitted.push({ data, extras });
+        else log.warn('emit after the function finished: ignored');
+      },
+      rebound(reason) {
+        throw new Rebound(reason);
+      },
+      log: {
+        debug: (message, details) => log.debug(details ?? {}, message),
+        info: (message, details) => log.info(details ?? {}, message),
+        warn: (message, details) => log.warn(details ?? {}, message),
+        error: (message, details) => log.error(details ?? {}, message),
+      },
+      credentials: this.options.credentials,
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new Error(`the step took longer than its timeout of ${this.step.timeoutSeconds} s`));
+      }, this.step.timeoutSeconds * 1000);
+    });
+    try {
+      const returned = await Promise.race([Promise.resolve().then(() => fn(input.message, this.step.fields, context)), timeout]);
+      if (returned !== undefined) emitted.push({ data: returned });
+      return this.outputs(input, emitted);
+    } catch (error) {
+      if (error instanceof Rebound || (error as Error)?.name === 'Rebound') return { kind: 'rebound', reason: (error as Error).message };
+      return { kind: 'error', error: error instanceof Error ? error : new Error(`the step threw ${JSON.stringify(error) ?? String(error)}`) };
+    } finally {
+      open = false;
+      clearTimeout(timer);
+      this.stopping.signal.removeEventListener('abort', abort);
+    }
+  }
+
+  /** The output messages, serialized once; any output that is not JSON, too large or off its schema fails the input. */
+  private outputs(input: Input, emitted: { data: unknown; extras?: OutputExtras }[]): Outcome {
+    if (emitted.length > MAX_OUTPUTS) return { kind: 'error', error: new Error(`the step emitted ${emitted.length} outputs for one input; at most ${MAX_OUTPUTS} are allowed`) };
+    const bodies: string[] = [];
+    const recorded: unknown[] = [];
+    for (const [index, { data, extras }] of emitted.entries()) {
+      const which = emitted.length === 1 ? 'the output' : `output ${index + 1}`;
+      if (data === undefined) return { kind: 'error', error: new Error(`${which} has no data (undefined)`) };
+      const problem = this.options.checkOutput?.(data);
+      if (problem) return { kind: 'error', error: new Error(`${which} ${problem}`) };
+      const message: StepMessage = {
+        id: derivedId('output', this.step.id, input.deliveryId, index),
+        data,
+        attachments: extras?.attachments ?? {},
+        headers: extras?.headers ?? {},
+        metadata: input.message.metadata ?? {},
+        // Later steps can read what earlier ones made, as in elastic.io's passthrough.
+        passthrough: { ...input.message.passthrough, [this.step.id]: { data } },
+      };
+      let body: string;
+      try {
+        body = JSON.stringify(message);
+      } catch (error) {
+        return { kind: 'error', error: new Error(`${which} is not JSON: ${(error as Error).message}`) };
+      }
+      if (body.length > MAX_OUTPUT_BYTES) return { kind: 'error', error: new Error(`${which} is ${body.length} bytes as JSON; at most ${MAX_OUTPUT_BYTES} are allowed`) };
+      bodies.push(body);
+      if (recorded.length < RECORDED_OUTPUTS) recorded.push(capPayload(message));
+    }
+    return { kind: 'outputs', bodies, recorded };
+  }
+
+  /** Publishes what came of an input, then acknowledges it: outputs and result confirmed, or the retry queued. */
+  private async settle(delivery: Delivery, input: Input, outcome: Outcome, startedAt: Date): Promise<void> {
+    const { config, transport } = this.options;
+    const headers = { [STEP_HEADERS.flowExecId]: input.flowExecId, [STEP_HEADERS.tenant]: input.tenant };
+    if (outcome.kind === 'rebound' && input.attempt < this.step.maxAttempts) {
+      await transport.publishRetry(this.topology.retryKey(input.attempt, this.step.id), JSON.stringify(input.message), {
+        messageId: input.deliveryId,
+        headers: { ...headers, [STEP_HEADERS.attempt]: input.attempt + 1, [STEP_HEADERS.source]: delivery.headers[STEP_HEADERS.source] ?? null },
+      });
+      this.options.logger.info({ flowExecId: input.flowExecId, attempt: input.attempt, reason: outcome.reason }, 'input rebounded: it is tried again after a delay');
+      delivery.ack();
+      return;
+    }
+    const delivered: string[] = [];
+    const publishes: Promise<void>[] = [];
+    if (outcome.kind === 'outputs') {
+      outcome.bodies.forEach((body, index) => {
+        for (const target of this.step.targets) {
+          const messageId = derivedId('delivery', this.step.id, input.deliveryId, index, target);
+          delivered.push(messageId);
+          publishes.push(transport.publishStep(this.topology.stepKey(target), body, { messageId, headers: { ...headers, [STEP_HEADERS.source]: this.step.id } }));
+        }
+      });
+    }
+    const failure =
+      outcome.kind === 'error'
+        ? outcome.error
+        : outcome.kind === 'rebound'
+          ? new Error(`gave up after ${input.attempt} ${input.attempt === 1 ? 'try' : 'tries'}: ${outcome.reason}`)
+          : null;
+    const result: StepResult = {
+      id: derivedId('result', input.flowExecId, this.step.id, input.deliveryId),
+      flowExecId: input.flowExecId,
+      flowId: config.flowId,
+      tenant: input.tenant,
+      stepId: this.step.id,
+      deliveryId: input.deliveryId,
+      status: failure ? 'failed' : 'succeeded',
+      startedAt: startedAt.toISOString(),
+      durationMs: Math.max(0, Date.now() - startedAt.getTime()),
+      attempts: input.attempt,
+      outputs: outcome.kind === 'outputs' ? outcome.recorded : [],
+      outputCount: outcome.kind === 'outputs' ? outcome.bodies.length : 0,
+      delivered,
+      ...(failure ? { error: { message: failure.message, ...(failure.stack ? { stack: failure.stack } : {}) }, input: capPayload(input.message) } : {}),
+    };
+    if (failure) this.options.logger.warn({ flowExecId: input.flowExecId, err: failure }, 'the step failed on an input');
+    publishes.push(this.reporter.report(result));
+    await Promise.all(publishes);
+    delivery.ack();
+  }
+}

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DOCKER_LABELS } from '../../runner/drivers/docker.js';
+import { buildImages, EXAMPLE_GREETER_IMAGE } from '../../scripts/build-images.js';
+import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { dockerAvailable, testDocker } from '../support/docker.js';
+import { waitFor } from '../support/events.js';
+import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
+import { startTestRunner, type TestRunner } from '../support/runner.js';
+import { execute, finished, outputsOf, startFlow, stopFlow } from './support.js';
+
+const available = (await rabbitAvailable()) && (await dockerAvailable());
+
+describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ)', () => {
+  const namespace = uniqueNamespace('docker');
+  let cp: TestControlPlane;
+  let runner: TestRunner;
+  let admin: string;
+  const docker = testDocker();
+  const containersOf = async (runnerName: string) => docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.runner}=${runnerName}`] } });
+
+  beforeAll(async () => {
+    await buildImages(['base', 'worker', 'example']);
+    cp = await startTestControlPlane({ env: { AMQP_URL: rabbitUrl, BUS_NAMESPACE: namespace, RUNNER_HEARTBEAT_SECONDS: '1' } });
+    admin = await cp.login();
+    runner = await startTestRunner(cp, { driver: 'docker', amqpUrl: rabbitUrl, namespace });
+    const greeter = await cp.request('POST', '/components', { token: admin, body: { name: 'greeter', image: EXAMPLE_GREETER_IMAGE, functions: [{ name: 'greet', kind: 'action' }] } });
+    expect(greeter.status).toBe(201);
+  }, 180_000);
+  afterAll(async () => {
+    await runner?.stop();
+    for (const container of runner ? await containersOf(runner.name) : []) await docker.getContainer(container.Id).remove({ force: true });
+    await cp?.close();
+    if (available) await deleteNamespace(rabbitUrl, namespace, CONTROL_PLANE_SERVICES);
+  });
+
+  it('runs three steps with a fan-out, one container per step, and removes them all when the flow stops', async () => {
+    const flow = await startFlow(cp, admin, {
+      graph: {
+        nodes: [
+          { id: 'receive', componentId: 'webhook', function: 'receive' },
+          { id: 'shout', componentId: 'jsonata', function: 'map', fields: { expression: '$uppercase(name)' }, nodeSettings: { memoryMb: 128, cpus: 0.25 } },
+          { id: 'greet', componentId: 'greeter', function: 'greet' },
+        ],
+        edges: [
+          { source: 'receive', target: 'shout' },
+          { source: 'receive', target: 'greet' },
+        ],
+      },
+    });
+    const containers = await containersOf(runner.name);
+    expect(containers.map((c) => c.Labels[DOCKER_LABELS.step]).sort()).toEqual(['greet', 'receive', 'shout']);
+    expect(containers.every((c) => c.State === 'running' && c.Labels[DOCKER_LABELS.flow] === flow.id)).toBe(true);
+    const shout = await docker.getContainer(containers.find((c) => c.Labels[DOCKER_LABELS.step] === 'shout')!.Id).inspect();
+    expect(shout.HostConfig).toMatchObject({ NetworkMode: 'host', Memory: 128 * 1024 * 1024, NanoCpus: 0.25e9 });
+
+    const execution = await finished(cp, admin, await execute(cp, flow, { name: 'Ada' }));
+    expect(execution.status).toBe('succeeded');
+    expect(outputsOf(execution)).toEqual(expect.arrayContaining([['receive', { name: 'Ada' }], ['shout', 'ADA'], ['greet', { greeting: 'Hello, Ada!' }]]));
+
+    const logs = await waitFor(
+      () => cp.request('GET', `/flows/${flow.id}/steps/greet/logs`, { token: admin }),
+      (r) => r.status === 200 && r.body.data.some((l: { line: string }) => l.line.includes('step worker ready')),
+      15_000,
+    );
+    expect(logs.body.data[0]).toMatchObject({ stream: expect.stringMatching(/stdout|stderr/), runnerId: runner.id });
+
+    await stopFlow(cp, admin, flow.id);
+    expect(await containersOf(runner.name)).toEqual([]);
+  }, 120_000);
+
+  it('fails to start a flow whose image is missing, saying so', async () => {
+    const missing = await cp.request('POST', '/components', { token: admin, body: { name: 'missing', image: 'hookline-test/not-built:1', functions: [{ name: 'run', kind: 'action' }] } });
+    expect(missing.status).toBe(201);
+    const flow = await startFlow(
+      cp,
+      admin,
+      {
+        graph: {
+          nodes: [
+            { id: 'receive', componentId: 'webhook', function: 'receive' },
+            { id: 'run', componentId: 'missing', function: 'run' },
+          ],
+          edges: [{ source: 'receive', target: 'run' }],
+        },
+      },
+      'inactive',
+    );
+    expect(flow.statusReason).toMatch(/hookline-test\/not-built:1 is not on this runner's Docker engine/);
+    expect(await containersOf(runner.name)).toEqual([]);
+  }, 60_000);
+});
