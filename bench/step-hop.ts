@@ -5,11 +5,13 @@
  * queue A, publish to queue B with a confirm, acknowledge), on the same broker, with messages of
  * the same size, in the same run. Each hop runs in a process of its own.
  *
- *   npx tsx bench/step-hop.ts [--messages 5000] [--rounds 3] [--bytes 1024] [--rate 0.5]
+ *   npx tsx bench/step-hop.ts [--messages 5000] [--rounds 3] [--bytes 1024] [--rate 0.5] [--concurrency 1]
  *
  * Throughput: `messages` published as fast as the broker confirms them (500 in flight); a message
  * counts when it reaches the second step. Latency: publish to arrival at the second step, with
- * messages sent at `rate` times the baseline's throughput (so neither side is saturated).
+ * messages sent at `rate` times the slower side's throughput (so neither is saturated). The steps
+ * run with `nodeSettings.concurrency` = `concurrency` (prefetch 50 more); the hand-written hop's
+ * prefetch is the same.
  * Needs RabbitMQ (TEST_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,14 +37,15 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     bytes: { type: 'string', default: '1024' },
     rate: { type: 'string', default: '0.5' },
+    concurrency: { type: 'string', default: '1' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (args.help) {
-  console.log('Usage: npx tsx bench/step-hop.ts [--messages N] [--rounds N] [--bytes N] [--rate FRACTION]');
+  console.log('Usage: npx tsx bench/step-hop.ts [--messages N] [--rounds N] [--bytes N] [--rate FRACTION] [--concurrency N]');
   process.exit(0);
 }
-const [messages, rounds, bytes, rate] = [args.messages, args.rounds, args.bytes, args.rate].map(Number) as [number, number, number, number];
+const [messages, rounds, bytes, rate, concurrency] = [args.messages, args.rounds, args.bytes, args.rate, args.concurrency].map(Number) as [number, number, number, number, number];
 const url = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const namespace = `bench_${Date.now().toString(36)}`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -91,11 +94,11 @@ async function drive(count: number, interval: number, publish: (i: number, sentA
 const RAW_HOP = `
 const { connect } = require('amqplib');
 (async () => {
-  const [url, from, to] = process.argv.slice(1);
+  const [url, from, to] = process.argv.slice(1, 4);
   const connection = await connect(url);
   const consumer = await connection.createChannel();
   const publisher = await connection.createConfirmChannel();
-  await consumer.prefetch(51);
+  await consumer.prefetch(Number(process.argv[4]));
   await consumer.consume(from, (message) => {
     publisher.publish('', to, message.content, { persistent: true, messageId: message.properties.messageId, headers: message.properties.headers }, (err) => {
       if (err) consumer.nack(message, false, true); else consumer.ack(message);
@@ -119,7 +122,7 @@ async function main(): Promise<void> {
     const rawB = `${namespace}.raw.b`;
     for (const queue of [rawA, rawB]) await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     cleanups.push(() => channel.deleteQueue(rawA), () => channel.deleteQueue(rawB));
-    const raw: ChildProcess = spawn(process.execPath, ['-e', RAW_HOP, url, rawA, rawB], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const raw: ChildProcess = spawn(process.execPath, ['-e', RAW_HOP, url, rawA, rawB, String(concurrency + 50)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     cleanups.push(async () => raw.kill());
     await once(raw, 'message');
     const rawConsumer = await connection.createChannel();
@@ -146,7 +149,7 @@ async function main(): Promise<void> {
       first,
       maxAttempts: 1,
       timeoutSeconds: STEP_DEFAULTS.timeoutSeconds,
-      concurrency: 1,
+      concurrency,
       memoryMb: STEP_DEFAULTS.memoryMb,
       cpus: STEP_DEFAULTS.cpus,
       outputSchema: null,
@@ -203,13 +206,13 @@ async function main(): Promise<void> {
       );
     };
 
-    console.log(`step-to-step hop, ${messages} messages of ${bytes} bytes, ${rounds} rounds (RabbitMQ ${url.replace(/\/\/[^@]*@/, '//')})`);
+    console.log(`step-to-step hop, ${messages} messages of ${bytes} bytes, concurrency ${concurrency}, ${rounds} rounds (RabbitMQ ${url.replace(/\/\/[^@]*@/, '//')})`);
     const figures = { raw: [] as Figures[], hookline: [] as Figures[] };
     for (let round = 1; round <= rounds; round++) {
       const rawRun = await drive(messages, 0, publishRaw, arrived, sent);
       const hookRun = await drive(messages, 0, publishHookline, arrived, sent);
       const rawPerSecond = messages / rawRun.seconds;
-      const interval = 1000 / (rawPerSecond * rate);
+      const interval = 1000 / (Math.min(rawPerSecond, messages / hookRun.seconds) * rate);
       const paced = Math.min(messages, 2000);
       const rawLatency = (await drive(paced, interval, publishRaw, arrived, sent)).latencies;
       const hookLatency = (await drive(paced, interval, publishHookline, arrived, sent)).latencies;
@@ -221,7 +224,7 @@ async function main(): Promise<void> {
     const raw2 = summary(figures.raw);
     const hook = summary(figures.hookline);
     const line = (name: string, f: Figures) => `| ${name} | ${Math.round(f.perSecond)} msg/s | ${f.p50.toFixed(1)} ms | ${f.p99.toFixed(1)} ms |`;
-    console.log(`\n| hop | throughput | p50 latency | p99 latency (at ${rate} of the raw throughput) |\n|---|---|---|---|`);
+    console.log(`\n| hop | throughput | p50 latency | p99 latency (at ${rate} of the slower side's throughput) |\n|---|---|---|---|`);
     console.log(line('raw amqplib (consume, publish with confirm, ack)', raw2));
     console.log(line('Hookline step → step', hook));
     console.log(`\nratio (Hookline / raw amqplib): throughput ${(hook.perSecond / raw2.perSecond).toFixed(2)} (aim: 0.7 or more)`);

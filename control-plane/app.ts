@@ -17,6 +17,8 @@ import { authClientRoutes, oauthCallbackRoutes } from './secrets/auth-clients.ro
 import { secretRoutes } from './secrets/routes.js';
 import type { Services } from './services.js';
 
+const RUNNER_ROUTINE = /^\/runners\/[^/]+\/(heartbeat|deployments|logs)$/;
+
 /** The control plane's HTTP API: one hono app, each module mounting its routes. */
 export function createApp(services: Services) {
   const { logger, config } = services;
@@ -27,7 +29,9 @@ export function createApp(services: Services) {
     c.set('services', services);
     const started = performance.now();
     await next();
-    logger.info(
+    // Runners call these every few seconds: logged only when they fail, or at debug level.
+    const routine = c.res.status < 400 && RUNNER_ROUTINE.test(c.req.path);
+    logger[routine ? 'debug' : 'info'](
       { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
       'request',
     );

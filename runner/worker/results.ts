@@ -5,6 +5,8 @@ import type { WorkerTransport } from './transport.js';
 /** A batch stays under this size, unless one result alone is larger. */
 const MAX_BATCH_BYTES = 1024 * 1024;
 const MAX_BATCH_RESULTS = 1000;
+/** Batches on their way to the broker at once: more keep inputs from waiting on one confirm after another. */
+const IN_FLIGHT = 4;
 
 interface Pending {
   result: StepResult;
@@ -14,25 +16,25 @@ interface Pending {
 }
 
 /**
- * Reports results as `execution.step.results`, in batches: a result waits only while the batch
- * before it is being confirmed, so a lone input is reported at once and a busy step sends one
+ * Reports results as `execution.step.results`, in batches: a result waits only while IN_FLIGHT
+ * batches are being confirmed, so a lone input is reported at once and a busy step sends one
  * event for many inputs. `report` resolves when the broker confirmed the batch holding the result.
  */
 export class ResultReporter {
   private queue: Pending[] = [];
-  private sending = false;
+  private sending = 0;
 
   constructor(private readonly transport: WorkerTransport) {}
 
   report(result: StepResult): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ result, bytes: JSON.stringify(result).length, resolve, reject });
-      if (!this.sending) void this.send();
+      if (this.sending < IN_FLIGHT) void this.send();
     });
   }
 
   private async send(): Promise<void> {
-    this.sending = true;
+    this.sending++;
     while (this.queue.length > 0) {
       const batch: Pending[] = [];
       let bytes = 0;
@@ -48,6 +50,6 @@ export class ResultReporter {
         for (const pending of batch) pending.reject(error as Error);
       }
     }
-    this.sending = false;
+    this.sending--;
   }
 }

@@ -5,7 +5,7 @@ import { startTestControlPlane, type TestControlPlane } from '../support/control
 import { dockerAvailable, testDocker } from '../support/docker.js';
 import { waitFor } from '../support/events.js';
 import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
-import { startTestRunner, type TestRunner } from '../support/runner.js';
+import { runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
 import { execute, finished, outputsOf, startFlow, stopFlow } from './support.js';
 
 const available = (await rabbitAvailable()) && (await dockerAvailable());
@@ -15,14 +15,17 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
   let cp: TestControlPlane;
   let runner: TestRunner;
   let admin: string;
+  let runnerToken: string;
+  const runnerName = `docker-${namespace}`;
   const docker = testDocker();
   const containersOf = async (runnerName: string) => docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.runner}=${runnerName}`] } });
 
   beforeAll(async () => {
     await buildImages(['base', 'worker', 'example']);
-    cp = await startTestControlPlane({ env: { AMQP_URL: rabbitUrl, BUS_NAMESPACE: namespace, RUNNER_HEARTBEAT_SECONDS: '1' } });
+    cp = await startTestControlPlane({ env: { AMQP_URL: rabbitUrl, BUS_NAMESPACE: namespace, RUNNER_HEARTBEAT_SECONDS: '2' } });
     admin = await cp.login();
-    runner = await startTestRunner(cp, { driver: 'docker', amqpUrl: rabbitUrl, namespace });
+    runnerToken = (await runnerAccount(cp)).token;
+    runner = await startTestRunner(cp, { token: runnerToken, name: runnerName, driver: 'docker', amqpUrl: rabbitUrl, namespace });
     const greeter = await cp.request('POST', '/components', { token: admin, body: { name: 'greeter', image: EXAMPLE_GREETER_IMAGE, functions: [{ name: 'greet', kind: 'action' }] } });
     expect(greeter.status).toBe(201);
   }, 180_000);
@@ -66,6 +69,33 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
 
     await stopFlow(cp, admin, flow.id);
     expect(await containersOf(runner.name)).toEqual([]);
+  }, 120_000);
+
+  it('a runner restarted on its host adopts its containers: the same ones, none twice, and the flow runs on', async () => {
+    const flow = await startFlow(cp, admin, {
+      graph: {
+        nodes: [
+          { id: 'receive', componentId: 'webhook', function: 'receive' },
+          { id: 'greet', componentId: 'greeter', function: 'greet' },
+        ],
+        edges: [{ source: 'receive', target: 'greet' }],
+      },
+    });
+    const before = (await containersOf(runner.name)).map((c) => c.Id).sort();
+    expect(before).toHaveLength(2);
+    await runner.stop();
+    expect((await containersOf(runnerName)).map((c) => c.Id).sort()).toEqual(before);
+    runner = await startTestRunner(cp, { token: runnerToken, name: runnerName, driver: 'docker', amqpUrl: rabbitUrl, namespace });
+    await waitFor(
+      () => cp.request('GET', `/runners/${runner.id}`, { token: admin }),
+      (r) => r.body.data.deployments.some((d: { flowId: string; generation: number; state: string }) => d.flowId === flow.id && d.generation === 1 && d.state === 'ready'),
+      30_000,
+    );
+    expect((await containersOf(runnerName)).map((c) => c.Id).sort()).toEqual(before);
+    const execution = await finished(cp, admin, await execute(cp, flow, { name: 'Grace' }));
+    expect(outputsOf(execution)).toContainEqual(['greet', { greeting: 'Hello, Grace!' }]);
+    await stopFlow(cp, admin, flow.id);
+    expect(await containersOf(runnerName)).toEqual([]);
   }, 120_000);
 
   it('fails to start a flow whose image is missing, saying so', async () => {
