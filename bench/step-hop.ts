@@ -10,8 +10,8 @@
  * Throughput: `messages` published as fast as the broker confirms them (500 in flight); a message
  * counts when it reaches the second step. Latency: publish to arrival at the second step, with
  * messages sent at `rate` times the slower side's throughput (so neither is saturated). The steps
- * run with `nodeSettings.concurrency` = `concurrency` (prefetch 50 more); the hand-written hop's
- * prefetch is the same.
+ * run with `nodeSettings.concurrency` = `concurrency` and the default prefetch (200 more); the
+ * hand-written hop's prefetch is the same.
  * Needs RabbitMQ (TEST_AMQP_URL, default amqp://guest:guest@127.0.0.1:5672).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     const rawB = `${namespace}.raw.b`;
     for (const queue of [rawA, rawB]) await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     cleanups.push(() => channel.deleteQueue(rawA), () => channel.deleteQueue(rawB));
-    const raw: ChildProcess = spawn(process.execPath, ['-e', RAW_HOP, url, rawA, rawB, String(concurrency + 50)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const raw: ChildProcess = spawn(process.execPath, ['-e', RAW_HOP, url, rawA, rawB, String(concurrency + STEP_DEFAULTS.extraPrefetch)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     cleanups.push(async () => raw.kill());
     await once(raw, 'message');
     const rawConsumer = await connection.createChannel();
@@ -150,6 +150,7 @@ async function main(): Promise<void> {
       maxAttempts: 1,
       timeoutSeconds: STEP_DEFAULTS.timeoutSeconds,
       concurrency,
+      prefetch: concurrency + STEP_DEFAULTS.extraPrefetch,
       memoryMb: STEP_DEFAULTS.memoryMb,
       cpus: STEP_DEFAULTS.cpus,
       outputSchema: null,

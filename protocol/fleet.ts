@@ -11,7 +11,7 @@ export const STEP_ID = /^[A-Za-z0-9_-]+$/;
 export const STEP_ID_MESSAGE = 'must be letters, digits, _ or - (it names the step’s queue)';
 
 export const RETRY_DEFAULTS = { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60 * 1000 } as const;
-export const STEP_DEFAULTS = { timeoutSeconds: 300, concurrency: 1, memoryMb: 256, cpus: 0.5 } as const;
+export const STEP_DEFAULTS = { timeoutSeconds: 300, concurrency: 1, extraPrefetch: 200, memoryMb: 256, cpus: 0.5 } as const;
 
 /** `nodeSettings` keys Hookline reads; any other key is left to the component. */
 export const stepSettingsSchema = z.looseObject({
@@ -21,6 +21,11 @@ export const stepSettingsSchema = z.looseObject({
   timeoutSeconds: z.number().int().min(1).max(3600).optional(),
   /** Inputs the step works on at once (1: one after another, in order). */
   concurrency: z.number().int().min(1).max(100).optional(),
+  /**
+   * Inputs a worker holds at once: those it works on, and those whose outputs wait for the broker's
+   * confirm (default: concurrency + 200). Lower it for a step whose messages are large.
+   */
+  prefetch: z.number().int().min(1).max(2000).optional(),
   /** Limits of the step's container (docker driver). */
   memoryMb: z.number().int().min(32).max(65_536).optional(),
   cpus: z.number().min(0.05).max(64).optional(),
@@ -56,6 +61,7 @@ export const stepSpecSchema = z.object({
   maxAttempts: z.number().int().min(1),
   timeoutSeconds: z.number().int().min(1),
   concurrency: z.number().int().min(1),
+  prefetch: z.number().int().min(1),
   memoryMb: z.number().int(),
   cpus: z.number(),
   /** The output schema and every schema it references, by `$id`, for the worker to compile. */

@@ -31,8 +31,13 @@ const encoder = new TextEncoder();
 
 /** A payload as execution records keep it: itself, or when too large `{ truncated: true, bytes, preview }` with the start of its JSON. */
 export function capPayload(value: unknown): unknown {
-  if (value === undefined) return null;
-  const text = JSON.stringify(value);
-  const bytes = encoder.encode(text).length;
-  return bytes <= MAX_RECORDED_PAYLOAD_BYTES ? value : { truncated: true, bytes, preview: text.slice(0, PREVIEW_CHARS) };
+  return value === undefined ? null : capSerialized(value, JSON.stringify(value));
+}
+
+/** capPayload for a value whose JSON is at hand already. */
+export function capSerialized(value: unknown, json: string): unknown {
+  // A UTF-16 unit is at most 3 bytes of UTF-8: short JSON needs no counting.
+  if (json.length * 3 <= MAX_RECORDED_PAYLOAD_BYTES) return value;
+  const bytes = encoder.encode(json).length;
+  return bytes <= MAX_RECORDED_PAYLOAD_BYTES ? value : { truncated: true, bytes, preview: json.slice(0, PREVIEW_CHARS) };
 }

@@ -137,8 +137,11 @@ export class Reconciler {
         }
         if (current) this.then(wanted.flowId, () => this.retire(current));
         this.schedule(this.deploymentFor(wanted.spec));
-      } else if (!current || current.desired !== 'removed') {
-        const deployment = current ?? this.deploymentFor(wanted.spec);
+      } else {
+        if (current && current.spec.generation === wanted.generation && current.desired === 'removed') continue;
+        // Removing a generation other than the one here (a cleanup of a flow that moved): its workers go first.
+        if (current && current.spec.generation !== wanted.generation) this.then(wanted.flowId, () => this.retire(current));
+        const deployment = this.deploymentFor(wanted.spec);
         deployment.desired = 'removed';
         deployment.state = 'removing';
         this.options.changed();

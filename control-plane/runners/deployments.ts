@@ -66,6 +66,7 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
       maxAttempts: settings.retry?.maxAttempts ?? RETRY_DEFAULTS.maxAttempts,
       timeoutSeconds: settings.timeoutSeconds ?? STEP_DEFAULTS.timeoutSeconds,
       concurrency: settings.concurrency ?? STEP_DEFAULTS.concurrency,
+      prefetch: Math.max(settings.prefetch ?? (settings.concurrency ?? STEP_DEFAULTS.concurrency) + STEP_DEFAULTS.extraPrefetch, settings.concurrency ?? STEP_DEFAULTS.concurrency),
       memoryMb: settings.memoryMb ?? STEP_DEFAULTS.memoryMb,
       cpus: settings.cpus ?? STEP_DEFAULTS.cpus,
       outputSchema,

@@ -1,8 +1,7 @@
 import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
-import type { EventEnvelope } from '../../protocol/envelope.js';
 import { flowTopology } from '../../protocol/fleet.js';
 import { confirmedPublish } from '../amqp.js';
-import type { Delivery, PublishProperties, WorkerTransport } from './transport.js';
+import type { Delivery, PublishProperties, SerializedEvent, WorkerTransport } from './transport.js';
 
 /** A step worker's own connection to RabbitMQ: one channel to consume its queue, one confirm channel to publish. */
 export class AmqpTransport implements WorkerTransport {
@@ -77,8 +76,8 @@ export class AmqpTransport implements WorkerTransport {
     return confirmedPublish(this.publisher, this.names.retryExchange, routingKey, body, properties);
   }
 
-  publishEvent(event: EventEnvelope): Promise<void> {
-    return confirmedPublish(this.publisher, this.names.events, event.headers.name, JSON.stringify(event), {
+  publishEvent(event: SerializedEvent): Promise<void> {
+    return confirmedPublish(this.publisher, this.names.events, event.headers.name, event.body, {
       messageId: event.headers.id,
       type: event.headers.name,
       timestamp: Math.floor(Date.now() / 1000),

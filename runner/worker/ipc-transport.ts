@@ -1,6 +1,5 @@
-import type { EventEnvelope } from '../../protocol/envelope.js';
 import type { BrokerToWorker, WorkerToBroker } from '../broker/ipc-protocol.js';
-import type { Delivery, PublishProperties, WorkerTransport } from './transport.js';
+import type { Delivery, PublishProperties, SerializedEvent, WorkerTransport } from './transport.js';
 
 /** A process worker's broker is the runner's in-process one (embedded default), over the fork channel. */
 export class IpcTransport implements WorkerTransport {
@@ -65,8 +64,8 @@ export class IpcTransport implements WorkerTransport {
     return this.publish('retry', routingKey, body, properties);
   }
 
-  publishEvent(event: EventEnvelope): Promise<void> {
-    return this.publish('event', event.headers.name, JSON.stringify(event), { messageId: event.headers.id, type: event.headers.name, headers: {} });
+  publishEvent(event: SerializedEvent): Promise<void> {
+    return this.publish('event', event.headers.name, event.body, { messageId: event.headers.id, type: event.headers.name, headers: {} });
   }
 
   async cancel(): Promise<void> {

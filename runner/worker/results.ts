@@ -9,8 +9,8 @@ const MAX_BATCH_RESULTS = 1000;
 const IN_FLIGHT = 4;
 
 interface Pending {
-  result: StepResult;
-  bytes: number;
+  /** The result as JSON: serialized once, when it is reported. */
+  json: string;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -28,7 +28,7 @@ export class ResultReporter {
 
   report(result: StepResult): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ result, bytes: JSON.stringify(result).length, resolve, reject });
+      this.queue.push({ json: JSON.stringify(result), resolve, reject });
       if (this.sending < IN_FLIGHT) void this.send();
     });
   }
@@ -38,13 +38,16 @@ export class ResultReporter {
     while (this.queue.length > 0) {
       const batch: Pending[] = [];
       let bytes = 0;
-      while (this.queue.length > 0 && batch.length < MAX_BATCH_RESULTS && (batch.length === 0 || bytes + this.queue[0]!.bytes <= MAX_BATCH_BYTES)) {
+      while (this.queue.length > 0 && batch.length < MAX_BATCH_RESULTS && (batch.length === 0 || bytes + this.queue[0]!.json.length <= MAX_BATCH_BYTES)) {
         const next = this.queue.shift()!;
-        bytes += next.bytes;
+        bytes += next.json.length;
         batch.push(next);
       }
+      // The envelope of createEnvelope, written around the results' JSON rather than serializing them again.
+      const { headers } = createEnvelope('execution.step.results', {}, 'runner');
+      const body = `{"headers":${JSON.stringify(headers)},"payload":{"results":[${batch.map((p) => p.json).join(',')}]}}`;
       try {
-        await this.transport.publishEvent(createEnvelope('execution.step.results', { results: batch.map((p) => p.result) }, 'runner'));
+        await this.transport.publishEvent({ headers, body });
         for (const pending of batch) pending.resolve();
       } catch (error) {
         for (const pending of batch) pending.reject(error as Error);

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { flowExecutedSchema, type StepResult } from '../../protocol/events.js';
 import { flowTopology, STEP_HEADERS } from '../../protocol/fleet.js';
-import { capPayload, stepMessageSchema, type StepMessage } from '../../protocol/step-message.js';
+import { capPayload, capSerialized, stepMessageSchema, type StepMessage } from '../../protocol/step-message.js';
 import { Rebound, type OutputExtras, type StepContext, type StepFunction } from '../sdk.js';
 import type { WorkerConfig } from './config.js';
 import { derivedId } from './ids.js';
@@ -59,13 +59,9 @@ export class StepWorker {
     this.reporter = new ResultReporter(options.transport);
   }
 
-  /** Inputs held beyond those being worked on keep the pipe full while confirms are on their way. */
-  get prefetch(): number {
-    return this.step.concurrency + 50;
-  }
-
   async start(): Promise<void> {
-    await this.options.transport.consume(this.prefetch, (delivery) => {
+    // Inputs held beyond those being worked on keep the pipe full while confirms are on their way.
+    await this.options.transport.consume(this.step.prefetch, (delivery) => {
       this.waiting.push(delivery);
       this.pump();
     });
@@ -163,36 +159,47 @@ export class StepWorker {
     const { config, fn, logger } = this.options;
     const emitted: { data: unknown; extras?: OutputExtras }[] = [];
     let open = true;
-    const controller = new AbortController();
-    const abort = () => controller.abort();
+    // The signal and the logger are made on first use: most inputs of most steps need neither.
+    let controller: AbortController | undefined;
+    const signal = () => {
+      if (!controller) {
+        controller = new AbortController();
+        if (this.stopping.signal.aborted) controller.abort();
+      }
+      return controller.signal;
+    };
+    const abort = () => controller?.abort();
     this.stopping.signal.addEventListener('abort', abort);
-    const log = logger.child({ flowExecId: input.flowExecId, attempt: input.attempt });
+    let child: Logger | undefined;
+    const log = () => (child ??= logger.child({ flowExecId: input.flowExecId, attempt: input.attempt }));
     const context: StepContext = {
       flowId: config.flowId,
       stepId: this.step.id,
       flowExecId: input.flowExecId,
       tenant: input.tenant,
       attempt: input.attempt,
-      signal: controller.signal,
+      get signal() {
+        return signal();
+      },
       emit(data, extras) {
         if (open) emitted.push({ data, extras });
-        else log.warn('emit after the function finished: ignored');
+        else log().warn('emit after the function finished: ignored');
       },
       rebound(reason) {
         throw new Rebound(reason);
       },
       log: {
-        debug: (message, details) => log.debug(details ?? {}, message),
-        info: (message, details) => log.info(details ?? {}, message),
-        warn: (message, details) => log.warn(details ?? {}, message),
-        error: (message, details) => log.error(details ?? {}, message),
+        debug: (message, details) => log().debug(details ?? {}, message),
+        info: (message, details) => log().info(details ?? {}, message),
+        warn: (message, details) => log().warn(details ?? {}, message),
+        error: (message, details) => log().error(details ?? {}, message),
       },
       credentials: this.options.credentials,
     };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        controller.abort();
+        controller?.abort();
         reject(new Error(`the step took longer than its timeout of ${this.step.timeoutSeconds} s`));
       }, this.step.timeoutSeconds * 1000);
     });
@@ -237,7 +244,7 @@ export class StepWorker {
       }
       if (body.length > MAX_OUTPUT_BYTES) return { kind: 'error', error: new Error(`${which} is ${body.length} bytes as JSON; at most ${MAX_OUTPUT_BYTES} are allowed`) };
       bodies.push(body);
-      if (recorded.length < RECORDED_OUTPUTS) recorded.push(capPayload(message));
+      if (recorded.length < RECORDED_OUTPUTS) recorded.push(capSerialized(message, body));
     }
     return { kind: 'outputs', bodies, recorded };
   }

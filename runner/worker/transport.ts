@@ -1,4 +1,10 @@
-import type { EventEnvelope } from '../../protocol/envelope.js';
+import type { EventHeaders } from '../../protocol/envelope.js';
+
+/** An event envelope already serialized (`body` is its JSON), so a batch is turned into JSON once. */
+export interface SerializedEvent {
+  headers: EventHeaders;
+  body: string;
+}
 
 /** One message taken from the step's queue. */
 export interface Delivery {
@@ -33,7 +39,7 @@ export interface WorkerTransport {
   /** To the flow's retry exchange: `<level>.<stepId>`. */
   publishRetry(routingKey: string, body: string, properties: PublishProperties): Promise<void>;
   /** To the events exchange, for the control plane. */
-  publishEvent(event: EventEnvelope): Promise<void>;
+  publishEvent(event: SerializedEvent): Promise<void>;
   /** Takes no more deliveries; those held stay to be settled. */
   cancel(): Promise<void>;
   close(): Promise<void>;

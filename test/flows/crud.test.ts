@@ -93,6 +93,11 @@ describe('validation: one clear message per broken rule, nothing stored', () => 
     ['an unknown field', { colour: 'red' }, ['body: Unrecognized key: "colour"']],
     ['an unknown node field', { graph: { nodes: [{ ...node('a'), image: 'x' }] } }, ['graph.nodes.0: Unrecognized key: "image"']],
     ['an unknown type', { type: 'realtime' }, [/^type: Invalid option: expected one of "ordinary"\|"long_running"$/]],
+    ['a node id that cannot name a queue', { graph: { nodes: [node('a.b')] } }, [/^graph.nodes.0.id: must be letters, digits, _ or - \(it names the step’s queue\)$/]],
+    ['a concurrency of 0', { graph: { nodes: [{ ...node('a'), nodeSettings: { concurrency: 0 } }] } }, [/^graph.nodes.0.nodeSettings.concurrency: .*>=1/]],
+    ['more retries than allowed', { graph: { nodes: [{ ...node('a'), nodeSettings: { retry: { maxAttempts: 50 } } }] } }, [/^graph.nodes.0.nodeSettings.retry.maxAttempts: .*<=10/]],
+    ['an output schema without its domain', { graph: { nodes: [{ ...node('a'), nodeSettings: { outputSchema: { uri: 'order.json' } } }] } }, [/^graph.nodes.0.nodeSettings.outputSchema.domainId: /]],
+    ['a retry delay of the wrong type', { flowSettings: { retry: { baseDelayMs: 'soon' } } }, [/^flowSettings.retry.baseDelayMs: Invalid input: expected number/]],
     [
       'several broken rules at once',
       { status: 'active', timezone: 'Nowhere/Nothing', graph: { nodes: [node('a'), node('b')], edges: [{ source: 'a', target: 'x' }] } },

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
@@ -47,6 +48,16 @@ describe('placing flows on runners', () => {
     expect(flow.statusReason).toBe('component lost: module /nowhere/component.mjs cannot be found on this runner');
     expect((await cp.request('GET', `/runners/${aliceRunner.id}`, { token: alice.token })).body.data.workers).toBe(0);
   });
+
+  it('fails a flow whose step crashes at every start, with what the worker said', async () => {
+    const broken = await cp.request('POST', '/components', {
+      token: alice.token,
+      body: { name: 'broken', module: fileURLToPath(new URL('../fixtures/broken-component.ts', import.meta.url)), functions: [{ name: 'run', kind: 'action' }] },
+    });
+    expect(broken.status).toBe(201);
+    const flow = await startFlow(cp, alice.token, twoSteps({ componentId: 'broken', function: 'run' }), 'inactive');
+    expect(flow.statusReason).toMatch(/^step next crashed 3 times before it was ready; it exited with code 1: the step worker cannot start: this component cannot be loaded/);
+  }, 40_000);
 
   it('runs a tenant’s flows on its own runners only; another tenant’s flow waits for a runner, saying so, until one of its own comes', async () => {
     const mine = await startFlow(cp, alice.token, twoSteps({ componentId: 'jsonata', function: 'map', fields: { expression: '$' } }));

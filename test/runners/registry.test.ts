@@ -127,4 +127,40 @@ describe('/runners: the runner fleet’s registry', () => {
     expect(stderr).toMatch(/RUNNER_TOKEN/);
     expect(stderr).toMatch(/AMQP_URL/);
   }, 40_000);
+
+  it('answers a runner’s long poll at once when its desired state is newer, else when it changes, and only to its own account', async () => {
+    const token = await runnerAccount();
+    const { id } = (await cp.request('POST', '/runners', { token, body: registration('poller') })).body.data;
+    const now = await cp.request('GET', `/runners/${id}/deployments?after=-1&wait=10`, { token });
+    expect(now.status).toBe(200);
+    expect(now.body.data).toEqual({ version: 0, deployments: [] });
+    const began = Date.now();
+    const idle = await cp.request('GET', `/runners/${id}/deployments?after=0&wait=1`, { token });
+    expect(idle.body.data.version).toBe(0);
+    expect(Date.now() - began).toBeGreaterThanOrEqual(900);
+
+    const waiting = cp.request('GET', `/runners/${id}/deployments?after=0&wait=20`, { token });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await cp.services.db.update(runners).set({ desiredVersion: 1 }).where(eq(runners.id, id));
+    cp.services.notifier.notify([id]);
+    expect((await waiting).body.data.version).toBe(1);
+
+    expect((await cp.request('GET', `/runners/${id}/deployments`, { token: await runnerAccount() })).status).toBe(404);
+    expect((await cp.request('GET', `/runners/${id}/deployments`, { token: admin })).status).toBe(404);
+    expect((await cp.request('GET', `/runners/${id}/deployments`, { token: operator.token })).status).toBe(403);
+    for (const query of ['wait=61', 'wait=-1', 'after=x', 'later=1']) expect((await cp.request('GET', `/runners/${id}/deployments?${query}`, { token })).status, query).toBe(400);
+  });
+
+  it('keeps only the log lines of flows placed on the shipping runner, and refuses malformed ones', async () => {
+    const token = await runnerAccount();
+    const { id } = (await cp.request('POST', '/runners', { token, body: registration('shipper') })).body.data;
+    const line = { flowId: randomUUID(), stepId: 'map', at: new Date().toISOString(), stream: 'stdout', line: 'hello' };
+    const shipped = await cp.request('POST', `/runners/${id}/logs`, { token, body: { lines: [line] } });
+    expect(shipped.status).toBe(202);
+    expect(shipped.body.data).toEqual({ stored: 0, dropped: 1 });
+    for (const lines of [[{ ...line, stream: 'stdin' }], [{ ...line, line: 'x'.repeat(9000) }], [{ ...line, at: 'yesterday' }], 'not a list']) {
+      expect((await cp.request('POST', `/runners/${id}/logs`, { token, body: { lines } })).status).toBe(400);
+    }
+    expect((await cp.request('POST', `/runners/${id}/logs`, { token: await runnerAccount(), body: { lines: [line] } })).status).toBe(404);
+  });
 });

@@ -92,6 +92,7 @@ export function fakeLaunch(
       maxAttempts: 5,
       timeoutSeconds: STEP_DEFAULTS.timeoutSeconds,
       concurrency: 1,
+      prefetch: 1 + STEP_DEFAULTS.extraPrefetch,
       memoryMb: options.memoryMb ?? STEP_DEFAULTS.memoryMb,
       cpus: options.cpus ?? STEP_DEFAULTS.cpus,
       outputSchema: null,
