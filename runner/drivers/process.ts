@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -41,8 +41,10 @@ export class ProcessDriver implements StepDriver {
     if (!module) return `component ${config.step.component.name} has no module, so it runs only on a docker runner`;
     if (module.startsWith('hookline:')) return null;
     try {
-      import.meta.resolve(moduleSpecifier(module));
-      if (moduleSpecifier(module).startsWith('file:')) await readFile(fileURLToPath(moduleSpecifier(module)));
+      const specifier = moduleSpecifier(module);
+      // A package name resolves or throws; a path resolves whether the file is there or not.
+      import.meta.resolve(specifier);
+      if (specifier.startsWith('file:')) await access(fileURLToPath(specifier));
       return null;
     } catch {
       return `component ${config.step.component.name}: module ${module} cannot be found on this runner`;
