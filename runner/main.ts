@@ -24,7 +24,7 @@ import { Reconciler } from './reconcile.js';
 
 const configSchema = z.object({
   CONTROL_PLANE_URL: z.url({ message: 'must be the control plane’s URL, such as http://127.0.0.1:3000' }),
-  RUNNER_TOKEN: z.string().regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
+  RUNNER_TOKEN: z.string({ message: 'is required: a service-account token (hlk_...) with runners.write' }).regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
   RUNNER_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -').default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
   RUNNER_DRIVER: z.enum(RUNNER_DRIVERS).default('process'),
   RUNNER_CAPACITY: z.coerce.number().int().min(1).default(16),

@@ -20,8 +20,8 @@ if (args.help) {
 Usage: npm start [-- --no-edge]
 
 Starts the control plane, the edge Worker (wrangler dev on EDGE_PORT, default 8787) and one
-runner node (process driver), wired together with secrets kept in .hookline/. --no-edge leaves
-the edge Worker out.
+runner node (process driver, in this process, its log in .hookline/runner.log), wired together
+with secrets kept in .hookline/. --no-edge leaves the edge Worker out.
 The edge's Cron Trigger (reconcile) does not fire by itself under wrangler dev: this script
 calls it every minute.
 
