@@ -119,13 +119,16 @@ export const deploymentReportSchema = z.strictObject({
 });
 export type DeploymentReport = z.infer<typeof deploymentReportSchema>;
 
+/** Characters of one step log line; a runner cuts longer ones. */
+export const MAX_LOG_LINE = 8192;
+
 /** One line a step worker wrote, as the runner ships it to the control plane. */
 export const stepLogLineSchema = z.strictObject({
   flowId: z.string().min(1).max(64),
   stepId: z.string().min(1).max(30),
   at: z.iso.datetime({ offset: true }),
   stream: z.enum(['stdout', 'stderr']),
-  line: z.string().max(8192),
+  line: z.string().max(MAX_LOG_LINE),
 });
 export type StepLogLine = z.infer<typeof stepLogLineSchema>;
 

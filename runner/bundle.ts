@@ -28,14 +28,16 @@ export async function bundleForNode(entry: string, options: { external?: string[
   return output.contents;
 }
 
+/** The step worker and the built-in components as one file; tsx stays an import, loaded only for a component written in TypeScript. */
+export const bundleStepWorker = () => bundleForNode(STEP_WORKER_ENTRY, { external: ['tsx', 'tsx/*'] });
+
 /**
  * The step worker as one file, for the process driver to fork with plain node: a worker starts in
  * a fraction of the time it takes to load its sources through tsx. Kept in node_modules/.cache by
- * content, written atomically, so runners side by side share it. tsx stays outside, for
- * components written in TypeScript.
+ * content, written atomically, so runners side by side share it.
  */
 export async function stepWorkerBundle(): Promise<string> {
-  const code = await bundleForNode(STEP_WORKER_ENTRY, { external: ['tsx', 'tsx/*'] });
+  const code = await bundleStepWorker();
   const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
   const dir = join(ROOT, 'node_modules', '.cache', 'hookline');
   const file = join(dir, `step-worker-${hash}.mjs`);

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { StepLogLine } from '../protocol/fleet.js';
+import { MAX_LOG_LINE, type StepLogLine } from '../protocol/fleet.js';
 import type { ControlPlaneClient } from './control-plane.js';
 import type { WorkerLogLine } from './drivers/types.js';
 
@@ -9,7 +9,6 @@ const BATCH_LINES = 500;
 const BUFFER_LINES = 5000;
 /** Per step and second: a step that logs more has the rest dropped, and a line says how many. */
 const LINES_PER_SECOND = 100;
-const MAX_LINE = 8192;
 
 /** Ships what step workers write to the control plane (GET /flows/{id}/steps/{stepId}/logs reads it), in batches. */
 export class LogShipper {
@@ -42,7 +41,7 @@ export class LogShipper {
       rate.dropped++;
       return;
     }
-    this.push({ flowId, stepId, at: at.toISOString(), stream, line: line.length > MAX_LINE ? `${line.slice(0, MAX_LINE - 1)}…` : line });
+    this.push({ flowId, stepId, at: at.toISOString(), stream, line: line.length > MAX_LOG_LINE ? `${line.slice(0, MAX_LOG_LINE - 1)}…` : line });
   }
 
   private push(line: StepLogLine): void {

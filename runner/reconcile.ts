@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { DeploymentReport, DeploymentSpec, DesiredState, StepSpec } from '../protocol/fleet.js';
 import type { FleetBroker } from './broker/types.js';
 import type { ControlPlaneClient } from './control-plane.js';
-import type { RunningWorker, StepDriver, WorkerKey, WorkerObserver } from './drivers/types.js';
+import type { RunningWorker, StepDriver, WorkerObserver } from './drivers/types.js';
 import type { LogShipper } from './logs.js';
 import type { WorkerConfig } from './worker/config.js';
 
@@ -169,11 +169,6 @@ export class Reconciler {
       ...(d.reason ? { reason: d.reason } : {}),
       steps: [...d.steps.values()].map((s) => ({ stepId: s.spec.id, state: s.state, restarts: s.restarts, ...(s.reason ? { reason: s.reason } : {}) })),
     }));
-  }
-
-  /** What `recover` would find runs: the workers, by key. */
-  running(): WorkerKey[] {
-    return [...this.deployments.values()].flatMap((d) => [...d.steps.values()].filter((s) => s.worker).map((s) => s.worker!.key));
   }
 
   private observer(deployment: Deployment, stepId: string): WorkerObserver {

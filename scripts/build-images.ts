@@ -7,14 +7,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
-import { bundleForNode, STEP_WORKER_ENTRY } from '../runner/bundle.js';
+import { bundleForNode, bundleStepWorker } from '../runner/bundle.js';
 import { COMPONENT_MODULE_IN_IMAGE, HOOKLINE_VERSION, NODE_BASE_IMAGE, STEP_WORKER_IMAGE, WORKER_ENTRY_IN_IMAGE } from '../runner/images.js';
 import { WORKER_ENV } from '../runner/worker/config.js';
 
@@ -232,9 +231,8 @@ export function buildStepWorkerImage(options: BuildOptions = {}): Promise<BuiltI
 async function bundleStepWorkerImage(options: BuildOptions): Promise<BuiltImage> {
   const docker = options.docker ?? new Docker();
   await buildNodeBaseImage({ ...options, docker, force: false });
-  if (!existsSync(STEP_WORKER_ENTRY)) throw new Error(`${STEP_WORKER_ENTRY} does not exist: there is no step worker to bundle yet`);
   (options.log ?? (() => {}))(`${STEP_WORKER_IMAGE}: bundling runner/worker/main.ts`);
-  const worker = await bundleForNode(STEP_WORKER_ENTRY);
+  const worker = await bundleStepWorker();
   return buildImageFromFiles(
     {
       image: STEP_WORKER_IMAGE,

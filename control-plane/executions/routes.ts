@@ -4,10 +4,11 @@ import { validationHook } from '../http/errors.js';
 import { errors, json, notFoundError, security } from '../http/openapi.js';
 import { page, pageMetaSchema, pagingQuery } from '../http/paging.js';
 import { EXECUTION_STATUSES } from './schema.js';
-import { getExecution, listExecutions, MAX_ERROR_CHARS, MAX_MESSAGES, MAX_PAYLOAD_BYTES } from './service.js';
+import { MAX_RECORDED_PAYLOAD_BYTES } from '../../protocol/step-message.js';
+import { getExecution, listExecutions, MAX_ERROR_CHARS, MAX_MESSAGES } from './service.js';
 
 const dateTime = { format: 'date-time' } as const;
-const payload = z.unknown().openapi({ description: `As sent; when larger than ${MAX_PAYLOAD_BYTES} bytes of JSON, { truncated: true, bytes, preview }` });
+const payload = z.unknown().openapi({ description: `As sent; when larger than ${MAX_RECORDED_PAYLOAD_BYTES} bytes of JSON, { truncated: true, bytes, preview }` });
 
 const stepStats = z
   .object({ in: z.number(), out: z.number(), errors: z.number(), firstAt: z.string().openapi(dateTime), lastAt: z.string().openapi(dateTime) })

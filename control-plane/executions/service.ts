@@ -1,7 +1,7 @@
 import { and, asc, count, desc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm';
 import type { EventPayload, StepResult } from '../../protocol/events.js';
 import type { FlowStatus } from '../../protocol/flow.js';
-import { capPayload, MAX_RECORDED_PAYLOAD_BYTES } from '../../protocol/step-message.js';
+import { capPayload } from '../../protocol/step-message.js';
 import { processedEvents } from '../bus/schema.js';
 import { emit } from '../bus/outbox.js';
 import { isUuid, type Database } from '../db/index.js';
@@ -18,8 +18,6 @@ export const RESULTS_CONSUMER = 'executions.results';
 
 /** Outputs, and errors, an execution keeps: the newest of each; older ones are dropped and counted. */
 export const MAX_MESSAGES = 100;
-/** A recorded payload (message, input) larger than this as JSON is replaced by a preview. */
-export const MAX_PAYLOAD_BYTES = MAX_RECORDED_PAYLOAD_BYTES;
 /** Error messages and stacks are cut to this many characters. */
 export const MAX_ERROR_CHARS = 4000;
 /** The error message a failure reason quotes is cut shorter, so the reason fits execution.finished (2000 characters). */
@@ -125,7 +123,6 @@ async function emitFinished(tx: Database, row: ExecutionRow, status: 'succeeded'
     ...(reason === null ? {} : { reason }),
   });
 }
-
 
 /** The status of the tenant's flow, or null when it has no such flow. */
 async function flowStatus(tx: Database, flowId: string, tenant: string): Promise<FlowStatus | null> {

@@ -19,7 +19,9 @@ type DeploymentRow = typeof deployments.$inferSelect;
 export type Touched = Set<string>;
 
 const ACTIVE = ['deploying', 'running'] as const;
-const lostBefore = (services: Services) => new Date(Date.now() - 3 * services.config.RUNNER_HEARTBEAT_SECONDS * 1000);
+/** A runner silent for three heartbeats is lost: its flows move to the others. */
+export const lostAfterMs = (services: Services) => 3 * services.config.RUNNER_HEARTBEAT_SECONDS * 1000;
+const lostBefore = (services: Services) => new Date(Date.now() - lostAfterMs(services));
 
 async function touch(tx: Database, touched: Touched, runnerId: string | null): Promise<void> {
   if (!runnerId) return;

@@ -2,14 +2,14 @@ import { and, asc, count, desc, eq, inArray, lt } from 'drizzle-orm';
 import type { DeploymentReport, DesiredState, StepLogLine } from '../../protocol/fleet.js';
 import type { Heartbeat, RunnerRegistration } from '../../protocol/runner.js';
 import { emit } from '../bus/outbox.js';
-import type { Database } from '../db/index.js';
+import { isUuid, type Database } from '../db/index.js';
 import { flows } from '../flows/schema.js';
 import { tenantScope } from '../http/auth.js';
 import { conflict, forbidden, notFound } from '../http/errors.js';
 import { SERVICE_NAME as IAM_SERVICE_NAME } from '../iam/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
-import { applyReports, desiredState, workersByRunner, type Touched } from './deployments.js';
+import { applyReports, desiredState, lostAfterMs, workersByRunner, type Touched } from './deployments.js';
 import { deployments, runners, stepLogs } from './schema.js';
 
 type RunnerRow = typeof runners.$inferSelect;
@@ -29,9 +29,6 @@ export interface Runner {
   deployments: DeploymentReport[];
   registeredAt: string;
 }
-
-/** A runner silent for three heartbeats is lost: its flows move to the others. */
-export const lostAfterMs = (services: Services) => 3 * services.config.RUNNER_HEARTBEAT_SECONDS * 1000;
 
 const toRunner = (services: Services, row: RunnerRow, workers: number, now = Date.now()): Runner => ({
   id: row.id,
@@ -185,7 +182,7 @@ export async function storeStepLogs(services: Services, principal: Principal, id
     ? await services.db
         .select({ flowId: deployments.flowId, tenantId: deployments.tenantId })
         .from(deployments)
-        .where(and(eq(deployments.runnerId, id), inArray(deployments.flowId, flowIds.filter((f) => /^[0-9a-f-]{36}$/i.test(f)))))
+        .where(and(eq(deployments.runnerId, id), inArray(deployments.flowId, flowIds.filter(isUuid))))
     : [];
   const tenantOf = new Map(placed.map((p) => [p.flowId, p.tenantId]));
   const rows = lines.filter((l) => tenantOf.has(l.flowId)).map((l) => ({ flowId: l.flowId, tenantId: tenantOf.get(l.flowId)!, stepId: l.stepId, runnerId: id, at: new Date(l.at), stream: l.stream, line: l.line }));

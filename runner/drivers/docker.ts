@@ -63,6 +63,14 @@ export function containerName(runnerName: string, key: WorkerKey): string {
   return `hookline-${runnerName}-${workerName(key)}`.replace(/[^a-zA-Z0-9_.-]/g, '_');
 }
 
+/** The worker a container's labels name, or null when they name none. */
+function keyOf(labels: Record<string, string> | undefined): WorkerKey | null {
+  const generation = Number(labels?.[DOCKER_LABELS.generation]);
+  const flowId = labels?.[DOCKER_LABELS.flow];
+  const stepId = labels?.[DOCKER_LABELS.step];
+  return flowId && stepId && Number.isInteger(generation) ? { flowId, stepId, generation } : null;
+}
+
 /** Docker's RFC 3339 time (nanoseconds, UTC) as [whole seconds, nanoseconds]; null for its zero time or anything else. */
 function parseStamp(time: string | undefined): [number, string] | null {
   if (!time || time.startsWith('0001-')) return null;
@@ -181,19 +189,13 @@ export class DockerDriver implements StepDriver {
     const removals: Promise<void>[] = [];
     // Of two containers of one key, the one of the driver's own name is kept, else the oldest.
     const canonical = (summary: Docker.ContainerInfo) => {
-      const labels = summary.Labels ?? {};
-      const generation = Number(labels[DOCKER_LABELS.generation]);
-      const key = { flowId: labels[DOCKER_LABELS.flow] ?? '', stepId: labels[DOCKER_LABELS.step] ?? '', generation };
-      return (summary.Names ?? []).includes(`/${containerName(this.runnerName, key)}`) ? 0 : 1;
+      const key = keyOf(summary.Labels);
+      return key && (summary.Names ?? []).includes(`/${containerName(this.runnerName, key)}`) ? 0 : 1;
     };
     for (const summary of found.sort((a, b) => canonical(a) - canonical(b) || a.Created - b.Created)) {
       if (this.workers.has(summary.Id)) continue; // already supervised by this run
       const labels = summary.Labels ?? {};
-      const generation = Number(labels[DOCKER_LABELS.generation]);
-      const key: WorkerKey | null =
-        labels[DOCKER_LABELS.flow] && labels[DOCKER_LABELS.step] && Number.isInteger(generation)
-          ? { flowId: labels[DOCKER_LABELS.flow]!, stepId: labels[DOCKER_LABELS.step]!, generation }
-          : null;
+      const key = keyOf(labels);
       const container = this.docker.getContainer(summary.Id);
       const name = summary.Names?.[0]?.replace(/^\//, '') ?? summary.Id.slice(0, 12);
       const observer = key && !keys.has(workerName(key)) ? keep(key, labels[DOCKER_LABELS.spec] ?? '') : null;

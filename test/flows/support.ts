@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { and, count, eq } from 'drizzle-orm';
 import { processedEvents } from '../../control-plane/bus/schema.js';
 import { expect } from 'vitest';
 import { flows } from '../../control-plane/flows/schema.js';
-import { users } from '../../control-plane/iam/schema.js';
 import { deployments } from '../../control-plane/runners/schema.js';
 import { createEnvelope, type EventEnvelope } from '../../protocol/envelope.js';
 import type { TestControlPlane } from '../support/control-plane.js';
+import { runnerAccount } from '../support/runner.js';
 import { waitFor } from '../support/events.js';
 
 /** A valid two-step flow body; `overrides` replace top-level fields. */
@@ -61,11 +60,7 @@ export async function handledByRepository(cp: TestControlPlane, eventId: string)
  * themselves: flows are placed on it (and stay starting), and a stop waits for a flow.stopped.
  */
 export async function silentRunner(cp: TestControlPlane, tenantId: string): Promise<{ id: string; token: string; stop(): void }> {
-  const [account] = await cp.services.db
-    .insert(users)
-    .values({ username: `silent-runner-${randomUUID().slice(0, 8)}`, kind: 'service', tenantId, permissions: ['runners.write'] })
-    .returning({ id: users.id });
-  const { token } = await cp.services.tokens.issueServiceToken(cp.services.db, { userId: account!.id, createdBy: account!.id });
+  const { token } = await runnerAccount(cp, tenantId);
   const registered = await cp.request('POST', '/runners', { token, body: { name: 'silent', host: 'test', driver: 'process', capacity: 1000 } });
   const id = registered.body.data.id as string;
   const timer = setInterval(() => void cp.request('POST', `/runners/${id}/heartbeat`, { token, body: {} }).catch(() => {}), 1000);
