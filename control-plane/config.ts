@@ -55,6 +55,9 @@ const schema = z.object({
   AUDIT_RETENTION_DAYS: whole(0).default(365),
   /** How often runners send a heartbeat; one silent for three intervals is lost and its flows move. */
   RUNNER_HEARTBEAT_SECONDS: seconds.default(10),
+  /** What one tenant may hold on the platform-wide runners, all together, so that it cannot take a shared fleet for itself. */
+  SHARED_RUNNER_STEPS_PER_TENANT: whole(1).default(64),
+  SHARED_RUNNER_FLOWS_PER_TENANT: whole(1).default(32),
   /** Step logs (what step workers wrote) older than this many days are deleted. */
   STEP_LOG_RETENTION_DAYS: whole(1).default(7),
   /** Shared with the edge Worker (a wrangler secret there): signs the calls between them. Unset: the edge bridge is off. */

@@ -10,6 +10,17 @@ import { z } from 'zod';
 export const STEP_ID = /^[A-Za-z0-9_-]+$/;
 export const STEP_ID_MESSAGE = 'must be letters, digits, _ or - (it names the step’s queue)';
 
+/**
+ * Limits that hold on every side of the fleet's wires: a flow may have at most MAX_FLOW_STEPS
+ * nodes (each is a step worker), so a deployment's spec and a runner's report of it always fit; a
+ * runner takes at most MAX_RUNNER_CAPACITY step workers and is given at most
+ * MAX_RUNNER_DEPLOYMENTS deployments (cleanups included), so its heartbeat always fits too.
+ */
+export const MAX_FLOW_STEPS = 50;
+export const MAX_FLOW_EDGES = 200;
+export const MAX_RUNNER_CAPACITY = 1000;
+export const MAX_RUNNER_DEPLOYMENTS = 2000;
+
 export const RETRY_DEFAULTS = { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60 * 1000 } as const;
 export const STEP_DEFAULTS = { timeoutSeconds: 300, concurrency: 1, extraPrefetch: 200, memoryMb: 256, cpus: 0.5 } as const;
 
@@ -75,7 +86,7 @@ export const deploymentSpecSchema = z.object({
   tenant: z.string(),
   generation: z.number().int().min(1),
   retry: z.object({ baseDelayMs: z.number().int(), maxDelayMs: z.number().int(), levels: z.number().int().min(0) }),
-  steps: z.array(stepSpecSchema).min(1),
+  steps: z.array(stepSpecSchema).min(1).max(MAX_FLOW_STEPS),
 });
 export type DeploymentSpec = z.infer<typeof deploymentSpecSchema>;
 
@@ -114,7 +125,7 @@ export const deploymentReportSchema = z.strictObject({
         reason: reason.optional(),
       }),
     )
-    .max(1000)
+    .max(MAX_FLOW_STEPS)
     .default([]),
 });
 export type DeploymentReport = z.infer<typeof deploymentReportSchema>;

@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { scheduleSettingsSchema, webhookSettingsSchema } from './edge.js';
-import { retrySettingsSchema, STEP_ID, STEP_ID_MESSAGE, stepSettingsSchema } from './fleet.js';
+import { MAX_FLOW_EDGES, MAX_FLOW_STEPS, retrySettingsSchema, STEP_ID, STEP_ID_MESSAGE, stepSettingsSchema } from './fleet.js';
 
 export const FLOW_STATUSES = ['inactive', 'starting', 'active', 'stopping'] as const;
 export type FlowStatus = (typeof FLOW_STATUSES)[number];
@@ -28,8 +28,8 @@ export const flowEdgeSchema = z.strictObject({
 });
 
 export const flowGraphSchema = z.strictObject({
-  nodes: z.array(flowNodeSchema),
-  edges: z.array(flowEdgeSchema).default([]),
+  nodes: z.array(flowNodeSchema).max(MAX_FLOW_STEPS, `a flow has at most ${MAX_FLOW_STEPS} nodes (each runs as a step worker of its own)`),
+  edges: z.array(flowEdgeSchema).max(MAX_FLOW_EDGES, `a flow has at most ${MAX_FLOW_EDGES} edges`).default([]),
 });
 
 export const ownerSchema = z.strictObject({ id: z.string().min(1), type: z.enum(['user', 'tenant']) });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { deploymentReportSchema } from './fleet.js';
+import { deploymentReportSchema, MAX_RUNNER_CAPACITY, MAX_RUNNER_DEPLOYMENTS } from './fleet.js';
 
 export const RUNNER_DRIVERS = ['process', 'docker'] as const;
 
@@ -12,11 +12,11 @@ export const runnerRegistrationSchema = z.strictObject({
   host: z.string().trim().min(1).max(255),
   driver: z.enum(RUNNER_DRIVERS),
   /** How many step workers it takes at most. */
-  capacity: z.number().int().min(1).max(10_000),
+  capacity: z.number().int().min(1).max(MAX_RUNNER_CAPACITY),
   version: z.string().max(50).optional(),
 });
 export type RunnerRegistration = z.infer<typeof runnerRegistrationSchema>;
 
 /** A heartbeat: the runner is alive, and this is the state of every deployment it has (protocol/fleet.ts). */
-export const heartbeatSchema = z.strictObject({ deployments: z.array(deploymentReportSchema).max(10_000).default([]) });
+export const heartbeatSchema = z.strictObject({ deployments: z.array(deploymentReportSchema).max(MAX_RUNNER_DEPLOYMENTS).default([]) });
 export type Heartbeat = z.infer<typeof heartbeatSchema>;

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import Docker from 'dockerode';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { MAX_RUNNER_CAPACITY } from '../protocol/fleet.js';
 import { RUNNER_DRIVERS } from '../protocol/runner.js';
 import { AmqpFleetBroker } from './broker/amqp.js';
 import { MemoryFleetBroker, type EventPort } from './broker/memory.js';
@@ -27,7 +28,7 @@ const configSchema = z.object({
   RUNNER_TOKEN: z.string({ message: 'is required: a service-account token (hlk_...) with runners.write' }).regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
   RUNNER_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -').default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
   RUNNER_DRIVER: z.enum(RUNNER_DRIVERS).default('process'),
-  RUNNER_CAPACITY: z.coerce.number().int().min(1).default(16),
+  RUNNER_CAPACITY: z.coerce.number().int().min(1).max(MAX_RUNNER_CAPACITY).default(16),
   RUNNER_DATA_DIR: z.string().min(1).optional(),
   RUNNER_DEPLOY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(60),
   AMQP_URL: z.string().regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://').optional(),
@@ -48,7 +49,7 @@ Usage: npx tsx runner/main.ts
   RUNNER_NAME         this node's name, unique per account (default: the host name)
   RUNNER_DRIVER       process (default: a child process per step) | docker (a container per step;
                       DOCKER_HOST says which engine, images from npm run images)
-  RUNNER_CAPACITY     how many step workers it takes (default 16)
+  RUNNER_CAPACITY     how many step workers it takes (default 16, at most ${MAX_RUNNER_CAPACITY})
   RUNNER_DATA_DIR     where it keeps what it needs across restarts (default .hookline/runner-<name>)
   RUNNER_DEPLOY_TIMEOUT_SECONDS  how long the steps of a flow have to get ready (default 60)
   LOG_LEVEL           info (default), debug, warn...`;

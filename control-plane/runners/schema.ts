@@ -30,6 +30,8 @@ export const runners = pgTable(
 
 export const DEPLOYMENT_PHASES = ['deploying', 'running', 'removing', 'cleanup'] as const;
 export type DeploymentPhase = (typeof DEPLOYMENT_PHASES)[number];
+/** The phases in which a deployment holds its step workers' room on its runner. */
+export const ACTIVE_PHASES = ['deploying', 'running'] as const;
 
 /**
  * Where each started flow runs: the fleet's desired state (docs/runner-fleet.md). One row per flow,

@@ -9,7 +9,8 @@ import { conflict, forbidden, notFound } from '../http/errors.js';
 import { SERVICE_NAME as IAM_SERVICE_NAME } from '../iam/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
-import { applyReports, desiredState, lostAfterMs, workersByRunner, type Touched } from './deployments.js';
+import { lostAfterMs } from './choose.js';
+import { applyReports, desiredState, workersByRunner, type Touched } from './deployments.js';
 import { deployments, runners, stepLogs } from './schema.js';
 
 type RunnerRow = typeof runners.$inferSelect;

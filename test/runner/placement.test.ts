@@ -76,17 +76,25 @@ describe('placing flows on runners', () => {
     await stopFlow(cp, alice.token, mine.id);
   });
 
-  it('places a flow only where it has room: one larger than a runner’s capacity waits', async () => {
-    const nodes = ['a', 'b', 'c', 'd'].map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } }));
-    const created = await cp.request('POST', '/flows', {
-      token: alice.token,
-      body: { name: 'five', graph: { nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, ...nodes], edges: nodes.map((n) => ({ source: 'receive', target: n.id })) } },
+  it('places a flow only where it has room, and fails one larger than any runner it may use', async () => {
+    const fanOut = (ids: string[]) => ({
+      graph: {
+        nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, ...ids.map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } }))],
+        edges: ids.map((id) => ({ source: 'receive', target: id })),
+      },
     });
-    const id = created.body.data.id as string;
-    await cp.request('POST', `/flows/${id}/start`, { token: alice.token });
-    const waiting = await waitFor(() => cp.request('GET', `/flows/${id}`, { token: alice.token }), (r) => r.body.data.statusReason !== null);
-    expect(waiting.body.data.statusReason).toMatch(/room for 5 step workers/);
-    await stopFlow(cp, alice.token, id);
+    const five = await startFlow(cp, alice.token, fanOut(['a', 'b', 'c', 'd']), 'inactive');
+    expect(five.statusReason).toBe('the flow has 5 steps, more than any runner it may use can take: the largest has room for 4 step workers in all');
+
+    const three = await startFlow(cp, alice.token, fanOut(['a', 'b']));
+    const created = await cp.request('POST', '/flows', { token: alice.token, body: { name: 'two', ...fanOut(['a']) } });
+    const two = created.body.data.id as string;
+    await cp.request('POST', `/flows/${two}/start`, { token: alice.token });
+    const waiting = await waitFor(() => cp.request('GET', `/flows/${two}`, { token: alice.token }), (r) => r.body.data.statusReason !== null);
+    expect(waiting.body.data).toMatchObject({ status: 'starting', statusReason: expect.stringMatching(/room for 2 step workers$/) });
+    await stopFlow(cp, alice.token, three.id);
+    await waitFor(() => cp.request('GET', `/flows/${two}`, { token: alice.token }), (r) => r.body.data.status === 'active', 30_000);
+    await stopFlow(cp, alice.token, two);
   });
 
   it('gives a step its credential through its step token, and checks outputs against the step’s output schema', async () => {
