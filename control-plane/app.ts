@@ -10,6 +10,7 @@ import { flowRoutes } from './flows/routes.js';
 import { healthRoutes } from './health/routes.js';
 import type { AppEnv } from './http/auth.js';
 import { errorBody, errorHandler, validationHook } from './http/errors.js';
+import { refuseUnstorableInput } from './http/input.js';
 import { iamRoutes } from './iam/routes.js';
 import { domainRoutes } from './metadata/routes.js';
 import { runnerRoutes } from './runners/routes.js';
@@ -43,6 +44,7 @@ export function createApp(services: Services) {
       onError: (c) => c.json(errorBody({ message: `Request body is larger than ${config.BODY_LIMIT_BYTES} bytes`, code: 'payload_too_large' }), 413),
     }),
   );
+  app.use('*', refuseUnstorableInput());
   app.onError(errorHandler(logger));
   app.notFound((c) => c.json(errorBody({ message: `No route for ${c.req.method} ${c.req.path}`, code: 'not_found' }), 404));
 

@@ -1,4 +1,5 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { jsonProblem } from '../protocol/storable.js';
 import { errorResponse } from './errors.js';
 
 /** A rejected request: the response to send. */
@@ -74,4 +75,14 @@ export function parseBody(type: string, bytes: Uint8Array): unknown {
     return xml.parse(text);
   }
   return text;
+}
+
+/**
+ * Refuses data the control plane could not store (protocol/storable.ts: a NUL character, a lone
+ * surrogate, JSON nested too deep) with a 400 naming where, before it is accepted: a 202 for it
+ * would be a promise nobody can keep.
+ */
+export function refuseUnstorable(value: unknown, where: string): void {
+  const problem = jsonProblem(value, where);
+  if (problem) throw new Rejection(errorResponse(400, problem, 'bad_request'));
 }

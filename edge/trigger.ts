@@ -4,7 +4,7 @@ import type { FlowExecuted } from '../protocol/events.js';
 import { BATCH, deliver, retryDelay } from './delivery.js';
 import { bodyLimit, type Env } from './env.js';
 import { errorResponse, notLive } from './errors.js';
-import { checkContentType, parseBody, readLimited, Rejection } from './hook-request.js';
+import { checkContentType, parseBody, readLimited, refuseUnstorable, Rejection } from './hook-request.js';
 import { registry } from './registry.js';
 import { nextSlot, planSlots } from './schedule.js';
 import { authenticateHook } from './webhook-auth.js';
@@ -191,7 +191,10 @@ export class FlowTrigger extends DurableObject<Env> {
     const type = request.method === 'POST' ? checkContentType(request) : null;
     const body = type ? await readLimited(request, bodyLimit(this.env)) : new Uint8Array();
     await authenticateHook(trigger.webhooks.auth, request, body);
-    const data = type ? parseBody(type, body) : Object.fromEntries(url.searchParams);
+    const query = Object.fromEntries(url.searchParams);
+    refuseUnstorable(query, 'query');
+    const data = type ? parseBody(type, body) : query;
+    refuseUnstorable(data, 'body');
 
     const key = IDEMPOTENCY_HEADERS.map((name) => request.headers.get(name)).find((value) => value);
     const now = Date.now();
@@ -217,7 +220,7 @@ export class FlowTrigger extends DurableObject<Env> {
         metadata: { source: { name: 'webhook', type: 'webhook', externalExecId: requestId } },
         passthrough: {},
         method: request.method,
-        query: Object.fromEntries(url.searchParams),
+        query,
         url: url.pathname,
         pathSuffix: url.pathname.split('/').slice(3).join('/'),
       },

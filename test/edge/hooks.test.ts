@@ -53,6 +53,24 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
     expect(await pending(flowId)).toBe(1);
   });
 
+  it('refuses data the control plane could not store with a 400 naming where, and keeps nothing', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId });
+    const cases: [RequestInit | string, RegExp][] = [
+      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"a\\u0000b"}' }, /^body\.name: contains a NUL character/],
+      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"\\ud800"}' }, /^body\.name: contains a lone surrogate/],
+      [{ method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'a\u0000b' }, /^body: contains a NUL character/],
+      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '['.repeat(200) + ']'.repeat(200) }, /^body(\.0)*: nested deeper than 64 levels$/],
+      ['?q=a%00b', /^query\.q: contains a NUL character/],
+    ];
+    for (const [request, message] of cases) {
+      const res = typeof request === 'string' ? await edge.fetch(`/hook/${flowId}${request}`) : await edge.fetch(`/hook/${flowId}`, request);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(message);
+    }
+    expect(await pending(flowId)).toBe(0);
+  });
+
   it('answers unknown, starting and stopped flows with the same 404', async () => {
     const starting = randomUUID();
     await edge.push({ flowId: starting, status: 'starting' });
