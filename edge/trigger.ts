@@ -2,9 +2,9 @@ import { DurableObject } from 'cloudflare:workers';
 import type { EdgeTrigger } from '../protocol/edge.js';
 import type { FlowExecuted } from '../protocol/events.js';
 import { BATCH, deliver, retryDelay } from './delivery.js';
-import { bodyLimit, type Env } from './env.js';
-import { errorResponse, notLive } from './errors.js';
-import { checkContentType, parseBody, readLimited, refuseUnstorable, Rejection } from './hook-request.js';
+import type { Env } from './env.js';
+import { notLive } from './errors.js';
+import { checkContentType, parseBody, refuseUnstorable, Rejection } from './hook-request.js';
 import { registry } from './registry.js';
 import { nextSlot, planSlots } from './schedule.js';
 import { authenticateHook } from './webhook-auth.js';
@@ -175,7 +175,8 @@ export class FlowTrigger extends DurableObject<Env> {
   /** `HEAD|GET|POST /hook/{flowId}[/{suffix}]`: verify, limit, de-duplicate, persist, answer. */
   override async fetch(request: Request): Promise<Response> {
     const trigger = await this.storage.get<EdgeTrigger>('trigger');
-    if (!trigger || trigger.status !== 'live') return notLive();
+    // A cron flow has no webhook (as OIH's webhooks service ignores flows with a cron).
+    if (!trigger || trigger.status !== 'live' || trigger.cron) return notLive();
     try {
       return await this.receive(trigger, request);
     } catch (error) {
@@ -184,13 +185,13 @@ export class FlowTrigger extends DurableObject<Env> {
     }
   }
 
+  /** A call the Worker admitted (method, content type and size checked, the body read whole). */
   private async receive(trigger: EdgeTrigger, request: Request): Promise<Response> {
-    if (request.method === 'HEAD') return new Response(null, { status: 200 });
-    if (request.method !== 'GET' && request.method !== 'POST') return errorResponse(405, 'Use GET, POST or HEAD', 'method_not_allowed', { allow: 'GET, POST, HEAD' });
     const url = new URL(request.url);
     const type = request.method === 'POST' ? checkContentType(request) : null;
-    const body = type ? await readLimited(request, bodyLimit(this.env)) : new Uint8Array();
+    const body = new Uint8Array(await request.arrayBuffer());
     await authenticateHook(trigger.webhooks.auth, request, body);
+    if (request.method === 'HEAD') return new Response(null, { status: 200 });
     const query = Object.fromEntries(url.searchParams);
     refuseUnstorable(query, 'query');
     const data = type ? parseBody(type, body) : query;
