@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { edgeExecutions } from '../../control-plane/edge/schema.js';
 import { flows } from '../../control-plane/flows/schema.js';
+import { MAX_HOOK_BODY_BYTES } from '../../protocol/edge.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
@@ -78,6 +79,26 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     await waitFor(() => status(edge, flow.id), (s) => s.trigger === null, 10_000);
     expect((await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(404);
   });
+
+  it('delivers a body at the limit and a small one after it: both become executions (the limits agree on both sides)', async () => {
+    const executed = await collectEvents(cp, 'flow.executed');
+    const flow = await liveFlow();
+    const filler = 'x'.repeat(MAX_HOOK_BODY_BYTES - '{"big":""}'.length);
+    const big = `{"big":"${filler}"}`;
+    expect(big.length).toBe(MAX_HOOK_BODY_BYTES);
+    const post = (body: string, type = 'application/json') => edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': type }, body });
+    expect((await post(big)).status).toBe(202);
+    expect((await post('{"small":true}')).status).toBe(202);
+    // A body under the limit that would grow past what an execution may carry once written as JSON: refused, not accepted and stuck.
+    const escaped = await post('\u0001'.repeat(MAX_HOOK_BODY_BYTES / 2), 'text/plain');
+    expect(escaped.status).toBe(413);
+    expect(((await escaped.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/more than the \d+ one may carry/);
+
+    const found = await waitFor(async () => executed.filter((e) => e.payload.flowId === flow.id), (events) => events.length === 2, 20_000);
+    expect(found.map((e) => Object.keys((e.payload.message as { data: object }).data)[0])).toEqual(['big', 'small']);
+    expect((found[0]!.payload.message as { data: { big: string } }).data.big).toHaveLength(filler.length);
+    await waitFor(() => status(edge, flow.id), (s) => s.pending === 0, 10_000);
+  }, 60_000);
 
   it('resolves webhook secrets from the secret store for the edge; no secret value in the flow, its events or the audit log', async () => {
     const key = `hmac-key-${randomUUID()}`;
