@@ -80,12 +80,32 @@ export const stepSpecSchema = z.object({
 });
 export type StepSpec = z.infer<typeof stepSpecSchema>;
 
+/**
+ * Messages one execution may make between its steps, at most (`flowSettings.maxMessages`, capped by
+ * the control plane's EXECUTION_MAX_MESSAGES). Enforced without coordination: each message carries
+ * the budget of what may still follow from it (STEP_HEADERS.budget); a step that makes k messages
+ * from an input of budget b needs k <= b and gives each floor((b - k) / k), so everything that
+ * follows from the first input stays within the cap, however the graph fans out.
+ */
+export const EXECUTION_MESSAGE_DEFAULTS = { maxMessages: 100_000, ceiling: 10_000_000 } as const;
+
+/** The budget each of `count` messages made from an input of budget `budget` carries on, or null when they do not fit it. */
+export function splitBudget(budget: number, count: number): number | null {
+  if (count === 0) return 0;
+  if (count > budget) return null;
+  return Math.floor((budget - count) / count);
+}
+
 /** One flow as a runner deploys it. A new start or a move to another runner is a new generation. */
 export const deploymentSpecSchema = z.object({
   flowId: z.string(),
   tenant: z.string(),
   generation: z.number().int().min(1),
   retry: z.object({ baseDelayMs: z.number().int(), maxDelayMs: z.number().int(), levels: z.number().int().min(0) }),
+  /** The first input's message budget (EXECUTION_MESSAGE_DEFAULTS). */
+  maxMessages: z.number().int().min(1).default(EXECUTION_MESSAGE_DEFAULTS.maxMessages),
+  /** Whether outputs carry every earlier step's data (`flowSettings.passthrough`); off, messages do not grow step by step. */
+  passthrough: z.boolean().default(false),
   steps: z.array(stepSpecSchema).min(1).max(MAX_FLOW_STEPS),
 });
 export type DeploymentSpec = z.infer<typeof deploymentSpecSchema>;
@@ -177,4 +197,6 @@ export const STEP_HEADERS = {
   attempt: 'hookline-attempt',
   /** The step whose output it is. */
   source: 'hookline-source-step',
+  /** How many more messages may follow from this one within its execution (splitBudget). */
+  budget: 'hookline-budget',
 } as const;

@@ -81,7 +81,17 @@ export class Reconciler {
 
   /** The configuration a step's worker gets. */
   workerConfig(spec: DeploymentSpec, step: StepSpec): WorkerConfig {
-    return { flowId: spec.flowId, tenant: spec.tenant, generation: spec.generation, step, retry: spec.retry, controlPlaneUrl: this.options.controlPlaneUrl, broker: this.options.broker.workerBroker };
+    return {
+      flowId: spec.flowId,
+      tenant: spec.tenant,
+      generation: spec.generation,
+      step,
+      retry: spec.retry,
+      maxMessages: spec.maxMessages,
+      passthrough: spec.passthrough,
+      controlPlaneUrl: this.options.controlPlaneUrl,
+      broker: this.options.broker.workerBroker,
+    };
   }
 
   /**

@@ -85,6 +85,8 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
         maxDelayMs: retry?.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs,
         levels: Math.max(...steps.map((s) => s.maxAttempts)) - 1,
       },
+      maxMessages: Math.min(flow.flowSettings?.maxMessages ?? services.config.EXECUTION_MAX_MESSAGES, services.config.EXECUTION_MAX_MESSAGES),
+      passthrough: flow.flowSettings?.passthrough ?? false,
       steps,
     },
     drivers,

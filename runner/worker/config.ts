@@ -12,6 +12,9 @@ export const workerConfigSchema = z.object({
   generation: z.number().int(),
   step: stepSpecSchema,
   retry: z.object({ baseDelayMs: z.number().int(), maxDelayMs: z.number().int(), levels: z.number().int() }),
+  /** The deployment's message budget of an execution's first input, and whether outputs carry passthrough (protocol/fleet.ts). */
+  maxMessages: z.number().int().min(1),
+  passthrough: z.boolean(),
   controlPlaneUrl: z.string(),
   /** amqp: the worker connects to RabbitMQ itself; ipc: it talks to the runner's in-process broker over the fork channel. */
   broker: z.discriminatedUnion('kind', [z.object({ kind: z.literal('amqp'), namespace: z.string() }), z.object({ kind: z.literal('ipc') })]),

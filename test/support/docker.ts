@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { STEP_DEFAULTS } from '../../protocol/fleet.js';
+import { EXECUTION_MESSAGE_DEFAULTS, STEP_DEFAULTS } from '../../protocol/fleet.js';
 import { DOCKER_LABELS } from '../../runner/drivers/docker.js';
 import type { WorkerKey, WorkerLaunch, WorkerLogLine, WorkerObserver } from '../../runner/drivers/types.js';
 import { NODE_BASE_IMAGE, WORKER_ENTRY_IN_IMAGE } from '../../runner/images.js';
@@ -98,6 +98,8 @@ export function fakeLaunch(
       outputSchema: null,
     },
     retry: { baseDelayMs: 1000, maxDelayMs: 60_000, levels: 3 },
+    maxMessages: EXECUTION_MESSAGE_DEFAULTS.maxMessages,
+    passthrough: false,
     controlPlaneUrl: 'http://127.0.0.1:9',
     broker: { kind: 'amqp', namespace: 'test' },
   };
