@@ -9,6 +9,7 @@ import { noteStatusReason } from '../flows/service.js';
 import { outputSchemaBundle } from '../metadata/schemas.service.js';
 import type { Services } from '../services.js';
 import { deployments, runners } from './schema.js';
+import { mayRun, unrunnableReason } from './trust.js';
 
 /** The name the fleet's side of the control plane emits under and consumes as. */
 export const SERVICE_NAME = 'fleet';
@@ -97,22 +98,30 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
   };
 }
 
+/** The alive runners that may run the tenant's flows: its own and the platform-wide ones. */
+const usableBy = (services: Services, tenant: string) => and(gt(runners.lastSeenAt, lostBefore(services)), or(eq(runners.tenantId, tenant), isNull(runners.tenantId)));
+
 /**
- * An alive runner that may run the tenant's flows with one of `drivers` and has room for
+ * An alive runner that may run the tenant's flows with one of `drivers` (and, given `spec`, may
+ * run each of its steps: trust.ts) and has room for
  * `workers` more: the tenant's own runners first, then platform-wide ones, the one with the most
  * room first. The chosen runner's row is locked and its room counted again, so two placements at
  * once cannot both fill its last places.
  */
-async function chooseRunner(tx: Database, services: Services, want: { tenant: string; drivers: Driver[]; workers: number; except?: string | null }): Promise<string | null> {
+async function chooseRunner(
+  tx: Database,
+  services: Services,
+  want: { tenant: string; drivers: Driver[]; workers: number; except?: string | null; spec?: DeploymentSpec },
+): Promise<string | null> {
   const used = sql<number>`coalesce(sum(${deployments.workers}) filter (where ${inArray(deployments.phase, [...ACTIVE])}), 0)::int`;
   const candidates = await tx
-    .select({ id: runners.id, tenantId: runners.tenantId, capacity: runners.capacity, used })
+    .select({ id: runners.id, tenantId: runners.tenantId, capacity: runners.capacity, used, driver: runners.driver, trustedModules: runners.trustedModules })
     .from(runners)
     .leftJoin(deployments, eq(deployments.runnerId, runners.id))
-    .where(and(gt(runners.lastSeenAt, lostBefore(services)), or(eq(runners.tenantId, want.tenant), isNull(runners.tenantId)), inArray(runners.driver, want.drivers), want.except ? sql`${runners.id} <> ${want.except}` : undefined))
+    .where(and(usableBy(services, want.tenant), inArray(runners.driver, want.drivers), want.except ? sql`${runners.id} <> ${want.except}` : undefined))
     .groupBy(runners.id);
   const ranked = candidates
-    .filter((c) => c.capacity - c.used >= want.workers)
+    .filter((c) => c.capacity - c.used >= want.workers && (!want.spec || mayRun(c, want.spec)))
     .sort((a, b) => Number(a.tenantId === null) - Number(b.tenantId === null) || b.capacity - b.used - (a.capacity - a.used) || a.id.localeCompare(b.id));
   for (const candidate of ranked) {
     await tx.select({ id: runners.id }).from(runners).where(eq(runners.id, candidate.id)).for('update');
@@ -140,7 +149,15 @@ export async function placeFlow(tx: Database, services: Services, flow: Flow, to
     await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason: built.problems.join('; ') });
     return;
   }
-  const runnerId = await chooseRunner(tx, services, { tenant: flow.tenant, drivers: built.drivers, workers: built.workers });
+  const runnerId = await chooseRunner(tx, services, { tenant: flow.tenant, drivers: built.drivers, workers: built.workers, spec: built.spec });
+  if (!runnerId) {
+    const fleet = await tx.select({ driver: runners.driver, trustedModules: runners.trustedModules }).from(runners).where(usableBy(services, flow.tenant));
+    const reason = unrunnableReason(fleet, built.spec);
+    if (reason) {
+      await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason });
+      return;
+    }
+  }
   const values = { tenantId: flow.tenant, runnerId, phase: 'deploying' as const, generation, spec: built.spec, workers: built.workers, drivers: built.drivers, announced: false, updatedAt: new Date() };
   await tx.insert(deployments).values({ flowId: flow.id, ...values }).onConflictDoUpdate({ target: deployments.flowId, set: values });
   // A cleanup the previous run left is dropped: the new deployment declares the same queues again.
@@ -242,7 +259,7 @@ export async function rebalance(tx: Database, services: Services, touched: Touch
       await touch(tx, touched, runnerId);
       continue;
     }
-    const runnerId = await chooseRunner(tx, services, { tenant: deployment.tenantId, drivers: deployment.drivers, workers: deployment.workers, except: deployment.runnerId });
+    const runnerId = await chooseRunner(tx, services, { tenant: deployment.tenantId, drivers: deployment.drivers, workers: deployment.workers, except: deployment.runnerId, spec: deployment.spec });
     if (!runnerId && !deployment.runnerId) continue;
     const generation = deployment.generation + 1;
     await tx
