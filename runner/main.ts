@@ -89,7 +89,9 @@ export function loadRunnerConfig(env: Record<string, string | undefined>, option
  * runs beside (npm start): its queues are then in memory too.
  */
 export async function startRunner(config: RunnerConfig, logger: Logger, options: { events?: EventPort } = {}): Promise<RunningRunner> {
-  const trusted = await realTrustedFolders(config.RUNNER_TRUSTED_MODULES);
+  const docker = config.RUNNER_DRIVER === 'docker';
+  // A docker runner runs every step in a container: it trusts nothing, whatever the setting says.
+  const trusted = docker ? { packages: [], folders: [] } : await realTrustedFolders(config.RUNNER_TRUSTED_MODULES);
   const client = new ControlPlaneClient(config.CONTROL_PLANE_URL, config.RUNNER_TOKEN);
   const dataDir = config.RUNNER_DATA_DIR ?? join('.hookline', `runner-${config.RUNNER_NAME}`);
   let broker: FleetBroker;
@@ -103,7 +105,6 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     throw new Error('AMQP_URL is required: a runner on its own shares RabbitMQ with the control plane (only the runner npm start runs inside the control plane may do without)');
   }
   if (config.RUNNER_DRIVER === 'docker' && broker.kind !== 'amqp') throw new Error('RUNNER_DRIVER=docker needs RabbitMQ (AMQP_URL): containers cannot reach an in-process broker');
-  const docker = config.RUNNER_DRIVER === 'docker';
   const driver: StepDriver = docker ? new DockerDriver({ docker: new Docker(), runnerName: config.RUNNER_NAME, logger }) : new ProcessDriver({ dataDir, logger, trusted });
 
   const registration = {
@@ -112,8 +113,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     driver: config.RUNNER_DRIVER,
     capacity: config.RUNNER_CAPACITY,
     version: HOOKLINE_VERSION,
-    // A docker runner runs every step in a container: it needs to trust nothing.
-    trustedModules: trustReport(docker ? { packages: [], folders: [] } : trusted),
+    trustedModules: trustReport(trusted),
   };
   const stopping = new AbortController();
   const register = async () => {

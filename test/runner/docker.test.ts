@@ -130,6 +130,8 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
         },
       });
       expect((await cp.request('GET', `/runners/${untrusting.id}`, { token: admin })).body.data.deployments).toEqual([]);
+      // A docker runner trusts nothing to run as itself, whatever its RUNNER_TRUSTED_MODULES (test runners list the fixtures).
+      expect((await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data.trustedModules).toEqual({ packages: [], folders: false });
       const containers = await containersOf(runner.name);
       expect(containers.map((c) => c.Labels[DOCKER_LABELS.step]).sort()).toEqual(['echo', 'receive', 'secret']);
 
