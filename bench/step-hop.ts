@@ -164,7 +164,7 @@ async function main(): Promise<void> {
       await channel.deleteExchange(`${namespace}.events`);
       await broker.close();
     });
-    const driver = new ProcessDriver({ dataDir, logger });
+    const driver = new ProcessDriver({ dataDir, logger, trusted: { packages: [], folders: [] } });
     const workers: RunningWorker[] = [];
     cleanups.push(() => Promise.all(workers.map((w) => w.stop())));
     await Promise.all(

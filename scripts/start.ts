@@ -21,11 +21,15 @@ Usage: npm start [-- --no-edge]
 Starts the control plane, the edge Worker (wrangler dev on EDGE_PORT, default 8787) and one
 runner node (process driver, in this process, its log in .hookline/runner.log), wired together
 with secrets kept in .hookline/. --no-edge leaves the edge Worker out.
+The runner runs the built-in components, and a component of your own only once its module is
+listed in RUNNER_TRUSTED_MODULES (package names or absolute folders, comma-separated; none by
+default): its steps run as your user, with access to .hookline/.
 The edge's Cron Trigger (reconcile) does not fire by itself under wrangler dev: this script
 calls it every minute.
 
 ${CONTROL_PLANE_HELP.split('\n').slice(3).join('\n')}
-  EDGE_PORT               the port of wrangler dev (default 8787)`);
+  EDGE_PORT               the port of wrangler dev (default 8787)
+  RUNNER_TRUSTED_MODULES  what the runner runs besides the built-ins (default: nothing)`);
   process.exit(0);
 }
 

@@ -1,9 +1,10 @@
 import { and, eq, gt, inArray, isNull, ne, or, sql } from 'drizzle-orm';
-import { MAX_RUNNER_DEPLOYMENTS } from '../../protocol/fleet.js';
+import { MAX_RUNNER_DEPLOYMENTS, type DeploymentSpec } from '../../protocol/fleet.js';
 import type { Database } from '../db/index.js';
 import { tenants } from '../iam/schema.js';
 import type { Services } from '../services.js';
 import { ACTIVE_PHASES, deployments, runners } from './schema.js';
+import { mayRun, unrunnableReason, type RunnerFit } from './trust.js';
 
 export type Driver = 'process' | 'docker';
 
@@ -19,12 +20,14 @@ export interface Wanted {
   workers: number;
   /** A runner not to choose (the one the flow is leaving). */
   except?: string | null;
+  /** The deployment, when each runner must be able to run each of its steps (trust.ts); none for a cleanup. */
+  spec?: DeploymentSpec;
 }
 
 /** A runner, or why there is none: `impossible` when no runner the flow may use could ever take it. */
 export type Choice = { runnerId: string } | { runnerId: null; reason: string; impossible: boolean };
 
-interface Candidate {
+interface Candidate extends RunnerFit {
   id: string;
   shared: boolean;
   capacity: number;
@@ -36,7 +39,8 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 const active = () => inArray(deployments.phase, [...ACTIVE_PHASES]);
 
 /**
- * An alive runner that may run the tenant's flows with one of `drivers` and has room for
+ * An alive runner that may run the tenant's flows with one of `drivers` (and each of its steps:
+ * trust.ts) and has room for
  * `workers` more: the tenant's own runners first, then platform-wide ones, the one with the most
  * room first. On platform-wide runners a tenant holds at most SHARED_RUNNER_STEPS_PER_TENANT step
  * workers and SHARED_RUNNER_FLOWS_PER_TENANT flows, all together, so one tenant cannot take a
@@ -44,7 +48,8 @@ const active = () => inArray(deployments.phase, [...ACTIVE_PHASES]);
  * placements at once cannot both take the last room.
  */
 export async function chooseRunner(tx: Database, services: Services, want: Wanted): Promise<Choice> {
-  const candidates = await findCandidates(tx, services, want);
+  const usable = await findUsable(tx, services, want);
+  const candidates = usable.filter((c) => want.drivers.includes(c.driver) && (!want.spec || mayRun(c, want.spec)));
   const cleanup = want.workers === 0;
   const quota = cleanup || !candidates.some((c) => c.shared) ? null : await sharedQuota(tx, services, want);
   const room = (c: Candidate) => {
@@ -58,14 +63,19 @@ export async function chooseRunner(tx: Database, services: Services, want: Wante
     const recounted = await lockAndCount(tx, candidate);
     if (recounted.held < MAX_RUNNER_DEPLOYMENTS && room(recounted) >= want.workers) return { runnerId: candidate.id };
   }
+  const unrunnable = want.spec && !cleanup ? unrunnableReason(usable, want.spec) : null;
+  if (unrunnable) return { runnerId: null, reason: unrunnable, impossible: true };
   return { runnerId: null, ...whyNone(services, want, candidates, quota) };
 }
 
-async function findCandidates(tx: Database, services: Services, want: Wanted): Promise<Candidate[]> {
+/** The alive runners that may run the tenant's flows (its own and the platform-wide ones), but the one to leave. */
+async function findUsable(tx: Database, services: Services, want: Wanted): Promise<Candidate[]> {
   const rows = await tx
     .select({
       id: runners.id,
       tenantId: runners.tenantId,
+      driver: runners.driver,
+      trustedModules: runners.trustedModules,
       capacity: runners.capacity,
       used: sql<number>`coalesce(sum(${deployments.workers}) filter (where ${active()}), 0)::int`,
       held: sql<number>`count(${deployments.flowId})::int`,
@@ -76,12 +86,11 @@ async function findCandidates(tx: Database, services: Services, want: Wanted): P
       and(
         gt(runners.lastSeenAt, lostBefore(services)),
         or(eq(runners.tenantId, want.tenant), isNull(runners.tenantId)),
-        inArray(runners.driver, want.drivers),
         want.except ? ne(runners.id, want.except) : undefined,
       ),
     )
     .groupBy(runners.id);
-  return rows.map((row) => ({ id: row.id, shared: row.tenantId === null, capacity: row.capacity, used: row.used, held: row.held }));
+  return rows.map(({ tenantId, ...row }) => ({ ...row, shared: tenantId === null }));
 }
 
 async function lockAndCount(tx: Database, candidate: Candidate): Promise<Candidate> {

@@ -106,7 +106,7 @@ export async function placeFlow(tx: Database, services: Services, flow: Flow, to
     await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason: built.problems.join('; ') });
     return;
   }
-  const choice = await chooseRunner(tx, services, { tenant: flow.tenant, flowId: flow.id, drivers: built.drivers, workers: built.workers });
+  const choice = await chooseRunner(tx, services, { tenant: flow.tenant, flowId: flow.id, drivers: built.drivers, workers: built.workers, spec: built.spec });
   if (choice.runnerId === null && choice.impossible) {
     await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason: choice.reason });
     return;
@@ -213,7 +213,14 @@ export async function rebalance(tx: Database, services: Services, touched: Touch
       await touch(tx, touched, runnerId);
       continue;
     }
-    const choice = await chooseRunner(tx, services, { tenant: deployment.tenantId, flowId: deployment.flowId, drivers: deployment.drivers, workers: deployment.workers, except: deployment.runnerId });
+    const choice = await chooseRunner(tx, services, {
+      tenant: deployment.tenantId,
+      flowId: deployment.flowId,
+      drivers: deployment.drivers,
+      workers: deployment.workers,
+      except: deployment.runnerId,
+      spec: deployment.spec,
+    });
     const ref = { id: deployment.flowId, tenant: deployment.tenantId };
     if (choice.runnerId === null && choice.impossible && deployment.phase === 'deploying' && !deployment.announced) {
       // A flow that was waiting when its start was placed, and can never be placed now (the runners it could use are gone or smaller).

@@ -24,6 +24,7 @@ export interface Runner {
   /** Step workers of the flows placed on it. */
   workers: number;
   version: string | null;
+  trustedModules: RunnerRow['trustedModules'];
   tenant: string | null;
   status: 'alive' | 'lost';
   lastSeenAt: string;
@@ -39,6 +40,7 @@ const toRunner = (services: Services, row: RunnerRow, workers: number, now = Dat
   capacity: row.capacity,
   workers,
   version: row.version,
+  trustedModules: row.trustedModules,
   tenant: row.tenantId,
   status: now - row.lastSeenAt.getTime() <= lostAfterMs(services) ? 'alive' : 'lost',
   lastSeenAt: row.lastSeenAt.toISOString(),

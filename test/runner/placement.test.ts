@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
@@ -42,17 +41,17 @@ describe('placing flows on runners', () => {
       const flow = await startFlow(cp, alice.token, twoSteps(node), 'inactive');
       expect(flow.statusReason).toMatch(reason);
     }
-    const lost = await cp.request('POST', '/components', { token: alice.token, body: { name: 'lost', module: '/nowhere/component.mjs', functions: [{ name: 'run', kind: 'action' }] } });
+    const lost = await cp.request('POST', '/components', { token: alice.token, body: { name: 'lost', module: './nowhere/component.mjs', functions: [{ name: 'run', kind: 'action' }] } });
     expect(lost.status).toBe(201);
     const flow = await startFlow(cp, alice.token, twoSteps({ componentId: 'lost', function: 'run' }), 'inactive');
-    expect(flow.statusReason).toBe('component lost: module /nowhere/component.mjs cannot be found on this runner');
+    expect(flow.statusReason).toBe('component lost: module ./nowhere/component.mjs cannot be found in the folders RUNNER_TRUSTED_MODULES lists');
     expect((await cp.request('GET', `/runners/${aliceRunner.id}`, { token: alice.token })).body.data.workers).toBe(0);
   });
 
   it('fails a flow whose step crashes at every start, with what the worker said', async () => {
     const broken = await cp.request('POST', '/components', {
       token: alice.token,
-      body: { name: 'broken', module: fileURLToPath(new URL('../fixtures/broken-component.ts', import.meta.url)), functions: [{ name: 'run', kind: 'action' }] },
+      body: { name: 'broken', module: './broken-component.ts', functions: [{ name: 'run', kind: 'action' }] },
     });
     expect(broken.status).toBe(201);
     const flow = await startFlow(cp, alice.token, twoSteps({ componentId: 'broken', function: 'run' }), 'inactive');
