@@ -60,12 +60,18 @@ export class FlowTrigger extends DurableObject<Env> {
     return true;
   }
 
-  /** Forgets the trigger and its schedule (the flow is stopping); undelivered executions stay in the outbox. */
+  /**
+   * Forgets the trigger, its secrets and its schedule (the flow is stopping); undelivered executions
+   * stay in the outbox, idempotency keys until they expire. The tombstone is kept even when no
+   * trigger is here yet, so a start pushed before the stop but arriving after it stores nothing.
+   * Answers whether a trigger was removed.
+   */
   async remove(version: number): Promise<boolean> {
     const current = await this.storage.get<EdgeTrigger>('trigger');
-    if (!current || current.version > version) return false;
+    if (current && current.version > version) return false;
+    if (version > ((await this.storage.get<number>('removedAt')) ?? -1)) await this.storage.put('removedAt', version);
+    if (!current) return false;
     await this.storage.delete(['trigger', 'nextDue']);
-    await this.storage.put('removedAt', version);
     await registry(this.env).delete(current.flowId);
     await this.rearm();
     return true;

@@ -3,14 +3,7 @@ import { startTestControlPlane, type TestControlPlane } from '../support/control
 import { waitFor } from '../support/events.js';
 import { runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
-import { execute, finished, outputsOf, registerFixtures, startFlow, stopFlow } from './support.js';
-
-const twoSteps = (second: Record<string, unknown>) => ({
-  graph: {
-    nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, { id: 'next', ...second }],
-    edges: [{ source: 'receive', target: 'next' }],
-  },
-});
+import { execute, finished, outputsOf, registerFixtures, startFlow, stopFlow, twoSteps } from './support.js';
 
 /** Placement, scopes and what a flow's steps may use, on the embedded defaults (in-process bus, process driver). */
 describe('placing flows on runners', () => {

@@ -11,6 +11,14 @@ export async function registerFixtures(cp: TestControlPlane, token: string, name
   return res.body.data.id;
 }
 
+/** A flow's graph of webhook.receive and `second` (id `next`). */
+export const twoSteps = (second: Record<string, unknown>) => ({
+  graph: {
+    nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, { id: 'next', ...second }],
+    edges: [{ source: 'receive', target: 'next' }],
+  },
+});
+
 export interface TestFlow {
   id: string;
   tenant: string;
