@@ -109,6 +109,16 @@ describe('control-plane/main.ts', () => {
     expect(run.stdout).not.toContain('is running');
   });
 
+  it('refuses a weak ADMIN_PASSWORD on the first start, without repeating it', async () => {
+    const run = await runMain([], { PGLITE_DIR: 'memory://', ADMIN_PASSWORD: 'hooklineadmin', LOG_LEVEL: 'silent' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('Invalid configuration:\n  ADMIN_PASSWORD (not shown): too easy to guess. ');
+    expect(run.stderr).toContain('Choose another, or leave it unset to have one generated.');
+    expect(run.stderr).not.toContain('hooklineadmin');
+    expect(run.stderr).not.toMatch(/\bat \S+ \(/); // a message, not a stack trace
+    expect(run.stdout).not.toContain('is running');
+  });
+
   it('prints the help with --help and exits 0', async () => {
     const run = await runMain(['--help'], { PORT: 'abc' });
     expect(run.code).toBe(0);
