@@ -23,7 +23,7 @@ login sessions. Reads the same settings as the control plane (npx tsx control-pl
 }
 
 const config = configOrExit();
-const weak = config.ADMIN_PASSWORD && adminPasswordProblem(config.ADMIN_PASSWORD, config.ADMIN_USERNAME);
+const weak = config.ADMIN_PASSWORD && (await adminPasswordProblem(config.ADMIN_PASSWORD, config.ADMIN_USERNAME));
 if (weak) {
   console.error(weak);
   process.exit(1);

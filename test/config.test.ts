@@ -94,7 +94,7 @@ function runMain(args: string[], env: Record<string, string>): Promise<{ code: n
     execFile(
       'npx',
       ['tsx', 'control-plane/main.ts', ...args],
-      { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 60_000 },
+      { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 120_000 },
       (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
   });
@@ -117,7 +117,7 @@ describe('control-plane/main.ts', () => {
     expect(run.stderr).not.toContain('hooklineadmin');
     expect(run.stderr).not.toMatch(/\bat \S+ \(/); // a message, not a stack trace
     expect(run.stdout).not.toContain('is running');
-  });
+  }, 150_000); // it opens and migrates a database first: slow on a busy machine
 
   it('prints the help with --help and exits 0', async () => {
     const run = await runMain(['--help'], { PORT: 'abc' });

@@ -20,8 +20,8 @@ export const DEFAULT_TENANT = 'default';
 const ADMIN_FIRSTNAME = 'Admin';
 
 /** Why ADMIN_PASSWORD fails the password policy (without repeating it), or null when it passes. */
-export function adminPasswordProblem(password: string, username: string): string | null {
-  const weakness = passwordWeakness(password, [username, ADMIN_FIRSTNAME]);
+export async function adminPasswordProblem(password: string, username: string): Promise<string | null> {
+  const weakness = await passwordWeakness(password, [username, ADMIN_FIRSTNAME]);
   return weakness && `Invalid configuration:\n  ADMIN_PASSWORD (not shown): ${weakness} Choose another, or leave it unset to have one generated.`;
 }
 
@@ -40,7 +40,7 @@ export async function bootstrapIam(
     .onConflictDoNothing();
   const [{ users: existing } = { users: 0 }] = await db.select({ users: count() }).from(users);
   if (existing > 0) return { created: false };
-  const problem = admin.password && adminPasswordProblem(admin.password, admin.username);
+  const problem = admin.password && (await adminPasswordProblem(admin.password, admin.username));
   if (problem) throw new ConfigError(problem);
 
   return db.transaction(async (tx) => {

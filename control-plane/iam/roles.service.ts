@@ -1,10 +1,10 @@
 import { and, asc, count, eq, isNull, or } from 'drizzle-orm';
+import { lacking } from '../../protocol/permissions.js';
 import { emit } from '../bus/outbox.js';
 import { isUniqueViolation, type Database } from '../db/index.js';
 import { permissionScope } from '../http/auth.js';
 import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import { transact, type Services } from '../services.js';
-import { lacking } from '../../protocol/permissions.js';
 import { roles, tenants, userRoles } from './schema.js';
 import { checkGrantable, permissionsOf, SERVICE_NAME } from './service.js';
 import type { Principal } from './tokens.js';

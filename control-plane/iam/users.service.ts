@@ -69,8 +69,8 @@ async function toAccounts(db: Database, rows: UserRow[]): Promise<Account[]> {
 const toAccount = async (db: Database, row: UserRow) => (await toAccounts(db, [row]))[0]!;
 
 /** A 400 unless `password` is strong enough for the account named. */
-function assertStrongPassword(password: string, account: { username: string; firstname?: string | null; lastname?: string | null }): void {
-  const weakness = passwordWeakness(password, [account.username, account.firstname, account.lastname]);
+async function assertStrongPassword(password: string, account: { username: string; firstname?: string | null; lastname?: string | null }): Promise<void> {
+  const weakness = await passwordWeakness(password, [account.username, account.firstname, account.lastname]);
   if (weakness) throw badRequest(`password: ${weakness}`);
 }
 
@@ -127,7 +127,7 @@ export async function createAccount(services: Services, principal: Principal, in
   if (!tenantId) throw badRequest('tenant: name the tenant the user belongs to');
   if (input.kind === 'person' && !input.password) throw badRequest('password: a person needs a password (at least 12 characters)');
   if (input.kind === 'service' && input.password) throw badRequest('password: service accounts have no password; they use tokens (POST /api/v1/tokens)');
-  if (input.password) assertStrongPassword(input.password, input);
+  if (input.password) await assertStrongPassword(input.password, input);
   checkGrantable(principal, input.permissions);
 
   return transact(services, async (tx) => {
@@ -173,7 +173,7 @@ export async function updateAccount(services: Services, principal: Principal, id
     if (!self) await assertNotOutranked(tx, principal, row, 'change');
     if (patch.password && row.kind === 'service') throw badRequest('password: service accounts have no password; they use tokens');
     if (patch.password) {
-      assertStrongPassword(patch.password, { username: patch.username ?? row.username, firstname: patch.firstname ?? row.firstname, lastname: patch.lastname ?? row.lastname });
+      await assertStrongPassword(patch.password, { username: patch.username ?? row.username, firstname: patch.firstname ?? row.firstname, lastname: patch.lastname ?? row.lastname });
     }
     const assigned = patch.roles ? await resolveRoles(tx, principal, patch.roles, row.tenantId) : null;
     const changes: Partial<typeof users.$inferInsert> = {

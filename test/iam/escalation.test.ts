@@ -20,7 +20,7 @@ describe('nobody grants what they do not hold, or touches an account that holds 
   let cp: TestControlPlane;
   let root: string;
   let crew: Crew;
-  let otherCrew: Crew;
+  let otherAdmin: TestUser;
 
   async function startCrew(): Promise<Crew> {
     const tenantId = (await createTenant(cp)).id;
@@ -42,7 +42,7 @@ describe('nobody grants what they do not hold, or touches an account that holds 
     cp = await startTestControlPlane();
     root = await cp.login();
     crew = await startCrew();
-    otherCrew = await startCrew();
+    otherAdmin = await createUser(cp, { tenantId: (await createTenant(cp)).id, roles: ['TENANT_ADMIN'] });
   });
   afterAll(() => cp.close());
 
@@ -147,8 +147,8 @@ describe('nobody grants what they do not hold, or touches an account that holds 
   });
 
   it('an admin of another tenant is out of reach: 404', async () => {
-    expect((await patch(crew.updater.token, otherCrew.admin, { password: 'taken-over-password' })).status).toBe(404);
-    expect(await loginStatus(otherCrew.admin.username, otherCrew.admin.password)).toBe(200);
+    expect((await patch(crew.updater.token, otherAdmin, { password: 'taken-over-password' })).status).toBe(404);
+    expect(await loginStatus(otherAdmin.username, otherAdmin.password)).toBe(200);
   });
 
   describe('roles', () => {
