@@ -35,7 +35,7 @@ export function checkContentType(request: Request): string {
 
 /**
  * The body's bytes, refused with 413 as soon as it passes `limit`: at once from Content-Length, else
- * while streaming, so an oversized body is never read whole.
+ * while streaming, so an oversized body is never kept.
  */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
   const tooLarge = () => new Rejection(errorResponse(413, `The body is larger than ${limit} bytes`, 'payload_too_large'));
@@ -50,7 +50,8 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
-      await reader.cancel();
+      // The rest is left to the caller, which reads and drops it before answering (edge/worker.ts).
+      reader.releaseLock();
       throw tooLarge();
     }
     chunks.push(value);

@@ -26,6 +26,7 @@ app.get('/healthcheck', (c) => c.json({ status: 'ok', service: 'edge' }));
  * first. A body over DRAIN.bytes, or one still arriving after DRAIN.ms, is cancelled.
  */
 async function drain(body: ReadableStream<Uint8Array>): Promise<void> {
+  if (body.locked) return;
   const reader = body.getReader();
   let read = 0;
   let timer = 0;
@@ -61,9 +62,9 @@ const hook = async (c: Context<{ Bindings: Env }>) => {
     if (error instanceof Rejection) return error.response;
     throw error;
   } finally {
-    // Answered before the body was read whole (404, 405, 413, 415): the rest is cancelled, or
-    // workerd reads it after the response, throws, and the next request to the Worker gets a 503.
-    if (request.body && !request.bodyUsed) await drain(request.body);
+    // Answered before the body was read whole (404, 405, 413, 415): the rest is read and dropped
+    // first (a body read whole has nothing left), or it is read after the answer and fails the next request.
+    if (request.body) await drain(request.body);
   }
 };
 app.all('/hook/:flowId', hook);
@@ -76,7 +77,12 @@ export default {
   fetch: app.fetch,
   /** The Cron Trigger (wrangler.toml): reconcile with the control plane every minute. */
   async scheduled(_controller: ScheduledController, env: Env): Promise<void> {
-    const { pushed, removed } = await reconcile(env);
-    if (pushed + removed > 0) console.log(`reconcile: ${pushed} triggers pushed, ${removed} removed`);
+    try {
+      const { pushed, removed } = await reconcile(env);
+      if (pushed + removed > 0) console.log(`reconcile: ${pushed} triggers pushed, ${removed} removed`);
+    } catch (error) {
+      // The control plane is unreachable or answers badly: the triggers stay as they are until the next minute's try.
+      console.warn(`reconcile skipped, trying again at the next Cron Trigger: ${(error as Error).message}`);
+    }
   },
 } satisfies ExportedHandler<Env>;

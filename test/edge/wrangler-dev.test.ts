@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWranglerDev, type WranglerDev } from '../../scripts/wrangler-dev.js';
 import { controlToken, EDGE_CONTROL_SECRET } from '../support/edge.js';
+import { waitFor } from '../support/events.js';
 import { freePort } from '../support/ports.js';
 
 /**
@@ -18,7 +19,7 @@ describe('the edge Worker under wrangler dev', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hookline-wrangler-'));
-    dev = await startWranglerDev({ port: await freePort(), vars: { EDGE_CONTROL_SECRET, HOOK_BODY_LIMIT_BYTES: '1048576' }, dataDir: dir, logFile: join(dir, 'wrangler.log'), timeoutMs: 90_000 });
+    dev = await startWranglerDev({ port: await freePort(), vars: { EDGE_CONTROL_SECRET, HOOK_BODY_LIMIT_BYTES: '1048576', CONTROL_PLANE_URL: 'http://127.0.0.1:9' }, dataDir: dir, logFile: join(dir, 'wrangler.log'), timeoutMs: 90_000 });
   }, 120_000);
   afterAll(async () => {
     await dev?.stop();
@@ -31,6 +32,14 @@ describe('the edge Worker under wrangler dev', () => {
       headers: { authorization: `Bearer ${await controlToken()}`, 'content-type': 'application/json' },
       body: JSON.stringify({ flowId, tenant: 'tenant-1', status: 'live', version }),
     });
+
+  it('skips a reconcile while the control plane is unreachable, with a warning, instead of failing the Cron Trigger', async () => {
+    // No control plane at CONTROL_PLANE_URL: nothing listens on port 9.
+    const res = await fetch(`${dev.url}/__scheduled?cron=*+*+*+*+*`);
+    await res.arrayBuffer();
+    expect(res.status).toBe(200);
+    await waitFor(() => readFile(join(dir, 'wrangler.log'), 'utf8'), (log) => log.includes('reconcile skipped, trying again at the next Cron Trigger'), 10_000);
+  });
 
   it('answers early (404, 415, 413, 405) without leaving the body half read: no uncaught error, no 503 for what comes next', async () => {
     const unknown = randomUUID();
