@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import Docker from 'dockerode';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { allowedNetworksSetting } from '../protocol/outbound.js';
 import { RUNNER_DRIVERS } from '../protocol/runner.js';
 import { AmqpFleetBroker } from './broker/amqp.js';
 import { MemoryFleetBroker, type EventPort } from './broker/memory.js';
@@ -33,6 +34,7 @@ const configSchema = z.object({
   AMQP_URL: z.string().regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://').optional(),
   BUS_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _').default('hookline'),
   LOG_LEVEL: z.string().default('info'),
+  OUTBOUND_ALLOWED_NETWORKS: allowedNetworksSetting,
 });
 export type RunnerConfig = z.infer<typeof configSchema>;
 
@@ -51,6 +53,9 @@ Usage: npx tsx runner/main.ts
   RUNNER_CAPACITY     how many step workers it takes (default 16)
   RUNNER_DATA_DIR     where it keeps what it needs across restarts (default .hookline/runner-<name>)
   RUNNER_DEPLOY_TIMEOUT_SECONDS  how long the steps of a flow have to get ready (default 60)
+  OUTBOUND_ALLOWED_NETWORKS  private networks the steps' calls may reach, comma-separated CIDRs such
+                      as 10.0.0.0/8,127.0.0.1/32 (default none: loopback, link-local and private
+                      addresses are refused, after DNS and at every redirect)
   LOG_LEVEL           info (default), debug, warn...`;
 
 export interface RunningRunner {
@@ -144,6 +149,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     logs,
     logger,
     controlPlaneUrl: config.CONTROL_PLANE_URL,
+    outboundAllowedNetworks: config.OUTBOUND_ALLOWED_NETWORKS,
     deployTimeoutMs: config.RUNNER_DEPLOY_TIMEOUT_SECONDS * 1000,
     changed: () => {
       clearTimeout(soon);

@@ -39,6 +39,8 @@ export interface ReconcilerOptions {
   logs: LogShipper;
   logger: Logger;
   controlPlaneUrl: string;
+  /** Passed on to every worker (OUTBOUND_ALLOWED_NETWORKS). */
+  outboundAllowedNetworks: string[];
   /** How long all steps of a deployment have to get ready. */
   deployTimeoutMs: number;
   /** Called whenever a report would say something new. */
@@ -81,7 +83,7 @@ export class Reconciler {
 
   /** The configuration a step's worker gets. */
   workerConfig(spec: DeploymentSpec, step: StepSpec): WorkerConfig {
-    return { flowId: spec.flowId, tenant: spec.tenant, generation: spec.generation, step, retry: spec.retry, controlPlaneUrl: this.options.controlPlaneUrl, broker: this.options.broker.workerBroker };
+    return { flowId: spec.flowId, tenant: spec.tenant, generation: spec.generation, step, retry: spec.retry, controlPlaneUrl: this.options.controlPlaneUrl, outboundAllowedNetworks: this.options.outboundAllowedNetworks, broker: this.options.broker.workerBroker };
   }
 
   /**

@@ -28,7 +28,7 @@ export interface TestRunner extends RunningRunner {
  */
 export async function startTestRunner(
   cp: TestControlPlane,
-  options: { token?: string; name?: string; driver?: 'process' | 'docker'; amqpUrl?: string; namespace?: string; capacity?: number; deployTimeoutSeconds?: number } = {},
+  options: { token?: string; name?: string; driver?: 'process' | 'docker'; amqpUrl?: string; namespace?: string; capacity?: number; deployTimeoutSeconds?: number; outboundAllowedNetworks?: string } = {},
 ): Promise<TestRunner> {
   const token = options.token ?? (await runnerAccount(cp)).token;
   const name = options.name ?? `runner-${randomUUID().slice(0, 8)}`;
@@ -43,6 +43,7 @@ export async function startTestRunner(
     RUNNER_DEPLOY_TIMEOUT_SECONDS: String(options.deployTimeoutSeconds ?? 60),
     AMQP_URL: options.amqpUrl,
     BUS_NAMESPACE: options.namespace,
+    OUTBOUND_ALLOWED_NETWORKS: options.outboundAllowedNetworks,
   });
   const runner = await startRunner(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), { events: options.amqpUrl ? undefined : cp.services.bus });
   return {
