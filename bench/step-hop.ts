@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type ConfirmChannel } from 'amqplib';
 import { pino } from 'pino';
-import { entryExchange, flowTopology, STEP_DEFAULTS, STEP_HEADERS, type DeploymentSpec, type StepSpec } from '../protocol/fleet.js';
+import { entryExchange, EXECUTION_MESSAGE_DEFAULTS, flowTopology, STEP_DEFAULTS, STEP_HEADERS, type DeploymentSpec, type StepSpec } from '../protocol/fleet.js';
 import type { StepResult } from '../protocol/events.js';
 import { AmqpFleetBroker } from '../runner/broker/amqp.js';
 import { ProcessDriver } from '../runner/drivers/process.js';
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
       cpus: STEP_DEFAULTS.cpus,
       outputSchema: null,
     });
-    const spec: DeploymentSpec = { flowId, tenant: randomUUID(), generation: 1, retry: { baseDelayMs: 1000, maxDelayMs: 1000, levels: 0 }, steps: [step('a', ['b'], true), step('b', [], false)] };
+    const spec: DeploymentSpec = { flowId, tenant: randomUUID(), generation: 1, retry: { baseDelayMs: 1000, maxDelayMs: 1000, levels: 0 }, maxMessages: EXECUTION_MESSAGE_DEFAULTS.maxMessages, passthrough: false, steps: [step('a', ['b'], true), step('b', [], false)] };
     const broker = new AmqpFleetBroker(url, namespace);
     await broker.declareFlow(spec);
     cleanups.push(async () => {
@@ -164,12 +164,12 @@ async function main(): Promise<void> {
       await channel.deleteExchange(`${namespace}.events`);
       await broker.close();
     });
-    const driver = new ProcessDriver({ dataDir, logger });
+    const driver = new ProcessDriver({ dataDir, logger, trusted: { packages: [], folders: [] } });
     const workers: RunningWorker[] = [];
     cleanups.push(() => Promise.all(workers.map((w) => w.stop())));
     await Promise.all(
       spec.steps.map(async (s) => {
-        const config: WorkerConfig = { flowId, tenant: spec.tenant, generation: 1, step: s, retry: spec.retry, controlPlaneUrl: 'http://127.0.0.1:9', outboundAllowedNetworks: [], broker: broker.workerBroker };
+        const config: WorkerConfig = { flowId, tenant: spec.tenant, generation: 1, step: s, retry: spec.retry, maxMessages: spec.maxMessages, passthrough: false, controlPlaneUrl: 'http://127.0.0.1:9', outboundAllowedNetworks: [], broker: broker.workerBroker };
         let ready!: () => void;
         const isReady = new Promise<void>((resolve) => (ready = resolve));
         workers.push(

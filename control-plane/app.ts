@@ -1,15 +1,17 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { swaggerUI } from '@hono/swagger-ui';
+import { DELIVERY_LIMITS } from '../protocol/edge.js';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { auditRoutes } from './audit/routes.js';
 import { componentRoutes } from './components/routes.js';
 import { executionRoutes } from './executions/routes.js';
-import { edgeRoutes } from './edge/routes.js';
+import { EDGE_INGEST_PATH, edgeRoutes } from './edge/routes.js';
 import { flowRoutes } from './flows/routes.js';
 import { healthRoutes } from './health/routes.js';
 import type { AppEnv } from './http/auth.js';
 import { errorBody, errorHandler, validationHook } from './http/errors.js';
+import { refuseUnstorableInput } from './http/input.js';
 import { iamRoutes } from './iam/routes.js';
 import { domainRoutes } from './metadata/routes.js';
 import { runnerRoutes } from './runners/routes.js';
@@ -36,13 +38,13 @@ export function createApp(services: Services) {
       'request',
     );
   });
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: config.BODY_LIMIT_BYTES,
-      onError: (c) => c.json(errorBody({ message: `Request body is larger than ${config.BODY_LIMIT_BYTES} bytes`, code: 'payload_too_large' }), 413),
-    }),
-  );
+  const limit = (maxSize: number) =>
+    bodyLimit({ maxSize, onError: (c) => c.json(errorBody({ message: `Request body is larger than ${maxSize} bytes`, code: 'payload_too_large' }), 413) });
+  const apiLimit = limit(config.BODY_LIMIT_BYTES);
+  // The edge's deliveries have a limit of their own: the one the edge cuts its batches by (protocol/edge.ts).
+  const deliveryLimit = limit(DELIVERY_LIMITS.bytes);
+  app.use('*', (c, next) => (c.req.path === EDGE_INGEST_PATH ? deliveryLimit : apiLimit)(c, next));
+  app.use('*', refuseUnstorableInput());
   app.onError(errorHandler(logger));
   app.notFound((c) => c.json(errorBody({ message: `No route for ${c.req.method} ${c.req.path}`, code: 'not_found' }), 404));
 

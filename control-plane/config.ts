@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EXECUTION_MESSAGE_DEFAULTS } from '../protocol/fleet.js';
 import { allowedNetworksSetting } from '../protocol/outbound.js';
 
 const port = z.coerce.number({ message: 'must be a port number' }).int('must be a whole number').min(0, 'must be 0..65535 (0: any free port)').max(65535, 'must be 0..65535 (0: any free port)');
@@ -56,6 +57,11 @@ const schema = z.object({
   AUDIT_RETENTION_DAYS: whole(0).default(365),
   /** How often runners send a heartbeat; one silent for three intervals is lost and its flows move. */
   RUNNER_HEARTBEAT_SECONDS: seconds.default(10),
+  /** Messages one execution may make between its steps, at most; a flow's `flowSettings.maxMessages` may lower it. */
+  EXECUTION_MAX_MESSAGES: whole(1, EXECUTION_MESSAGE_DEFAULTS.ceiling).default(EXECUTION_MESSAGE_DEFAULTS.maxMessages),
+  /** What one tenant may hold on the platform-wide runners, all together, so that it cannot take a shared fleet for itself. */
+  SHARED_RUNNER_STEPS_PER_TENANT: whole(1).default(64),
+  SHARED_RUNNER_FLOWS_PER_TENANT: whole(1).default(32),
   /** Step logs (what step workers wrote) older than this many days are deleted. */
   STEP_LOG_RETENTION_DAYS: whole(1).default(7),
   /** Shared with the edge Worker (a wrangler secret there): signs the calls between them. Unset: the edge bridge is off. */

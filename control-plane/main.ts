@@ -97,11 +97,14 @@ Configuration comes from the environment:
   JWT_SECRET              HS256 key; JWT_PRIVATE_KEY: PKCS#8 PEM for RS256/EdDSA (default: generated, kept in the database)
   TOKEN_TTL_SECONDS       lifetime of login tokens (default 3600)
   ADMIN_USERNAME          the first admin, created on first start (default admin@hookline.local)
-  ADMIN_PASSWORD          its password (default: generated and printed once)
+  ADMIN_PASSWORD          its password, on the first start: 12+ characters, not easy to guess (default: generated, printed once)
   SECRETS_MASTER_KEY      <id>:<32 bytes base64>, wraps the keys of secrets (default: generated into .hookline/)
   SECRETS_OLD_MASTER_KEYS former master keys, comma-separated, during a rotation
   AUDIT_RETENTION_DAYS    audit records are kept this many days (default 365; 0: forever)
   RUNNER_HEARTBEAT_SECONDS  how often runners report (default 10); silent for 3 intervals: lost
+  EXECUTION_MAX_MESSAGES  messages one execution may make between its steps (default 100000)
+  SHARED_RUNNER_STEPS_PER_TENANT  step workers one tenant may hold on platform-wide runners (default 64)
+  SHARED_RUNNER_FLOWS_PER_TENANT  flows one tenant may run on platform-wide runners (default 32)
   STEP_LOG_RETENTION_DAYS step logs are kept this many days (default 7)
   EDGE_URL                the edge Worker's URL, where flow triggers are pushed
   EDGE_CONTROL_SECRET     shared with the Worker (wrangler secret): signs the calls between them
@@ -171,7 +174,8 @@ async function main(): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   main().catch((error) => {
-    console.error(error);
+    // A setting found wrong only once the database is open (a weak ADMIN_PASSWORD on the first start).
+    console.error(error instanceof ConfigError ? error.message : error);
     process.exit(1);
   });
 }

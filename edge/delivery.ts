@@ -1,28 +1,49 @@
+import { DELIVERY_ENVELOPE_BYTES, DELIVERY_LIMITS } from '../protocol/edge.js';
 import type { FlowExecuted } from '../protocol/events.js';
 import { callControlPlane } from './control-plane.js';
 import type { Env } from './env.js';
 
-/** Executions sent per request; the control plane accepts up to 100. */
-export const BATCH = 100;
 const FIRST_RETRY_MS = 1_000;
 const LAST_RETRY_MS = 5 * 60_000;
+const encoder = new TextEncoder();
 
 /** After `failures` failed deliveries in a row: 1 s, 2 s, 4 s ... at most 5 minutes. */
 export const retryDelay = (failures: number) => Math.min(LAST_RETRY_MS, FIRST_RETRY_MS * 2 ** (failures - 1));
 
-export interface DeliveryAnswer {
-  /** Every flowExecId the control plane has now (new or seen before): done at the edge. */
-  settled: string[];
+/** The bytes of a value as JSON, as it is sent. */
+export const jsonBytes = (value: unknown) => encoder.encode(JSON.stringify(value)).byteLength;
+
+/** An execution of the outbox as it is sent: its storage key and its JSON. */
+export interface Outgoing {
+  key: string;
+  flowExecId: string;
+  json: string;
+  bytes: number;
 }
 
-/** Sends a batch to the control plane; throws when it is unreachable or answers anything but 200. */
-export async function deliver(env: Env, executions: FlowExecuted[]): Promise<DeliveryAnswer> {
+export const outgoing = (key: string, execution: FlowExecuted): Outgoing => {
+  const json = JSON.stringify(execution);
+  return { key, flowExecId: execution.flowExecId, json, bytes: encoder.encode(json).byteLength };
+};
+
+/** Whether one more execution of `bytes` fits a delivery that holds `count` executions of `total` bytes. */
+export const fits = (count: number, total: number, bytes: number) =>
+  count < DELIVERY_LIMITS.executions && DELIVERY_ENVELOPE_BYTES + total + count + bytes <= DELIVERY_LIMITS.bytes;
+
+/** The control plane refused a delivery as it is (400, 413, 422): sending the same again cannot help. */
+export class DeliveryRefused extends Error {}
+
+/** Sends a batch to the control plane; answers the flowExecIds it has now (new, seen before or rejected as impossible). */
+export async function deliver(env: Env, batch: Outgoing[]): Promise<Set<string>> {
   const response = await callControlPlane(env, '/api/v1/edge/executions', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ executions }),
+    body: `{"executions":[${batch.map((e) => e.json).join(',')}]}`,
   });
-  if (response.status !== 200) throw new Error(`control plane answered ${response.status}: ${(await response.text()).slice(0, 500)}`);
+  if (response.status !== 200) {
+    const message = `control plane answered ${response.status}: ${(await response.text()).slice(0, 500)}`;
+    throw [400, 413, 422].includes(response.status) ? new DeliveryRefused(message) : new Error(message);
+  }
   const { data } = (await response.json()) as { data: { accepted: string[]; duplicates: string[]; rejected: { flowExecId: string }[] } };
-  return { settled: [...data.accepted, ...data.duplicates, ...data.rejected.map((r) => r.flowExecId)] };
+  return new Set([...data.accepted, ...data.duplicates, ...data.rejected.map((r) => r.flowExecId)]);
 }

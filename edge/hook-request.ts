@@ -1,4 +1,5 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { jsonProblem } from '../protocol/storable.js';
 import { errorResponse } from './errors.js';
 
 /** A rejected request: the response to send. */
@@ -9,6 +10,19 @@ export class Rejection extends Error {
 }
 
 const SUPPORTED = ['application/json', 'text/*', 'application/x-www-form-urlencoded', 'application/xml', 'text/xml'];
+
+/**
+ * What the Worker checks of a webhook call before its flow's Durable Object sees it, the same for
+ * every flow: the method (405), a POST's content type (415) and its size (413, read with a limit).
+ * Answers the body, read whole (empty for GET and HEAD), so the Durable Object gets bytes, not the
+ * caller's stream: an early answer can never leave the stream half read.
+ */
+export async function admitHookRequest(request: Request, limit: number): Promise<Uint8Array> {
+  if (request.method === 'HEAD' || request.method === 'GET') return new Uint8Array();
+  if (request.method !== 'POST') throw new Rejection(errorResponse(405, 'Use GET, POST or HEAD', 'method_not_allowed', { allow: 'GET, POST, HEAD' }));
+  checkContentType(request);
+  return readLimited(request, limit);
+}
 
 /** Refuses a POST without a content type, or with one Hookline does not parse, before reading its body. */
 export function checkContentType(request: Request): string {
@@ -74,4 +88,14 @@ export function parseBody(type: string, bytes: Uint8Array): unknown {
     return xml.parse(text);
   }
   return text;
+}
+
+/**
+ * Refuses data the control plane could not store (protocol/storable.ts: a NUL character, a lone
+ * surrogate, JSON nested too deep) with a 400 naming where, before it is accepted: a 202 for it
+ * would be a promise nobody can keep.
+ */
+export function refuseUnstorable(value: unknown, where: string): void {
+  const problem = jsonProblem(value, where);
+  if (problem) throw new Rejection(errorResponse(400, problem, 'bad_request'));
 }

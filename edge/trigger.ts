@@ -1,10 +1,10 @@
 import { DurableObject } from 'cloudflare:workers';
-import type { EdgeTrigger } from '../protocol/edge.js';
+import { MAX_EXECUTION_BYTES, type EdgeTrigger } from '../protocol/edge.js';
 import type { FlowExecuted } from '../protocol/events.js';
-import { BATCH, deliver, retryDelay } from './delivery.js';
-import { bodyLimit, type Env } from './env.js';
+import { deliver, DeliveryRefused, fits, jsonBytes, outgoing, retryDelay, type Outgoing } from './delivery.js';
+import type { Env } from './env.js';
 import { errorResponse, notLive } from './errors.js';
-import { checkContentType, parseBody, readLimited, Rejection } from './hook-request.js';
+import { checkContentType, parseBody, refuseUnstorable, Rejection } from './hook-request.js';
 import { registry } from './registry.js';
 import { nextSlot, planSlots } from './schedule.js';
 import { authenticateHook } from './webhook-auth.js';
@@ -16,6 +16,16 @@ const IDEMPOTENCY_HEADERS = ['webhook-id', 'idempotency-key', 'x-request-id'];
 const DELIVERY_DELAY_MS = 20;
 /** Never passed on to the flow's steps: they carry the caller's credentials. */
 const PRIVATE_HEADERS = new Set(['authorization', 'cookie', 'webhook-signature']);
+
+/** Outbox entries read at a time while a batch is put together. */
+const OUTBOX_PAGE = 16;
+
+/** An execution the control plane refused as impossible, kept with its reason. */
+interface SetAside {
+  execution: FlowExecuted;
+  reason: string;
+  at: string;
+}
 
 interface Remembered {
   at: number;
@@ -50,19 +60,28 @@ export class FlowTrigger extends DurableObject<Env> {
     return true;
   }
 
-  /** Forgets the trigger and its schedule (the flow is stopping); undelivered executions stay in the outbox. */
+  /**
+   * Forgets the trigger, its secrets and its schedule (the flow is stopping); undelivered executions
+   * stay in the outbox, idempotency keys until they expire. The tombstone is kept even when no
+   * trigger is here yet, so a start pushed before the stop but arriving after it stores nothing.
+   * Answers whether a trigger was removed.
+   */
   async remove(version: number): Promise<boolean> {
     const current = await this.storage.get<EdgeTrigger>('trigger');
-    if (!current || current.version > version) return false;
+    if (current && current.version > version) return false;
+    if (version > ((await this.storage.get<number>('removedAt')) ?? -1)) await this.storage.put('removedAt', version);
+    if (!current) return false;
     await this.storage.delete(['trigger', 'nextDue']);
-    await this.storage.put('removedAt', version);
     await registry(this.env).delete(current.flowId);
     await this.rearm();
     return true;
   }
 
-  /** The trigger, the next slot, failed deliveries in a row and undelivered executions (the first 100), for the control plane and operators. */
-  async state(): Promise<{ trigger: EdgeTrigger | null; nextDue: number | null; pending: number; failures: number; executions: FlowExecuted[] }> {
+  /**
+   * The trigger, the next slot, failed deliveries in a row, undelivered executions (the first 100)
+   * and those set aside (the first 100, with the reason), for the control plane and operators.
+   */
+  async state(): Promise<{ trigger: EdgeTrigger | null; nextDue: number | null; pending: number; failures: number; executions: FlowExecuted[]; setAside: SetAside[] }> {
     const outbox = await this.storage.list<FlowExecuted>({ prefix: 'outbox:' });
     return {
       trigger: (await this.storage.get<EdgeTrigger>('trigger')) ?? null,
@@ -70,6 +89,7 @@ export class FlowTrigger extends DurableObject<Env> {
       pending: outbox.size,
       failures: (await this.storage.get<number>('failures')) ?? 0,
       executions: [...outbox.values()].slice(0, 100),
+      setAside: [...(await this.storage.list<SetAside>({ prefix: 'aside:', limit: 100 })).values()],
     };
   }
 
@@ -117,29 +137,71 @@ export class FlowTrigger extends DurableObject<Env> {
   }
 
   /**
-   * Delivers the outbox to the control plane, a batch at a time, oldest first; an execution leaves
-   * the outbox only once the control plane has it. While it is unreachable, retries back off
-   * (1 s doubling to 5 min) and nothing is dropped.
+   * Delivers the outbox to the control plane, oldest first, in batches cut by count and by bytes
+   * (protocol/edge.ts); an execution leaves the outbox only once the control plane has it. While
+   * it is unreachable, retries back off (1 s doubling to 5 min) and nothing is dropped. A batch the
+   * control plane refuses as it is goes again one execution at a time, and one it refuses alone
+   * (or does not answer for) is set aside with the reason, so it never holds up the ones after it.
    */
   private async deliverOutbox(): Promise<void> {
     if (((await this.storage.get<number>('retryAt')) ?? 0) > Date.now()) return;
     for (;;) {
-      const outbox = await this.storage.list<FlowExecuted>({ prefix: 'outbox:', limit: BATCH });
-      if (outbox.size === 0) return;
+      const batch = await this.nextBatch();
+      if (batch.length === 0) return;
       try {
-        const { settled } = await deliver(this.env, [...outbox.values()]);
-        const done = new Set(settled);
-        await this.storage.delete([...outbox].filter(([, execution]) => done.has(execution.flowExecId)).map(([key]) => key));
-        await this.storage.delete(['failures', 'retryAt']);
-        if (outbox.size < BATCH) return;
+        await this.send(batch);
       } catch (error) {
-        const failures = ((await this.storage.get<number>('failures')) ?? 0) + 1;
-        await this.storage.put({ failures, retryAt: Date.now() + retryDelay(failures) });
-        const flowId = (await this.storage.get<EdgeTrigger>('trigger'))?.flowId ?? '?';
-        console.warn(`flow ${flowId}: delivery failed (${failures} in a row), retrying in ${retryDelay(failures)} ms: ${(error as Error).message}`);
-        return;
+        if (!(error instanceof DeliveryRefused)) return this.backOff(error as Error);
+        for (const one of batch) {
+          try {
+            await this.send([one]);
+          } catch (alone) {
+            if (!(alone instanceof DeliveryRefused)) return this.backOff(alone as Error);
+            await this.setAside(one, alone.message);
+          }
+        }
       }
     }
+  }
+
+  /** The oldest executions that fit one delivery, read a few at a time so that large ones never fill the memory. */
+  private async nextBatch(): Promise<Outgoing[]> {
+    const batch: Outgoing[] = [];
+    let bytes = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.storage.list<FlowExecuted>({ prefix: 'outbox:', limit: OUTBOX_PAGE, ...(after ? { startAfter: after } : {}) });
+      for (const [key, execution] of page) {
+        const next = outgoing(key, execution);
+        if (batch.length > 0 && !fits(batch.length, bytes, next.bytes)) return batch;
+        batch.push(next);
+        bytes += next.bytes;
+        after = key;
+      }
+      if (page.size < OUTBOX_PAGE) return batch;
+    }
+  }
+
+  private async send(batch: Outgoing[]): Promise<void> {
+    const settled = await deliver(this.env, batch);
+    await this.storage.delete(batch.filter((e) => settled.has(e.flowExecId)).map((e) => e.key));
+    await this.storage.delete(['failures', 'retryAt']);
+    for (const unanswered of batch.filter((e) => !settled.has(e.flowExecId))) await this.setAside(unanswered, 'the control plane did not answer for this execution');
+  }
+
+  private async backOff(error: Error): Promise<void> {
+    const failures = ((await this.storage.get<number>('failures')) ?? 0) + 1;
+    await this.storage.put({ failures, retryAt: Date.now() + retryDelay(failures) });
+    const flowId = (await this.storage.get<EdgeTrigger>('trigger'))?.flowId ?? '?';
+    console.warn(`flow ${flowId}: delivery failed (${failures} in a row), retrying in ${retryDelay(failures)} ms: ${error.message}`);
+  }
+
+  /** Moves an execution the control plane cannot take out of the outbox, kept with the reason (GET /control/flows/{id} shows them). */
+  private async setAside(execution: Outgoing, reason: string): Promise<void> {
+    const aside: SetAside = { execution: JSON.parse(execution.json) as FlowExecuted, reason, at: new Date().toISOString() };
+    await this.storage.put(execution.key.replace(/^outbox:/, 'aside:'), aside);
+    await this.storage.delete(execution.key);
+    console.error(`flow ${aside.execution.flowId}: execution ${execution.flowExecId} set aside, the control plane refuses it: ${reason}`);
   }
 
   /** Idempotency keys past their 24 hours. */
@@ -175,7 +237,8 @@ export class FlowTrigger extends DurableObject<Env> {
   /** `HEAD|GET|POST /hook/{flowId}[/{suffix}]`: verify, limit, de-duplicate, persist, answer. */
   override async fetch(request: Request): Promise<Response> {
     const trigger = await this.storage.get<EdgeTrigger>('trigger');
-    if (!trigger || trigger.status !== 'live') return notLive();
+    // A cron flow has no webhook (as OIH's webhooks service ignores flows with a cron).
+    if (!trigger || trigger.status !== 'live' || trigger.cron) return notLive();
     try {
       return await this.receive(trigger, request);
     } catch (error) {
@@ -184,14 +247,17 @@ export class FlowTrigger extends DurableObject<Env> {
     }
   }
 
+  /** A call the Worker admitted (method, content type and size checked, the body read whole). */
   private async receive(trigger: EdgeTrigger, request: Request): Promise<Response> {
-    if (request.method === 'HEAD') return new Response(null, { status: 200 });
-    if (request.method !== 'GET' && request.method !== 'POST') return errorResponse(405, 'Use GET, POST or HEAD', 'method_not_allowed', { allow: 'GET, POST, HEAD' });
     const url = new URL(request.url);
     const type = request.method === 'POST' ? checkContentType(request) : null;
-    const body = type ? await readLimited(request, bodyLimit(this.env)) : new Uint8Array();
+    const body = new Uint8Array(await request.arrayBuffer());
     await authenticateHook(trigger.webhooks.auth, request, body);
-    const data = type ? parseBody(type, body) : Object.fromEntries(url.searchParams);
+    if (request.method === 'HEAD') return new Response(null, { status: 200 });
+    const query = Object.fromEntries(url.searchParams);
+    refuseUnstorable(query, 'query');
+    const data = type ? parseBody(type, body) : query;
+    refuseUnstorable(data, 'body');
 
     const key = IDEMPOTENCY_HEADERS.map((name) => request.headers.get(name)).find((value) => value);
     const now = Date.now();
@@ -217,11 +283,15 @@ export class FlowTrigger extends DurableObject<Env> {
         metadata: { source: { name: 'webhook', type: 'webhook', externalExecId: requestId } },
         passthrough: {},
         method: request.method,
-        query: Object.fromEntries(url.searchParams),
+        query,
         url: url.pathname,
         pathSuffix: url.pathname.split('/').slice(3).join('/'),
       },
     };
+    const bytes = jsonBytes(execution);
+    if (bytes > MAX_EXECUTION_BYTES) {
+      throw new Rejection(errorResponse(413, `The call takes ${bytes} bytes as an execution (JSON, with its headers and query), more than the ${MAX_EXECUTION_BYTES} one may carry`, 'payload_too_large'));
+    }
     const answer: Remembered['body'] = { data: { requestId, flowExecId } };
     // One atomic write: the execution, its place in the outbox and its idempotency key, or none of them.
     const seq = ((await this.storage.get<number>('seq')) ?? 0) + 1;

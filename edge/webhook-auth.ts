@@ -44,9 +44,21 @@ const concat = (...parts: Uint8Array[]) => {
   return out;
 };
 
+/**
+ * What a signature covers: a POST's raw body; for GET and HEAD, whose data is the query, the
+ * request's path and query as sent (`/hook/<flowId>?customer=7`), so one signature cannot be
+ * replayed with another query.
+ */
+function signedContent(request: Request, body: Uint8Array): Uint8Array {
+  if (request.method === 'POST') return body;
+  const url = new URL(request.url);
+  return encoder.encode(`${url.pathname}${url.search}`);
+}
+
 /** Checks a webhook call against its flow's auth settings; throws a 401 (no credential) or 403 (a wrong one). */
 export async function authenticateHook(auth: WebhookAuth | undefined, request: Request, body: Uint8Array, now = Date.now()): Promise<void> {
   if (!auth) return;
+  const signed = signedContent(request, body);
   switch (auth.type) {
     case 'bearer': {
       const header = request.headers.get('authorization');
@@ -59,7 +71,7 @@ export async function authenticateHook(auth: WebhookAuth | undefined, request: R
       const header = request.headers.get(auth.header);
       if (!header) throw missing();
       const digest = header.startsWith(auth.prefix) ? decode(header.slice(auth.prefix.length), auth.encoding) : null;
-      if (!digest || !(await hmacMatches(encoder.encode(auth.secret), HASHES[auth.algorithm], digest, body))) throw wrong();
+      if (!digest || !(await hmacMatches(encoder.encode(auth.secret), HASHES[auth.algorithm], digest, signed))) throw wrong();
       return;
     }
     case 'standard-webhooks': {
@@ -69,7 +81,7 @@ export async function authenticateHook(auth: WebhookAuth | undefined, request: R
       if (!id || !timestamp || !signatures) throw missing();
       const seconds = Number(timestamp);
       if (!/^\d+$/.test(timestamp) || Math.abs(now / 1000 - seconds) > auth.toleranceSeconds) throw wrong();
-      const content = concat(encoder.encode(`${id}.${timestamp}.`), body);
+      const content = concat(encoder.encode(`${id}.${timestamp}.`), signed);
       const given = signatures
         .split(' ')
         .filter((entry) => entry.startsWith('v1,'))

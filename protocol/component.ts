@@ -7,6 +7,44 @@ export const FUNCTION_KINDS = ['trigger', 'action'] as const;
 /** A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], path in lower case. */
 const IMAGE = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+/** How a component's `module` names a built-in: `hookline:http`. Only the platform's seeded components use it. */
+export const BUILTIN_MODULE_PREFIX = 'hookline:';
+
+/** A path segment of a module: no `%` (a URL parser would decode `%2e%2e` into `..`), no backslash, no `:`. */
+const MODULE_SEGMENT = /^[\w.~+-]+$/;
+
+/**
+ * Why `module` is not a module a component may name, or null: a package name (`crm`,
+ * `@acme/crm`, with a subpath `@acme/crm/actions.js`) or a path relative to the runner's trusted
+ * folders (`./crm/index.mjs`). Refused: URLs of any scheme (`data:`, `file:`, `node:`, `http:`,
+ * and the built-ins' `hookline:`, which only the platform seeds), absolute paths and `.`/`..`
+ * segments, so a module never names code outside what the runner's operator trusts.
+ */
+export function moduleProblem(module: string): string | null {
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(module);
+  if (scheme) return `must be a package name or a relative path (./...), not a URL: ${scheme[1]}: modules are refused`;
+  if (module.startsWith('/') || module.startsWith('\\')) return 'must be a package name or a relative path (./...), not an absolute path: a runner resolves it inside the folders its operator trusts';
+  const segments = module.split('/');
+  const relative = segments[0] === '.';
+  const rest = relative ? segments.slice(1) : segments;
+  if (!relative && rest[0]?.startsWith('@')) {
+    if (rest.length < 2) return 'must name a package of the scope: @scope/name';
+    rest[0] = rest[0].slice(1);
+  }
+  if (rest.some((segment) => segment === '.' || segment === '..')) return 'may not have . or .. segments: a path stays inside the folders the runner trusts';
+  if (rest.length === 0 || !rest.every((segment) => MODULE_SEGMENT.test(segment))) {
+    return 'must be a package name (@acme/crm, @acme/crm/actions.js) or a relative path (./crm/index.mjs): letters, digits, . _ - ~ + between slashes';
+  }
+  return null;
+}
+
+/** The package a valid module names (`@acme/crm` of `@acme/crm/actions.js`), or null for a relative path. */
+export function packageOf(module: string): string | null {
+  if (module.startsWith('./')) return null;
+  const segments = module.split('/');
+  return segments.slice(0, segments[0]!.startsWith('@') ? 2 : 1).join('/');
+}
+
 /** One function a component's module exports; the step worker calls it by this name. */
 export const componentFunctionSchema = z.strictObject({
   name: z
@@ -32,7 +70,7 @@ export const componentDefinitionFields = {
     .trim()
     .min(1)
     .max(500)
-    .regex(/^\S+$/, 'must be a module path or package name without spaces')
+    .refine((module) => moduleProblem(module) === null, { error: (issue) => `module: ${moduleProblem(String(issue.input))}` })
     .nullable()
     .optional(),
   functions: z.array(componentFunctionSchema).max(200),

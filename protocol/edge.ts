@@ -8,6 +8,20 @@ export const EDGE_TOKEN_PARTY = 'hookline-edge';
 export const CONTROL_PLANE_TOKEN_PARTY = 'hookline-control-plane';
 
 /**
+ * The sizes the edge and the control plane agree on, by construction: a webhook body is at most
+ * MAX_HOOK_BODY_BYTES (HOOK_BODY_LIMIT_BYTES may lower it); a call becomes an execution only if
+ * it is at most MAX_EXECUTION_BYTES as JSON (a body written again as JSON can grow: text is
+ * escaped, headers come along); the edge delivers at most DELIVERY_LIMITS.executions executions
+ * and DELIVERY_LIMITS.bytes bytes per request, and the control plane's ingest route takes exactly
+ * that, whatever its own BODY_LIMIT_BYTES. So no execution the edge accepted is too large to deliver.
+ */
+export const MAX_HOOK_BODY_BYTES = 1024 * 1024;
+export const MAX_EXECUTION_BYTES = 2 * MAX_HOOK_BODY_BYTES;
+export const DELIVERY_LIMITS = { executions: 100, bytes: 2 * MAX_EXECUTION_BYTES } as const;
+/** `{"executions":[` and `]}` around the executions of a delivery. */
+export const DELIVERY_ENVELOPE_BYTES = 64;
+
+/**
  * How a flow's webhook authenticates its callers, as the edge holds it (secrets resolved):
  * - `hmac`: OIH's style, an HMAC of the raw body in a header (`sha256=<hex>` by default, as GitHub sends it);
  * - `standard-webhooks`: the Standard Webhooks spec (webhook-id, webhook-timestamp, webhook-signature;

@@ -10,6 +10,17 @@ import { z } from 'zod';
 export const STEP_ID = /^[A-Za-z0-9_-]+$/;
 export const STEP_ID_MESSAGE = 'must be letters, digits, _ or - (it names the step’s queue)';
 
+/**
+ * Limits that hold on every side of the fleet's wires: a flow may have at most MAX_FLOW_STEPS
+ * nodes (each is a step worker), so a deployment's spec and a runner's report of it always fit; a
+ * runner takes at most MAX_RUNNER_CAPACITY step workers and is given at most
+ * MAX_RUNNER_DEPLOYMENTS deployments (cleanups included), so its heartbeat always fits too.
+ */
+export const MAX_FLOW_STEPS = 50;
+export const MAX_FLOW_EDGES = 200;
+export const MAX_RUNNER_CAPACITY = 1000;
+export const MAX_RUNNER_DEPLOYMENTS = 2000;
+
 export const RETRY_DEFAULTS = { maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60 * 1000 } as const;
 export const STEP_DEFAULTS = { timeoutSeconds: 300, concurrency: 1, extraPrefetch: 200, memoryMb: 256, cpus: 0.5 } as const;
 
@@ -69,13 +80,33 @@ export const stepSpecSchema = z.object({
 });
 export type StepSpec = z.infer<typeof stepSpecSchema>;
 
+/**
+ * Messages one execution may make between its steps, at most (`flowSettings.maxMessages`, capped by
+ * the control plane's EXECUTION_MAX_MESSAGES). Enforced without coordination: each message carries
+ * the budget of what may still follow from it (STEP_HEADERS.budget); a step that makes k messages
+ * from an input of budget b needs k <= b and gives each floor((b - k) / k), so everything that
+ * follows from the first input stays within the cap, however the graph fans out.
+ */
+export const EXECUTION_MESSAGE_DEFAULTS = { maxMessages: 100_000, ceiling: 10_000_000 } as const;
+
+/** The budget each of `count` messages made from an input of budget `budget` carries on, or null when they do not fit it. */
+export function splitBudget(budget: number, count: number): number | null {
+  if (count === 0) return 0;
+  if (count > budget) return null;
+  return Math.floor((budget - count) / count);
+}
+
 /** One flow as a runner deploys it. A new start or a move to another runner is a new generation. */
 export const deploymentSpecSchema = z.object({
   flowId: z.string(),
   tenant: z.string(),
   generation: z.number().int().min(1),
   retry: z.object({ baseDelayMs: z.number().int(), maxDelayMs: z.number().int(), levels: z.number().int().min(0) }),
-  steps: z.array(stepSpecSchema).min(1),
+  /** The first input's message budget (EXECUTION_MESSAGE_DEFAULTS). */
+  maxMessages: z.number().int().min(1).default(EXECUTION_MESSAGE_DEFAULTS.maxMessages),
+  /** Whether outputs carry every earlier step's data (`flowSettings.passthrough`); off, messages do not grow step by step. */
+  passthrough: z.boolean().default(false),
+  steps: z.array(stepSpecSchema).min(1).max(MAX_FLOW_STEPS),
 });
 export type DeploymentSpec = z.infer<typeof deploymentSpecSchema>;
 
@@ -114,7 +145,7 @@ export const deploymentReportSchema = z.strictObject({
         reason: reason.optional(),
       }),
     )
-    .max(1000)
+    .max(MAX_FLOW_STEPS)
     .default([]),
 });
 export type DeploymentReport = z.infer<typeof deploymentReportSchema>;
@@ -166,4 +197,6 @@ export const STEP_HEADERS = {
   attempt: 'hookline-attempt',
   /** The step whose output it is. */
   source: 'hookline-source-step',
+  /** How many more messages may follow from this one within its execution (splitBudget). */
+  budget: 'hookline-budget',
 } as const;

@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { scheduleSettingsSchema, webhookSettingsSchema } from './edge.js';
-import { retrySettingsSchema, STEP_ID, STEP_ID_MESSAGE, stepSettingsSchema } from './fleet.js';
+import { EXECUTION_MESSAGE_DEFAULTS, MAX_FLOW_EDGES, MAX_FLOW_STEPS, retrySettingsSchema, STEP_ID, STEP_ID_MESSAGE, stepSettingsSchema } from './fleet.js';
 
 export const FLOW_STATUSES = ['inactive', 'starting', 'active', 'stopping'] as const;
 export type FlowStatus = (typeof FLOW_STATUSES)[number];
@@ -28,8 +28,8 @@ export const flowEdgeSchema = z.strictObject({
 });
 
 export const flowGraphSchema = z.strictObject({
-  nodes: z.array(flowNodeSchema),
-  edges: z.array(flowEdgeSchema).default([]),
+  nodes: z.array(flowNodeSchema).max(MAX_FLOW_STEPS, `a flow has at most ${MAX_FLOW_STEPS} nodes (each runs as a step worker of its own)`),
+  edges: z.array(flowEdgeSchema).max(MAX_FLOW_EDGES, `a flow has at most ${MAX_FLOW_EDGES} edges`).default([]),
 });
 
 export const ownerSchema = z.strictObject({ id: z.string().min(1), type: z.enum(['user', 'tenant']) });
@@ -37,7 +37,15 @@ export const ownerSchema = z.strictObject({ id: z.string().min(1), type: z.enum(
 export type Owner = z.infer<typeof ownerSchema>;
 
 /** `flowSettings.webhooks` and `flowSettings.schedule` are read by the edge (protocol/edge.ts), `retry` by the runner fleet (protocol/fleet.ts). */
-export const flowSettingsSchema = z.looseObject({ webhooks: webhookSettingsSchema.optional(), schedule: scheduleSettingsSchema.optional(), retry: retrySettingsSchema.optional() });
+export const flowSettingsSchema = z.looseObject({
+  webhooks: webhookSettingsSchema.optional(),
+  schedule: scheduleSettingsSchema.optional(),
+  retry: retrySettingsSchema.optional(),
+  /** Messages one execution may make between its steps (the control plane's EXECUTION_MAX_MESSAGES caps it); past it, the execution fails. */
+  maxMessages: z.number().int().min(1).max(EXECUTION_MESSAGE_DEFAULTS.ceiling).optional(),
+  /** Outputs carry the data of every earlier step (`$passthrough`, as in elastic.io); off by default, so messages do not grow step by step. */
+  passthrough: z.boolean().optional(),
+});
 export type FlowSettings = z.infer<typeof flowSettingsSchema>;
 
 /** What a client may write. `status` is never among it. */

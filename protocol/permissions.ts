@@ -1,6 +1,6 @@
 /**
- * Permission names, as OIH spells them. Restricted permissions are granted only by `all`;
- * `tenant.all` grants every common permission within the holder's own tenant.
+ * Permission names, as OIH spells them. Restricted permissions are covered only by `all` (or held
+ * by name); `tenant.all` grants every common permission within the holder's own tenant.
  */
 export const RESTRICTED_PERMISSIONS = [
   'all',
@@ -34,8 +34,14 @@ export const isPermission = (name: string): name is Permission => (ALL_PERMISSIO
 export const isCommonPermission = (name: string): boolean => common.has(name);
 
 /** Whether a set of granted permissions covers `needed` (OIH's `hasAll` rule). */
-export function grants(granted: Iterable<string>, needed: Permission): boolean {
+export function grants(granted: Iterable<string>, needed: string): boolean {
   const set = granted instanceof Set ? (granted as Set<string>) : new Set(granted);
   if (set.has('all') || set.has(needed)) return true;
   return set.has('tenant.all') && common.has(needed);
+}
+
+/** The permissions among `wanted` that `granted` does not cover, sorted and each once. */
+export function lacking(granted: Iterable<string>, wanted: Iterable<string>): string[] {
+  const set = granted instanceof Set ? (granted as Set<string>) : new Set(granted);
+  return [...new Set(wanted)].filter((permission) => !grants(set, permission)).sort();
 }

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import Docker from 'dockerode';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { MAX_RUNNER_CAPACITY } from '../protocol/fleet.js';
 import { allowedNetworksSetting } from '../protocol/outbound.js';
 import { RUNNER_DRIVERS } from '../protocol/runner.js';
 import { AmqpFleetBroker } from './broker/amqp.js';
@@ -22,15 +23,25 @@ import type { StepDriver } from './drivers/types.js';
 import { HOOKLINE_VERSION } from './images.js';
 import { LogShipper } from './logs.js';
 import { Reconciler } from './reconcile.js';
+import { parseTrustedModules, realTrustedFolders, trustReport } from './trusted-modules.js';
 
 const configSchema = z.object({
   CONTROL_PLANE_URL: z.url({ message: 'must be the control plane’s URL, such as http://127.0.0.1:3000' }),
   RUNNER_TOKEN: z.string({ message: 'is required: a service-account token (hlk_...) with runners.write' }).regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
   RUNNER_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -').default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
   RUNNER_DRIVER: z.enum(RUNNER_DRIVERS).default('process'),
-  RUNNER_CAPACITY: z.coerce.number().int().min(1).default(16),
+  RUNNER_CAPACITY: z.coerce.number().int().min(1).max(MAX_RUNNER_CAPACITY).default(16),
   RUNNER_DATA_DIR: z.string().min(1).optional(),
   RUNNER_DEPLOY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(60),
+  RUNNER_TRUSTED_MODULES: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      const parsed = parseTrustedModules(value);
+      if (!('wrong' in parsed)) return parsed;
+      ctx.addIssue({ code: 'custom', message: `must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${parsed.wrong} is neither` });
+      return z.NEVER;
+    }),
   AMQP_URL: z.string().regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://').optional(),
   BUS_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _').default('hookline'),
   LOG_LEVEL: z.string().default('info'),
@@ -50,12 +61,17 @@ Usage: npx tsx runner/main.ts
   RUNNER_NAME         this node's name, unique per account (default: the host name)
   RUNNER_DRIVER       process (default: a child process per step) | docker (a container per step;
                       DOCKER_HOST says which engine, images from npm run images)
-  RUNNER_CAPACITY     how many step workers it takes (default 16)
+  RUNNER_CAPACITY     how many step workers it takes (default 16, at most ${MAX_RUNNER_CAPACITY})
   RUNNER_DATA_DIR     where it keeps what it needs across restarts (default .hookline/runner-<name>)
   RUNNER_DEPLOY_TIMEOUT_SECONDS  how long the steps of a flow have to get ready (default 60)
   OUTBOUND_ALLOWED_NETWORKS  private networks the steps' calls may reach, comma-separated CIDRs such
                       as 10.0.0.0/8,127.0.0.1/32 (default none: loopback, link-local and private
                       addresses are refused, after DNS and at every redirect)
+  RUNNER_TRUSTED_MODULES  process driver: the code it runs as this runner's user besides the
+                      built-ins, comma-separated: package names installed beside the runner
+                      (@acme/crm trusts @acme/crm/...) and absolute folder paths (a component's
+                      ./path resolves inside them). Default: none, only the built-ins. Any other
+                      component runs in a container, on a docker runner
   LOG_LEVEL           info (default), debug, warn...`;
 
 export interface RunningRunner {
@@ -79,6 +95,9 @@ export function loadRunnerConfig(env: Record<string, string | undefined>, option
  * runs beside (npm start): its queues are then in memory too.
  */
 export async function startRunner(config: RunnerConfig, logger: Logger, options: { events?: EventPort } = {}): Promise<RunningRunner> {
+  const docker = config.RUNNER_DRIVER === 'docker';
+  // A docker runner runs every step in a container: it trusts nothing, whatever the setting says.
+  const trusted = docker ? { packages: [], folders: [] } : await realTrustedFolders(config.RUNNER_TRUSTED_MODULES);
   const client = new ControlPlaneClient(config.CONTROL_PLANE_URL, config.RUNNER_TOKEN);
   const dataDir = config.RUNNER_DATA_DIR ?? join('.hookline', `runner-${config.RUNNER_NAME}`);
   let broker: FleetBroker;
@@ -92,9 +111,16 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     throw new Error('AMQP_URL is required: a runner on its own shares RabbitMQ with the control plane (only the runner npm start runs inside the control plane may do without)');
   }
   if (config.RUNNER_DRIVER === 'docker' && broker.kind !== 'amqp') throw new Error('RUNNER_DRIVER=docker needs RabbitMQ (AMQP_URL): containers cannot reach an in-process broker');
-  const driver: StepDriver = config.RUNNER_DRIVER === 'docker' ? new DockerDriver({ docker: new Docker(), runnerName: config.RUNNER_NAME, logger }) : new ProcessDriver({ dataDir, logger });
+  const driver: StepDriver = docker ? new DockerDriver({ docker: new Docker(), runnerName: config.RUNNER_NAME, logger }) : new ProcessDriver({ dataDir, logger, trusted });
 
-  const registration = { name: config.RUNNER_NAME, host: hostname(), driver: config.RUNNER_DRIVER, capacity: config.RUNNER_CAPACITY, version: HOOKLINE_VERSION };
+  const registration = {
+    name: config.RUNNER_NAME,
+    host: hostname(),
+    driver: config.RUNNER_DRIVER,
+    capacity: config.RUNNER_CAPACITY,
+    version: HOOKLINE_VERSION,
+    trustedModules: trustReport(trusted),
+  };
   const stopping = new AbortController();
   const register = async () => {
     for (let attempt = 1; ; attempt++) {

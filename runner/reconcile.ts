@@ -5,7 +5,7 @@ import type { FleetBroker } from './broker/types.js';
 import type { ControlPlaneClient } from './control-plane.js';
 import type { RunningWorker, StepDriver, WorkerObserver } from './drivers/types.js';
 import type { LogShipper } from './logs.js';
-import type { WorkerConfig } from './worker/config.js';
+import type { WorkerConfig, WorkerSecrets } from './worker/config.js';
 
 /** A step that crashes this many times before it was ever ready fails its deployment. */
 const CRASHES_BEFORE_READY = 3;
@@ -83,7 +83,18 @@ export class Reconciler {
 
   /** The configuration a step's worker gets. */
   workerConfig(spec: DeploymentSpec, step: StepSpec): WorkerConfig {
-    return { flowId: spec.flowId, tenant: spec.tenant, generation: spec.generation, step, retry: spec.retry, controlPlaneUrl: this.options.controlPlaneUrl, outboundAllowedNetworks: this.options.outboundAllowedNetworks, broker: this.options.broker.workerBroker };
+    return {
+      flowId: spec.flowId,
+      tenant: spec.tenant,
+      generation: spec.generation,
+      step,
+      retry: spec.retry,
+      maxMessages: spec.maxMessages,
+      passthrough: spec.passthrough,
+      controlPlaneUrl: this.options.controlPlaneUrl,
+      outboundAllowedNetworks: this.options.outboundAllowedNetworks,
+      broker: this.options.broker.workerBroker,
+    };
   }
 
   /**
@@ -95,7 +106,16 @@ export class Reconciler {
       const wanted = state.deployments.find((d) => d.flowId === key.flowId && d.generation === key.generation && d.desired === 'running');
       const step = wanted?.spec.steps.find((s) => s.id === key.stepId);
       if (!wanted || !step || specHash(this.workerConfig(wanted.spec, step)) !== hash) return null;
-      return this.observer(this.deploymentFor(wanted.spec), step.id);
+      // Its step token went to its stdin with its earlier run: a start after a crash gets one minted now, once.
+      let secrets: Promise<WorkerSecrets> | undefined;
+      const mint = async () => ({ stepToken: await this.options.client.stepToken(key.flowId, key.stepId), amqpUrl: this.options.broker.workerUrl });
+      return {
+        observer: this.observer(this.deploymentFor(wanted.spec), step.id),
+        secrets: () => (secrets ??= mint().catch((error: unknown) => {
+          secrets = undefined;
+          throw error;
+        })),
+      };
     });
     for (const worker of adopted) {
       const step = this.deployments.get(worker.key.flowId)?.steps.get(worker.key.stepId);

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { bundleForNode, bundleStepWorker } from '../runner/bundle.js';
-import { COMPONENT_MODULE_IN_IMAGE, HOOKLINE_VERSION, NODE_BASE_IMAGE, STEP_WORKER_IMAGE, WORKER_ENTRY_IN_IMAGE } from '../runner/images.js';
+import { COMPONENT_MODULE_IN_IMAGE, HOOKLINE_VERSION, NODE_BASE_IMAGE, STEP_WORKER_IMAGE, WORKER_ENTRY_IN_IMAGE, WORKER_USER } from '../runner/images.js';
 import { WORKER_ENV } from '../runner/worker/config.js';
 
 /** The example component's image: runner/components/examples/greeter.ts, function `greet`. */
@@ -128,6 +128,9 @@ function sharedLibraries(binary: string): string[] {
   return [...paths];
 }
 
+const BASE_PASSWD = 'root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n';
+const BASE_GROUP = 'root:x:0:\nnogroup:x:65534:\n';
+
 /**
  * NODE_BASE_IMAGE: the host's node binary (at /usr/local/bin/node) and the libraries `ldd` lists,
  * at the paths the binary looks for them, imported as an image of its own (`docker import`).
@@ -149,8 +152,8 @@ async function importNodeBaseImage(options: BuildOptions): Promise<BuiltImage> {
   const files: { name: string; mode: number; content: Buffer }[] = [{ name: 'usr/local/bin/node', mode: 0o755, content: await readFile(node) }];
   for (const library of libraries) files.push({ name: library.slice(1), mode: 0o755, content: await readFile(await realpath(library)) });
   const text = (name: string, content: string) => files.push({ name, mode: 0o644, content: Buffer.from(content) });
-  text('etc/passwd', 'root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
-  text('etc/group', 'root:x:0:\nnogroup:x:65534:\n');
+  text('etc/passwd', BASE_PASSWD);
+  text('etc/group', BASE_GROUP);
   text('etc/nsswitch.conf', 'passwd: files\ngroup: files\nhosts: files dns\n');
 
   const bytes = files.reduce((sum, file) => sum + file.content.length, 0);
@@ -223,7 +226,11 @@ export async function buildImageFromFiles(recipe: ImageRecipe, options: BuildOpt
 
 export const EXAMPLE_GREETER_ENTRY = join(ROOT, 'runner/components/examples/greeter.ts');
 
-/** STEP_WORKER_IMAGE: NODE_BASE_IMAGE plus runner/worker/main.ts bundled (with the built-in components) at WORKER_ENTRY_IN_IMAGE. */
+/**
+ * STEP_WORKER_IMAGE: NODE_BASE_IMAGE plus runner/worker/main.ts bundled (with the built-in
+ * components) at WORKER_ENTRY_IN_IMAGE, run as WORKER_USER (the docker driver says so too, for
+ * images built on others).
+ */
 export function buildStepWorkerImage(options: BuildOptions = {}): Promise<BuiltImage> {
   return once(STEP_WORKER_IMAGE, options, () => bundleStepWorkerImage(options));
 }
@@ -237,8 +244,18 @@ async function bundleStepWorkerImage(options: BuildOptions): Promise<BuiltImage>
     {
       image: STEP_WORKER_IMAGE,
       from: NODE_BASE_IMAGE,
-      instructions: ['COPY worker.mjs ' + WORKER_ENTRY_IN_IMAGE, 'ENV NODE_ENV=production', `CMD ["node", "${WORKER_ENTRY_IN_IMAGE}"]`],
-      files: { 'worker.mjs': worker },
+      instructions: [
+        'COPY worker.mjs ' + WORKER_ENTRY_IN_IMAGE,
+        'COPY passwd group /etc/',
+        'ENV NODE_ENV=production',
+        `USER ${WORKER_USER.uid}:${WORKER_USER.gid}`,
+        `CMD ["node", "${WORKER_ENTRY_IN_IMAGE}"]`,
+      ],
+      files: {
+        'worker.mjs': worker,
+        passwd: `${BASE_PASSWD}${WORKER_USER.name}:x:${WORKER_USER.uid}:${WORKER_USER.gid}:step worker:/nonexistent:/usr/sbin/nologin\n`,
+        group: `${BASE_GROUP}${WORKER_USER.name}:x:${WORKER_USER.gid}:\n`,
+      },
       labels: { 'hookline.version': HOOKLINE_VERSION },
     },
     { ...options, docker },

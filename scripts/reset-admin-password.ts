@@ -5,6 +5,7 @@
  */
 import { and, eq, isNull } from 'drizzle-orm';
 import { parseArgs } from 'node:util';
+import { adminPasswordProblem } from '../control-plane/iam/bootstrap.js';
 import { configOrExit } from '../control-plane/main.js';
 import { openDatabase } from '../control-plane/db/index.js';
 import { generatePassword, hashPassword } from '../control-plane/iam/passwords.js';
@@ -16,12 +17,17 @@ if (args.help) {
   console.log(`Usage: npm run reset-admin-password
 
 Sets a new password for ADMIN_USERNAME (default admin@hookline.local): ADMIN_PASSWORD if set, else a
-generated one, printed once. Unlocks the account and ends its login sessions. Reads the same
-settings as the control plane (npx tsx control-plane/main.ts --help).`);
+generated one, printed once; a weak ADMIN_PASSWORD is refused. Unlocks the account and ends its
+login sessions. Reads the same settings as the control plane (npx tsx control-plane/main.ts --help).`);
   process.exit(0);
 }
 
 const config = configOrExit();
+const weak = config.ADMIN_PASSWORD && (await adminPasswordProblem(config.ADMIN_PASSWORD, config.ADMIN_USERNAME));
+if (weak) {
+  console.error(weak);
+  process.exit(1);
+}
 const database = await openDatabase(config, createLogger('warn'));
 try {
   await database.migrate();

@@ -99,7 +99,7 @@ function runMain(args: string[], env: Record<string, string>): Promise<{ code: n
     execFile(
       'npx',
       ['tsx', 'control-plane/main.ts', ...args],
-      { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 60_000 },
+      { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 120_000 },
       (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
   });
@@ -113,6 +113,16 @@ describe('control-plane/main.ts', () => {
     expect(run.stderr).toContain('Run with --help to see every setting.');
     expect(run.stdout).not.toContain('is running');
   });
+
+  it('refuses a weak ADMIN_PASSWORD on the first start, without repeating it', async () => {
+    const run = await runMain([], { PGLITE_DIR: 'memory://', ADMIN_PASSWORD: 'hooklineadmin', LOG_LEVEL: 'silent' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('Invalid configuration:\n  ADMIN_PASSWORD (not shown): too easy to guess. ');
+    expect(run.stderr).toContain('Choose another, or leave it unset to have one generated.');
+    expect(run.stderr).not.toContain('hooklineadmin');
+    expect(run.stderr).not.toMatch(/\bat \S+ \(/); // a message, not a stack trace
+    expect(run.stdout).not.toContain('is running');
+  }, 150_000); // it opens and migrates a database first: slow on a busy machine
 
   it('prints the help with --help and exits 0', async () => {
     const run = await runMain(['--help'], { PORT: 'abc' });

@@ -38,6 +38,16 @@ describe('npm run reset-admin-password', () => {
     }
   });
 
+  it('refuses a weak ADMIN_PASSWORD before opening the database', async () => {
+    const failed = await reset({ ADMIN_PASSWORD: 'aaaaaaaaaaaaaaaa' }).then(
+      () => null,
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(/ADMIN_PASSWORD \(not shown\): too easy to guess\. Repeated characters/);
+    expect(failed?.stderr).not.toContain('aaaaaaaaaaaaaaaa');
+  });
+
   it('says so, and exits 1, for an account that does not exist', async () => {
     const failed = await reset({ ADMIN_USERNAME: 'nobody@hookline.local' }).then(
       () => null,

@@ -3,7 +3,7 @@ import { guard, type AppEnv } from '../http/auth.js';
 import { errorBody, validationHook } from '../http/errors.js';
 import { bodyErrors, conflictError, errors, json, security } from '../http/openapi.js';
 import { page, pageMetaSchema, pagingQuery, sortQuery } from '../http/paging.js';
-import { InvalidRecordError, listRecords, pushRecord } from './service.js';
+import { InvalidRecordError, listRecords, pushRecord, SYSTEM_NAMESPACES, SYSTEM_SERVICES } from './service.js';
 
 const auditRecord = z
   .object({
@@ -12,6 +12,8 @@ const auditRecord = z
     payload: z.record(z.string(), z.unknown()),
     tenant: z.string().nullable().openapi({ description: 'The tenant the record belongs to; null for events about no tenant' }),
     receivedAt: z.string().openapi({ format: 'date-time', description: 'When the audit log stored it' }),
+    origin: z.enum(['event', 'pushed']).openapi({ description: 'event: Hookline published it; pushed: a caller sent it to POST /logs (its headers are what the caller said)' }),
+    pushedBy: z.string().nullable().openapi({ description: 'The user or service account that pushed it; null for events' }),
   })
   .openapi('AuditRecord');
 const recordResponse = z.object({ data: auditRecord }).openapi('AuditRecordResponse');
@@ -40,6 +42,8 @@ const listQuery = z
   .strictObject({
     ...pagingQuery,
     'filter[service]': z.string().min(1).max(200).optional().openapi({ description: 'Only events of this serviceName' }),
+    'filter[origin]': z.enum(['event', 'pushed']).optional().openapi({ description: 'Only what Hookline published (event), or only what callers pushed (pushed)' }),
+    'filter[pushedBy]': z.string().min(1).max(200).optional().openapi({ description: 'Only records this user or service account pushed' }),
     'filter[name]': z
       .string()
       .regex(/^[A-Za-z0-9_.-]+\*?$/, 'must be an event name, or a prefix ending in * such as flow.*')
@@ -73,7 +77,7 @@ const push = createRoute({
   tags: ['audit'],
   summary: 'Add a record to the audit log',
   description:
-    "One event envelope. The record belongs to your tenant: payload.tenant may be left out or name your tenant, any other is a 403 (holders of `all` may name any tenant). A known event name's payload must match its schema.",
+    `One event envelope, stored with \`origin: pushed\` and \`pushedBy\` you. The record belongs to your tenant: payload.tenant may be left out or name your tenant, any other is a 403 (holders of \`all\` may name any tenant). A name in the namespaces of Hookline's own events (${SYSTEM_NAMESPACES.map((namespace) => `${namespace}.*`).join(', ')}) or the serviceName of one of its services (${SYSTEM_SERVICES.join(', ')}) is a 400: a pushed record cannot pose as one of Hookline's.`,
   security,
   middleware: guard('logs.push'),
   request: { body: { required: true, content: { 'application/json': { schema: pushBody } } } },
@@ -93,6 +97,8 @@ export function auditRoutes() {
       const paging = page(query);
       const { records, total } = await listRecords(c.get('services').db, c.get('principal'), {
         service: query['filter[service]'],
+        origin: query['filter[origin]'],
+        pushedBy: query['filter[pushedBy]'],
         name: query['filter[name]'],
         from: query['filter[from]'],
         to: query['filter[to]'],

@@ -1,6 +1,9 @@
 import { index, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import type { EventHeaders } from '../../protocol/envelope.js';
 
+/** Where a record came from: an event Hookline published on the bus, or a caller's POST /logs. */
+export type RecordOrigin = 'event' | 'pushed';
+
 /** One event envelope as received; kept when its tenant or user is deleted. */
 export const auditRecords = pgTable(
   'audit_records',
@@ -15,6 +18,9 @@ export const auditRecords = pgTable(
     userId: text('user_id'),
     headers: jsonb('headers').$type<EventHeaders>().notNull(),
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    origin: text('origin').$type<RecordOrigin>().notNull().default('event'),
+    /** The user or service account that pushed it; null for events. */
+    pushedBy: text('pushed_by'),
   },
   (t) => [
     index('audit_tenant_created_idx').on(t.tenantId, t.createdAt),

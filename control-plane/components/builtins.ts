@@ -1,5 +1,5 @@
 import { and, inArray, isNull, not, sql } from 'drizzle-orm';
-import { componentCreateSchema } from '../../protocol/component.js';
+import { BUILTIN_MODULE_PREFIX, componentCreateSchema } from '../../protocol/component.js';
 import { BUILTIN_COMPONENTS, type BuiltinComponent } from '../../runner/components/index.js';
 import type { Database } from '../db/index.js';
 import { components } from './schema.js';
@@ -19,9 +19,11 @@ export interface SeedResult {
  */
 export async function seedBuiltinComponents(db: Database, builtins: readonly BuiltinComponent[] = BUILTIN_COMPONENTS): Promise<SeedResult> {
   for (const builtin of builtins) {
-    const { id: _, ...definition } = builtin;
+    const { id: _, module, ...definition } = builtin;
+    // A built-in's module is its `hookline:` name, which a client may not write; the rest is checked as a client's would be.
     const checked = componentCreateSchema.safeParse({ ...definition, access: 'public' });
     if (!checked.success) throw new Error(`Built-in component ${builtin.name} is not a valid component: ${checked.error.message}`);
+    if (!module.startsWith(BUILTIN_MODULE_PREFIX)) throw new Error(`Built-in component ${builtin.name} is not a valid component: its module must be ${BUILTIN_MODULE_PREFIX}<name>`);
   }
   return db.transaction(async (tx) => {
     const ids = builtins.map((b) => b.id);

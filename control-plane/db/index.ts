@@ -45,8 +45,7 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
       const { drizzle } = await import('drizzle-orm/node-postgres');
       const { migrate } = await import('drizzle-orm/node-postgres/migrator');
       const pool = new Pool({ connectionString: config.DATABASE_URL, max: 10 });
-      // An idle connection the server closes (restart, failover) must not crash the process; the pool replaces it.
-      pool.on('error', (error) => logger.warn({ err: error }, 'database: an idle connection was closed'));
+      survivesDroppedConnections(pool, logger);
       const db = drizzle({ client: pool, schema });
       return {
         db: db as unknown as Database,
@@ -71,7 +70,7 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
         neonConfig.pipelineConnect = false;
       }
       const pool = new Pool({ connectionString: config.DATABASE_URL, max: 10 });
-      pool.on('error', (error: Error) => logger.warn({ err: error }, 'database: an idle connection was closed'));
+      survivesDroppedConnections(pool, logger);
       const db = drizzle({ client: pool, schema });
       return {
         db: db as unknown as Database,
@@ -82,6 +81,22 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
       };
     }
   }
+}
+
+interface ClientPool {
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'connect', listener: (client: { on(event: 'error', listener: (error: Error) => void): unknown }) => void): unknown;
+}
+
+/**
+ * A connection the server drops (a restart, a failover, pg_terminate_backend) must never take the
+ * process down. The pool's own 'error' covers idle connections only; a connection in use (inside
+ * a transaction, say) emits 'error' on its client, which crashes the process without a listener.
+ * Its query fails with the error, the caller sees that, and the pool replaces the connection.
+ */
+function survivesDroppedConnections(pool: ClientPool, logger: Logger): void {
+  pool.on('error', (error) => logger.warn({ err: error }, 'database: an idle connection was closed'));
+  pool.on('connect', (client) => client.on('error', (error) => logger.warn({ err: error }, 'database: a connection in use was closed')));
 }
 
 /** Whether a query failed on a unique constraint (PostgreSQL 23505), as every driver reports it through drizzle. */

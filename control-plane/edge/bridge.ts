@@ -33,6 +33,11 @@ export async function subscribeEdgeBridge(services: Services): Promise<void> {
     'flow.started': on('flow.started', async (ref, event) => {
       const flow = await services.db.query.flows.findFirst({ where: (f, { and, eq }) => and(eq(f.id, ref.id), eq(f.tenantId, ref.tenant)) });
       if (!flow) return;
+      // Reported after a stop (the fleet's flow.started can be newer than flow.stopping): the stop stands.
+      if (flow.status !== 'starting' && flow.status !== 'active') {
+        services.logger.info({ flowId: flow.id, status: flow.status }, 'flow.started for a flow that is not starting: its trigger is not pushed to the edge');
+        return;
+      }
       await push({ id: flow.id, tenant: flow.tenantId, flowSettings: flow.flowSettings, cron: flow.cron, timezone: flow.timezone }, 'live', event);
     }),
     'flow.stopping': on('flow.stopping', (flow, event) => call('DELETE', `/control/flows/${flow.id}?version=${versionOf(event)}`)),

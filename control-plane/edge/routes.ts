@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../http/auth.js';
+import { DELIVERY_LIMITS } from '../../protocol/edge.js';
 import { ApiError, errorSchema, validationHook } from '../http/errors.js';
 import { bodyErrors, json, jsonBody } from '../http/openapi.js';
 import { desiredTriggers, ingestExecutions } from './service.js';
@@ -15,14 +16,16 @@ const answer = z
   })
   .openapi('EdgeIngestAnswer');
 
+export const EDGE_INGEST_PATH = '/api/v1/edge/executions';
+
 const ingest = createRoute({
   method: 'post',
   path: '/executions',
   tags: ['edge'],
   summary: 'Executions from the edge Worker (webhook calls and schedule slots)',
   description:
-    'For the edge only: a token signed with EDGE_CONTROL_SECRET. Each new flowExecId is published as flow.executed; one seen before is a duplicate and changes nothing, so the edge may send a batch again.',
-  request: { body: jsonBody(z.strictObject({ executions: z.array(z.unknown()).min(1).max(100) }).openapi('EdgeIngest')) },
+    'For the edge only: a token signed with EDGE_CONTROL_SECRET. Each new flowExecId is published as flow.executed; one seen before is a duplicate and changes nothing, so the edge may send a batch again. One that can never run (malformed, or no such flow in its tenant) is rejected and recorded as a failed execution with the reason. Up to 100 executions and 4 MiB, whatever BODY_LIMIT_BYTES says (protocol/edge.ts).',
+  request: { body: jsonBody(z.strictObject({ executions: z.array(z.unknown()).min(1).max(DELIVERY_LIMITS.executions) }).openapi('EdgeIngest')) },
   responses: {
     200: json(answer, 'What became of each execution'),
     400: json(errorSchema, 'Not a batch of 1 to 100 executions'),

@@ -6,6 +6,7 @@ import { emit } from '../bus/outbox.js';
 import { isUuid } from '../db/index.js';
 import { describeIssue } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
+import { recordRefused, type RefusedExecution } from '../executions/service.js';
 import { apiKeyValues } from '../secrets/service.js';
 import { transact, type Services } from '../services.js';
 import { edgeExecutions } from './schema.js';
@@ -23,18 +24,19 @@ export interface IngestAnswer {
 
 /**
  * Executions from the edge: each new flowExecId is recorded and published as `flow.executed` in one
- * transaction, so a batch the edge sends again (it retries until it gets an answer) publishes nothing twice.
+ * transaction, so a batch the edge sends again (it retries until it gets an answer) publishes nothing
+ * twice. One that can never run is rejected (the edge drops it) and recorded as a failed execution
+ * with the reason, when it names a tenant that exists.
  */
 export async function ingestExecutions(services: Services, batch: unknown[]): Promise<IngestAnswer> {
   const answer: IngestAnswer = { accepted: [], duplicates: [], rejected: [] };
   const valid: EventPayload<'flow.executed'>[] = [];
+  const refused: { item: unknown; reason: string }[] = [];
   for (const item of batch) {
     const parsed = flowExecutedSchema.safeParse(item);
-    const flowExecId = typeof (item as { flowExecId?: unknown })?.flowExecId === 'string' ? (item as { flowExecId: string }).flowExecId : '';
     if (parsed.success) valid.push(parsed.data);
-    else answer.rejected.push({ flowExecId, reason: parsed.error.issues.map((issue) => describeIssue(issue, 'execution')).join('; ') });
+    else refused.push({ item, reason: `the edge delivered an execution that cannot be read: ${parsed.error.issues.map((issue) => describeIssue(issue, 'execution')).join('; ')}` });
   }
-  if (valid.length === 0) return answer;
 
   await transact(services, async (tx) => {
     const ids = [...new Set(valid.map((e) => e.flowId))].filter(isUuid);
@@ -42,7 +44,7 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
     for (const execution of valid) {
       const flow = known.find((f) => f.id === execution.flowId);
       if (!flow || flow.tenantId !== execution.tenant) {
-        answer.rejected.push({ flowExecId: execution.flowExecId, reason: `no flow ${execution.flowId} in tenant ${execution.tenant}` });
+        refused.push({ item: execution, reason: `no flow ${execution.flowId} in this tenant when the execution arrived (it was deleted, or never was)` });
         continue;
       }
       const [fresh] = await tx
@@ -57,9 +59,35 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
       await emit(tx, SERVICE_NAME, 'flow.executed', execution);
       answer.accepted.push(execution.flowExecId);
     }
+    for (const { item, reason } of refused) {
+      const ref = refusedExecution(item);
+      answer.rejected.push({ flowExecId: ref?.flowExecId ?? stringField(item, 'flowExecId') ?? '', reason });
+      if (ref) await recordRefused(tx, ref, reason);
+    }
   });
   if (answer.rejected.length > 0) services.logger.warn({ rejected: answer.rejected }, 'edge executions rejected');
   return answer;
+}
+
+const stringField = (item: unknown, name: string): string | null => {
+  const value = (item as Record<string, unknown> | null)?.[name];
+  return typeof value === 'string' && value.length > 0 && value.length <= 200 ? value : null;
+};
+
+/** What a refused execution says of itself, when that is enough to record it: ids, and a tenant id that may exist. */
+function refusedExecution(item: unknown): RefusedExecution | null {
+  const [flowExecId, flowId, tenant] = [stringField(item, 'flowExecId'), stringField(item, 'flowId'), stringField(item, 'tenant')];
+  if (!flowExecId || !flowId || !tenant || !isUuid(tenant)) return null;
+  const received = new Date(stringField(item, 'receivedAt') ?? NaN);
+  const trigger = stringField(item, 'trigger');
+  return {
+    flowExecId,
+    flowId,
+    tenant,
+    receivedAt: Number.isNaN(received.getTime()) ? new Date() : received,
+    trigger: trigger === 'webhook' || trigger === 'schedule' || trigger === 'manual' ? trigger : null,
+    message: (item as { message?: unknown }).message,
+  };
 }
 
 /**

@@ -173,6 +173,34 @@ export async function recordExecuted(tx: Database, payload: EventPayload<'flow.e
   return { applied: true, finished: 1 };
 }
 
+/** What an execution the edge delivered may say of itself, checked or not. */
+export interface RefusedExecution {
+  flowExecId: string;
+  flowId: string;
+  tenant: string;
+  receivedAt: Date;
+  trigger: 'webhook' | 'schedule' | 'manual' | null;
+  message: unknown;
+}
+
+/**
+ * An execution the edge delivered that can never run (malformed, or its flow is not in its
+ * tenant): recorded as failed with the reason, once, so that the 202 its caller got leads to a
+ * record. Nothing when it names no known tenant, or when its record exists already.
+ */
+export async function recordRefused(tx: Database, refused: RefusedExecution, reason: string): Promise<boolean> {
+  const row = await lockRecord(tx, refused, refused.receivedAt);
+  if (!row || row.status !== 'running' || row.trigger !== null) return false;
+  const why = cut(reason, MAX_REASON_MESSAGE_CHARS);
+  await tx
+    .update(executions)
+    .set({ status: 'failed', reason: why, trigger: refused.trigger, input: refused.message === undefined ? null : capPayload(refused.message), finishedAt: refused.receivedAt, updatedAt: new Date() })
+    .where(eq(executions.id, row.id));
+  await tx.delete(executionDeliveries).where(eq(executionDeliveries.executionId, row.id));
+  await emitFinished(tx, row, 'failed', why);
+  return true;
+}
+
 /** flow.stopped: every running execution of the flow fails (finishedAt: the event's time). Returns how many. */
 export async function recordFlowStopped(tx: Database, payload: EventPayload<'flow.stopped'>, at: Date): Promise<number> {
   if (!isUuid(payload.tenant)) return 0;

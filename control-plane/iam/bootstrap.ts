@@ -1,5 +1,7 @@
 import { and, count, eq, isNull } from 'drizzle-orm';
+import { ConfigError } from '../config.js';
 import type { Database } from '../db/index.js';
+import { passwordWeakness } from './password-policy.js';
 import { generatePassword, hashPassword } from './passwords.js';
 import { roles, tenants, userRoles, users } from './schema.js';
 
@@ -14,6 +16,14 @@ export const SYSTEM_ROLES = {
 } as const;
 
 export const DEFAULT_TENANT = 'default';
+
+const ADMIN_FIRSTNAME = 'Admin';
+
+/** Why ADMIN_PASSWORD fails the password policy (without repeating it), or null when it passes. */
+export async function adminPasswordProblem(password: string, username: string): Promise<string | null> {
+  const weakness = await passwordWeakness(password, [username, ADMIN_FIRSTNAME]);
+  return weakness && `Invalid configuration:\n  ADMIN_PASSWORD (not shown): ${weakness} Choose another, or leave it unset to have one generated.`;
+}
 
 /**
  * Creates the system roles, and on the very first start the default tenant and the first admin.
@@ -30,6 +40,8 @@ export async function bootstrapIam(
     .onConflictDoNothing();
   const [{ users: existing } = { users: 0 }] = await db.select({ users: count() }).from(users);
   if (existing > 0) return { created: false };
+  const problem = admin.password && (await adminPasswordProblem(admin.password, admin.username));
+  if (problem) throw new ConfigError(problem);
 
   return db.transaction(async (tx) => {
     await tx.insert(tenants).values({ name: DEFAULT_TENANT }).onConflictDoNothing();
@@ -37,7 +49,7 @@ export async function bootstrapIam(
     const password = admin.password ?? generatePassword();
     const [user] = await tx
       .insert(users)
-      .values({ username: admin.username.toLowerCase(), passwordHash: await hashPassword(password), tenantId: tenant!.id, firstname: 'Admin' })
+      .values({ username: admin.username.toLowerCase(), passwordHash: await hashPassword(password), tenantId: tenant!.id, firstname: ADMIN_FIRSTNAME })
       .onConflictDoNothing()
       .returning({ id: users.id });
     if (!user) return { created: false } as const;

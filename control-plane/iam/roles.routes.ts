@@ -25,7 +25,7 @@ const description = z.string().max(500);
 const permissions = z.array(z.string().min(1).max(100)).max(100).openapi({ description: 'Permission names (GET /api/v1/permissions)' });
 
 const permissionList = z
-  .object({ data: z.array(z.object({ name: z.string(), restricted: z.boolean().openapi({ description: 'Only holders of `all` may grant it' }) })) })
+  .object({ data: z.array(z.object({ name: z.string(), restricted: z.boolean().openapi({ description: 'Not covered by tenant.all: only holders of `all` or of the permission itself have it to grant' }) })) })
   .openapi('PermissionList');
 
 const roleId = idParam('role');
@@ -58,7 +58,7 @@ const create = createRoute({
   path: '/roles',
   tags: ['roles'],
   summary: 'Create a role',
-  description: 'tenant.roles.create: a role of your tenant with common permissions. iam.role.create: in any tenant, or global without `tenant`.',
+  description: 'tenant.roles.create: a role of your tenant. iam.role.create: in any tenant, or global without `tenant`. A role holds only permissions you hold (403 naming what you lack).',
   security,
   middleware: guard(),
   request: {
@@ -87,7 +87,7 @@ const patch = createRoute({
   path: '/roles/{id}',
   tags: ['roles'],
   summary: 'Change a role',
-  description: 'The change applies to every holder at their next request.',
+  description: 'The change applies to every holder at their next request. Only if you hold every permission of the role, of its new list and of every account holding it.',
   security,
   middleware: guard(),
   request: { params: roleId, body: jsonBody(z.strictObject({ name: name.optional(), description: description.optional(), permissions: permissions.optional() }).openapi('RolePatch')) },
@@ -99,6 +99,7 @@ const remove = createRoute({
   path: '/roles/{id}',
   tags: ['roles'],
   summary: 'Delete a role; its holders lose it',
+  description: 'Only if you hold every permission of the role and of every account holding it.',
   security,
   middleware: guard(),
   request: { params: roleId },

@@ -1,11 +1,12 @@
 import { and, asc, count, eq, isNull, or } from 'drizzle-orm';
+import { lacking } from '../../protocol/permissions.js';
 import { emit } from '../bus/outbox.js';
 import { isUniqueViolation, type Database } from '../db/index.js';
 import { permissionScope } from '../http/auth.js';
 import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import { transact, type Services } from '../services.js';
-import { roles, tenants } from './schema.js';
-import { checkGrantable, SERVICE_NAME } from './service.js';
+import { roles, tenants, userRoles } from './schema.js';
+import { checkGrantable, permissionsOf, SERVICE_NAME } from './service.js';
 import type { Principal } from './tokens.js';
 
 export interface Role {
@@ -56,6 +57,18 @@ function assertChangeable(row: RoleRow, scope: string | null): void {
   if (scope !== null && row.tenantId === null) throw forbidden(`${row.name} is a global role: only an admin may change it`);
 }
 
+/**
+ * Changing or deleting a role changes what its holders may do, so it follows the rule for accounts:
+ * the caller must hold every permission of the role and of every account that holds it.
+ */
+async function assertRoleNotOutranked(db: Database, principal: Principal, row: RoleRow): Promise<void> {
+  const own = lacking(principal.permissions, row.permissions);
+  if (own.length > 0) throw forbidden(`Role ${row.name} holds permissions you lack (${own.join(', ')}), so you may not change or delete it`);
+  const holders = db.select({ id: userRoles.userId }).from(userRoles).where(eq(userRoles.roleId, row.id));
+  const theirs = lacking(principal.permissions, await permissionsOf(db, holders));
+  if (theirs.length > 0) throw forbidden(`Role ${row.name} is held by accounts with permissions you lack (${theirs.join(', ')}), so you may not change or delete it`);
+}
+
 export async function listRoles(db: Database, principal: Principal, query: { tenant?: string; limit: number; offset: number }): Promise<{ roles: Role[]; total: number }> {
   const scope = permissionScope(principal, 'iam.role.read', 'tenant.roles.read');
   const where = and(visible(scope), query.tenant ? eq(roles.tenantId, query.tenant) : undefined);
@@ -70,7 +83,7 @@ export async function getRole(db: Database, principal: Principal, id: string): P
   return toRole(await findRole(db, permissionScope(principal, 'iam.role.read', 'tenant.roles.read'), id));
 }
 
-/** Tenant admins create roles in their own tenant, with common permissions only; admins anywhere, or global ones (no tenant). */
+/** Tenant admins create roles in their own tenant, admins anywhere or global ones (no tenant); a role holds only what its author holds. */
 export async function createRole(
   services: Services,
   principal: Principal,
@@ -103,6 +116,7 @@ export async function updateRole(services: Services, principal: Principal, id: s
   return transact(services, async (tx) => {
     const row = await findRole(tx, scope, id);
     assertChangeable(row, scope);
+    await assertRoleNotOutranked(tx, principal, row);
     await assertNameFree(tx, patch.name, row.tenantId);
     const [updated] = await tx
       .update(roles)
@@ -122,6 +136,7 @@ export async function deleteRole(services: Services, principal: Principal, id: s
   await transact(services, async (tx) => {
     const row = await findRole(tx, scope, id);
     assertChangeable(row, scope);
+    await assertRoleNotOutranked(tx, principal, row);
     await tx.delete(roles).where(eq(roles.id, id));
     await emit(tx, SERVICE_NAME, 'iam.role.deleted', { id, tenant: row.tenantId, user: principal.userId });
   });

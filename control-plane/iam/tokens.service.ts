@@ -43,8 +43,8 @@ const toToken = (row: Row): ServiceToken => ({
 const visible = (scope: string | null, ...more: (SQL | undefined)[]) => and(eq(tokens.kind, 'service'), scope === null ? undefined : eq(users.tenantId, scope), ...more);
 
 /**
- * Mints a permanent token for a service account. Tenant admins may do so only for their own tenant's
- * accounts whose permissions stay within the common ones, so a token never outranks its minter.
+ * Mints a permanent token for a service account: tenant admins for their own tenant's accounts, and
+ * nobody for an account holding a permission they lack, so a token never outranks its minter.
  */
 export async function createServiceToken(
   services: Services,
@@ -57,7 +57,7 @@ export async function createServiceToken(
   if (account.kind !== 'service') throw badRequest(`Account ${account.username} is a person, who logs in with POST /login; tokens are for service accounts`);
   if (account.status !== 'active') throw badRequest(`Account ${account.username} is disabled`);
   if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badRequest('expiresAt must be in the future');
-  if (scope !== null) await assertNotOutranked(services.db, principal, account, 'mint tokens for');
+  await assertNotOutranked(services.db, principal, account, 'mint tokens for');
 
   return transact(services, async (tx) => {
     const { id, token } = await services.tokens.issueServiceToken(tx, {

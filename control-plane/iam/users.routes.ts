@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { guard, type AppEnv } from '../http/auth.js';
-import { validationHook } from '../http/errors.js';
+import { errorSchema, validationHook } from '../http/errors.js';
 import { bodyErrors, conflictError, errors, idParam, json, jsonBody, notFoundError, security } from '../http/openapi.js';
 import { page, pageMetaSchema, pagingQuery } from '../http/paging.js';
 import { createAccount, deleteAccount, getAccount, listAccounts, updateAccount } from './users.service.js';
@@ -30,7 +30,11 @@ const username = z
   .max(320)
   .regex(/^[^\s]+$/, 'must not contain spaces')
   .openapi({ description: 'Login name, usually an email address; stored in lower case', example: 'ada@example.com' });
-const password = z.string().min(12, 'must be at least 12 characters').max(1024);
+const password = z
+  .string()
+  .min(12, 'must be at least 12 characters')
+  .max(1024)
+  .openapi({ description: 'At least 12 characters, and not easy to guess: no common password, pattern, or part of the username or names (a 400 says why)' });
 const name = z.string().trim().max(200);
 const roleNames = z.array(z.string().min(1).max(64)).max(50).openapi({ description: 'Role names or ids: global roles, or roles of the user’s tenant' });
 const permissionNames = z.array(z.string().min(1).max(100)).max(100).openapi({ description: 'Permissions granted directly' });
@@ -52,6 +56,7 @@ const patchBody = z
   .strictObject({
     username: username.optional(),
     password: password.optional(),
+    currentPassword: z.string().min(1).max(1024).optional().openapi({ description: 'Your current password: required to change your own, refused otherwise' }),
     firstname: name.optional(),
     lastname: name.optional(),
     status: z.enum(['active', 'disabled']).optional().openapi({ description: 'disabled: no login, and every token of the account stops working' }),
@@ -96,7 +101,7 @@ const create = createRoute({
   path: '/',
   tags: ['users'],
   summary: 'Create a user or a service account',
-  description: 'Needs iam.account.create, or tenant.account.create for your own tenant. Restricted permissions, and roles holding them, only an admin may grant.',
+  description: 'Needs iam.account.create, or tenant.account.create for your own tenant. You may grant only permissions you hold, and assign only roles whose permissions you hold (403 naming what you lack).',
   security,
   middleware: guard(),
   request: { body: jsonBody(createBody) },
@@ -120,11 +125,18 @@ const patch = createRoute({
   tags: ['users'],
   summary: 'Change a user',
   description:
-    'You may change your own names and password without any permission; everything else needs iam.account.update, or tenant.account.update within your tenant. A new password or `disabled` ends the account’s login sessions.',
+    'You may change your own names without any permission, and your own password by giving `currentPassword` (a wrong one counts as a failed login). Everything else needs iam.account.update, or tenant.account.update within your tenant; you may grant only what you hold, and not change an account that holds a permission you lack. A new password or `disabled` ends the account’s login sessions.',
   security,
   middleware: guard(),
   request: { params: userId, body: jsonBody(patchBody) },
-  responses: { 200: json(accountResponse, 'The user as stored'), ...errors, ...unknownUser, ...conflictError('The username is taken, or you tried to disable yourself'), ...bodyErrors },
+  responses: {
+    200: json(accountResponse, 'The user as stored'),
+    ...errors,
+    ...unknownUser,
+    ...conflictError('The username is taken, or you tried to disable yourself'),
+    429: json(errorSchema, 'Your account is locked after too many failed logins or wrong current passwords; Retry-After says for how long'),
+    ...bodyErrors,
+  },
 });
 
 const remove = createRoute({

@@ -4,6 +4,8 @@ import { escapeLike, isUniqueViolation, type Database } from '../db/index.js';
 import { permissionScope } from '../http/auth.js';
 import { badRequest, conflict, forbidden, notFound } from '../http/errors.js';
 import { transact, type Services } from '../services.js';
+import { checkPasswordAttempt } from './password-attempts.js';
+import { passwordWeakness } from './password-policy.js';
 import { hashPassword } from './passwords.js';
 import { roles, tenants, tokens, userRoles, users } from './schema.js';
 import { assertNotOutranked, checkGrantable, resolveRoles, SERVICE_NAME } from './service.js';
@@ -35,7 +37,11 @@ export interface AccountCreate {
   permissions: string[];
 }
 
-export type AccountPatch = Partial<Pick<AccountCreate, 'username' | 'password' | 'firstname' | 'lastname' | 'roles' | 'permissions'>> & { status?: Account['status'] };
+export type AccountPatch = Partial<Pick<AccountCreate, 'username' | 'password' | 'firstname' | 'lastname' | 'roles' | 'permissions'>> & {
+  status?: Account['status'];
+  /** Required to change one's own password; refused otherwise. */
+  currentPassword?: string;
+};
 
 type UserRow = typeof users.$inferSelect;
 
@@ -61,6 +67,24 @@ async function toAccounts(db: Database, rows: UserRow[]): Promise<Account[]> {
 }
 
 const toAccount = async (db: Database, row: UserRow) => (await toAccounts(db, [row]))[0]!;
+
+/** A 400 unless `password` is strong enough for the account named. */
+async function assertStrongPassword(password: string, account: { username: string; firstname?: string | null; lastname?: string | null }): Promise<void> {
+  const weakness = await passwordWeakness(password, [account.username, account.firstname, account.lastname]);
+  if (weakness) throw badRequest(`password: ${weakness}`);
+}
+
+/**
+ * Changing one's own password needs the current one, checked like a login (it counts towards the
+ * lock), so a stolen session can neither take the account over nor guess its password freely.
+ */
+async function confirmCurrentPassword(services: Services, principal: Principal, patch: AccountPatch): Promise<void> {
+  if (patch.currentPassword === undefined) throw badRequest('currentPassword: give your current password to set a new one');
+  const [user] = await services.db.select().from(users).where(eq(users.id, principal.userId));
+  if (!user?.passwordHash) throw badRequest('password: service accounts have no password; they use tokens');
+  const right = await checkPasswordAttempt(services, { id: user.id, tenantId: user.tenantId, passwordHash: user.passwordHash }, patch.currentPassword);
+  if (!right) throw forbidden('currentPassword is wrong');
+}
 
 const inScope = (scope: string | null, ...more: (SQL | undefined)[]) => and(scope === null ? undefined : eq(users.tenantId, scope), ...more);
 
@@ -103,6 +127,7 @@ export async function createAccount(services: Services, principal: Principal, in
   if (!tenantId) throw badRequest('tenant: name the tenant the user belongs to');
   if (input.kind === 'person' && !input.password) throw badRequest('password: a person needs a password (at least 12 characters)');
   if (input.kind === 'service' && input.password) throw badRequest('password: service accounts have no password; they use tokens (POST /api/v1/tokens)');
+  if (input.password) await assertStrongPassword(input.password, input);
   checkGrantable(principal, input.permissions);
 
   return transact(services, async (tx) => {
@@ -130,20 +155,26 @@ export async function createAccount(services: Services, principal: Principal, in
 }
 
 /**
- * Changes an account. Everyone may change their own names and password; the rest needs the
- * account permissions. A new password or a disabled account ends the account's login sessions.
+ * Changes an account. Everyone may change their own names, and their password by giving the current
+ * one; the rest needs the account permissions, and nothing may be granted that the caller lacks.
+ * A new password or a disabled account ends the account's login sessions.
  */
 export async function updateAccount(services: Services, principal: Principal, id: string, patch: AccountPatch): Promise<Account> {
   const self = id === principal.userId;
   const onlyOwnProfile = self && patch.status === undefined && patch.roles === undefined && patch.permissions === undefined && patch.username === undefined;
   const scope = onlyOwnProfile ? null : permissionScope(principal, 'iam.account.update', 'tenant.account.update');
   if (self && patch.status === 'disabled') throw conflict('You cannot disable your own account');
+  if (patch.currentPassword !== undefined && !(self && patch.password)) throw badRequest('currentPassword: give it only with password, to change your own');
   if (patch.permissions) checkGrantable(principal, patch.permissions);
+  if (self && patch.password) await confirmCurrentPassword(services, principal, patch);
 
   return transact(services, async (tx) => {
     const row = await findAccount(tx, scope, id);
     if (!self) await assertNotOutranked(tx, principal, row, 'change');
     if (patch.password && row.kind === 'service') throw badRequest('password: service accounts have no password; they use tokens');
+    if (patch.password) {
+      await assertStrongPassword(patch.password, { username: patch.username ?? row.username, firstname: patch.firstname ?? row.firstname, lastname: patch.lastname ?? row.lastname });
+    }
     const assigned = patch.roles ? await resolveRoles(tx, principal, patch.roles, row.tenantId) : null;
     const changes: Partial<typeof users.$inferInsert> = {
       username: patch.username?.toLowerCase(),

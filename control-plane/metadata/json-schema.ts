@@ -1,5 +1,5 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { checkPatterns, newSchemaCompiler } from '../../protocol/json-schema.js';
 import { badRequest } from '../http/errors.js';
 
 export type JsonSchema = Record<string, unknown>;
@@ -71,13 +71,13 @@ export interface SchemaSource {
 /**
  * Compiles `target` with the schemas it references (draft-07, ajv's default). Every `$id` is set
  * from `base` here, so relative refs resolve alike whatever base a schema was stored under.
- * An invalid schema or an unresolvable ref is a 400 naming `where`.
+ * An invalid schema, an unresolvable ref or a pattern RE2 cannot run is a 400 naming `where`.
  */
 export function compile(base: string, domainId: string, target: SchemaSource, references: SchemaSource[], where = 'value'): ValidateFunction {
-  const ajv = new Ajv({ allErrors: true, strict: false });
-  addFormats(ajv);
+  const ajv = newSchemaCompiler();
   try {
     for (const schema of references) if (schema.uri !== target.uri) ajv.addSchema(withId(schema.value, schemaUrl(base, domainId, schema.uri)));
+    checkPatterns(target.value);
     return ajv.compile(withId(target.value, schemaUrl(base, domainId, target.uri)));
   } catch (error) {
     throw badRequest(`${where}: ${(error as Error).message}`);

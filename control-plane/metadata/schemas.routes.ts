@@ -8,7 +8,7 @@ import { ARCHIVE_TYPES, unpack } from './archive.js';
 import { URI_PATTERN, URI_RULE } from './json-schema.js';
 import { createSchema, deleteSchema, getSchema, importSchemas, listSchemas, updateSchema, validateDocument } from './schemas.service.js';
 
-const jsonSchema = z.record(z.string(), z.unknown()).openapi({ description: 'A JSON Schema (draft-07)' });
+const jsonSchema = z.record(z.string(), z.unknown()).openapi({ description: 'A JSON Schema (draft-07); its patterns run on RE2, so without backreferences or lookarounds' });
 
 const schema = z
   .object({
@@ -58,7 +58,7 @@ const create = createRoute({
   summary: 'Add a schema to a domain',
   description:
     'Its uri is `uri`, else the path of its own `$id`. Its `$id` becomes `<PUBLIC_URL>/api/v1/domains/{id}/schemas/{uri}`; ' +
-    'relative `$ref`s resolve against it and must name schemas of the domain.',
+    'relative `$ref`s resolve against it and must name schemas of the domain. Patterns run on RE2 (linear time): one with a backreference or a lookaround is a 400 naming it.',
   security,
   middleware: guard('metadata.domains.crud'),
   request: { params: domainParam, body: jsonBody(z.strictObject({ uri: uri.optional(), ...fields }).openapi('SchemaCreate')) },

@@ -1,4 +1,4 @@
-import { and, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { firstNodes, type Flow } from '../../protocol/flow.js';
 import { RETRY_DEFAULTS, STEP_DEFAULTS, stepSettingsSchema, type DeploymentReport, type DeploymentSpec, type DesiredState, type StepSpec } from '../../protocol/fleet.js';
 import { emit } from '../bus/outbox.js';
@@ -8,20 +8,15 @@ import { flows } from '../flows/schema.js';
 import { noteStatusReason } from '../flows/service.js';
 import { outputSchemaBundle } from '../metadata/schemas.service.js';
 import type { Services } from '../services.js';
-import { deployments, runners } from './schema.js';
+import { chooseRunner, lostBefore, type Driver, type Wanted } from './choose.js';
+import { ACTIVE_PHASES, deployments, runners } from './schema.js';
 
 /** The name the fleet's side of the control plane emits under and consumes as. */
 export const SERVICE_NAME = 'fleet';
 
-type Driver = 'process' | 'docker';
 type DeploymentRow = typeof deployments.$inferSelect;
 /** The runners whose desired state a transaction changed: their long polls are woken once it committed. */
 export type Touched = Set<string>;
-
-const ACTIVE = ['deploying', 'running'] as const;
-/** A runner silent for three heartbeats is lost: its flows move to the others. */
-export const lostAfterMs = (services: Services) => 3 * services.config.RUNNER_HEARTBEAT_SECONDS * 1000;
-const lostBefore = (services: Services) => new Date(Date.now() - lostAfterMs(services));
 
 async function touch(tx: Database, touched: Touched, runnerId: string | null): Promise<void> {
   if (!runnerId) return;
@@ -90,43 +85,14 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
         maxDelayMs: retry?.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs,
         levels: Math.max(...steps.map((s) => s.maxAttempts)) - 1,
       },
+      maxMessages: Math.min(flow.flowSettings?.maxMessages ?? services.config.EXECUTION_MAX_MESSAGES, services.config.EXECUTION_MAX_MESSAGES),
+      passthrough: flow.flowSettings?.passthrough ?? false,
       steps,
     },
     drivers,
     workers: steps.length,
   };
 }
-
-/**
- * An alive runner that may run the tenant's flows with one of `drivers` and has room for
- * `workers` more: the tenant's own runners first, then platform-wide ones, the one with the most
- * room first. The chosen runner's row is locked and its room counted again, so two placements at
- * once cannot both fill its last places.
- */
-async function chooseRunner(tx: Database, services: Services, want: { tenant: string; drivers: Driver[]; workers: number; except?: string | null }): Promise<string | null> {
-  const used = sql<number>`coalesce(sum(${deployments.workers}) filter (where ${inArray(deployments.phase, [...ACTIVE])}), 0)::int`;
-  const candidates = await tx
-    .select({ id: runners.id, tenantId: runners.tenantId, capacity: runners.capacity, used })
-    .from(runners)
-    .leftJoin(deployments, eq(deployments.runnerId, runners.id))
-    .where(and(gt(runners.lastSeenAt, lostBefore(services)), or(eq(runners.tenantId, want.tenant), isNull(runners.tenantId)), inArray(runners.driver, want.drivers), want.except ? sql`${runners.id} <> ${want.except}` : undefined))
-    .groupBy(runners.id);
-  const ranked = candidates
-    .filter((c) => c.capacity - c.used >= want.workers)
-    .sort((a, b) => Number(a.tenantId === null) - Number(b.tenantId === null) || b.capacity - b.used - (a.capacity - a.used) || a.id.localeCompare(b.id));
-  for (const candidate of ranked) {
-    await tx.select({ id: runners.id }).from(runners).where(eq(runners.id, candidate.id)).for('update');
-    const [{ total } = { total: 0 }] = await tx
-      .select({ total: sql<number>`coalesce(sum(${deployments.workers}), 0)::int` })
-      .from(deployments)
-      .where(and(eq(deployments.runnerId, candidate.id), inArray(deployments.phase, [...ACTIVE])));
-    if (candidate.capacity - total >= want.workers) return candidate.id;
-  }
-  return null;
-}
-
-const waiting = (workers: number, drivers: Driver[]) =>
-  `waiting for a runner of this tenant (or a platform-wide one) with the ${drivers.join(' or ')} driver and room for ${workers} step worker${workers === 1 ? '' : 's'}`;
 
 /** flow.starting: the flow's steps resolved and placed on a runner, as a new generation; or flow.failed saying what is missing. */
 export async function placeFlow(tx: Database, services: Services, flow: Flow, touched: Touched): Promise<void> {
@@ -140,13 +106,18 @@ export async function placeFlow(tx: Database, services: Services, flow: Flow, to
     await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason: built.problems.join('; ') });
     return;
   }
-  const runnerId = await chooseRunner(tx, services, { tenant: flow.tenant, drivers: built.drivers, workers: built.workers });
+  const choice = await chooseRunner(tx, services, { tenant: flow.tenant, flowId: flow.id, drivers: built.drivers, workers: built.workers, spec: built.spec });
+  if (choice.runnerId === null && choice.impossible) {
+    await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason: choice.reason });
+    return;
+  }
+  const { runnerId } = choice;
   const values = { tenantId: flow.tenant, runnerId, phase: 'deploying' as const, generation, spec: built.spec, workers: built.workers, drivers: built.drivers, announced: false, updatedAt: new Date() };
   await tx.insert(deployments).values({ flowId: flow.id, ...values }).onConflictDoUpdate({ target: deployments.flowId, set: values });
   // A cleanup the previous run left is dropped: the new deployment declares the same queues again.
   if (previous?.runnerId !== runnerId) await touch(tx, touched, previous?.runnerId ?? null);
   await touch(tx, touched, runnerId);
-  await noteStatusReason(tx, { id: flow.id, tenant: flow.tenant }, runnerId ? null : waiting(built.workers, built.drivers));
+  await noteStatusReason(tx, { id: flow.id, tenant: flow.tenant }, choice.runnerId === null ? choice.reason : null);
 }
 
 /**
@@ -177,7 +148,7 @@ export async function removeFlow(tx: Database, services: Services, ref: { id: st
 
 /** The flow is stopped now; its queues are removed by whichever runner can, when one can. */
 async function toCleanup(tx: Database, services: Services, deployment: DeploymentRow, touched: Touched): Promise<void> {
-  const runnerId = await chooseRunner(tx, services, { tenant: deployment.tenantId, drivers: ['process', 'docker'], workers: 0, except: deployment.runnerId });
+  const { runnerId } = await chooseRunner(tx, services, cleanupOf(deployment, deployment.runnerId));
   await tx.update(deployments).set({ phase: 'cleanup', runnerId, updatedAt: new Date() }).where(eq(deployments.flowId, deployment.flowId));
   await touch(tx, touched, deployment.runnerId);
   await touch(tx, touched, runnerId);
@@ -235,14 +206,29 @@ export async function rebalance(tx: Database, services: Services, touched: Touch
       continue;
     }
     if (deployment.phase === 'cleanup') {
-      const runnerId = await chooseRunner(tx, services, { tenant: deployment.tenantId, drivers: ['process', 'docker'], workers: 0 });
+      const { runnerId } = await chooseRunner(tx, services, cleanupOf(deployment));
       if (runnerId === deployment.runnerId) continue;
       await tx.update(deployments).set({ runnerId, updatedAt: new Date() }).where(eq(deployments.flowId, deployment.flowId));
       await touch(tx, touched, deployment.runnerId);
       await touch(tx, touched, runnerId);
       continue;
     }
-    const runnerId = await chooseRunner(tx, services, { tenant: deployment.tenantId, drivers: deployment.drivers, workers: deployment.workers, except: deployment.runnerId });
+    const choice = await chooseRunner(tx, services, {
+      tenant: deployment.tenantId,
+      flowId: deployment.flowId,
+      drivers: deployment.drivers,
+      workers: deployment.workers,
+      except: deployment.runnerId,
+      spec: deployment.spec,
+    });
+    const ref = { id: deployment.flowId, tenant: deployment.tenantId };
+    if (choice.runnerId === null && choice.impossible && deployment.phase === 'deploying' && !deployment.announced) {
+      // A flow that was waiting when its start was placed, and can never be placed now (the runners it could use are gone or smaller).
+      await emit(tx, SERVICE_NAME, 'flow.failed', { ...ref, reason: choice.reason });
+      continue;
+    }
+    await noteStatusReason(tx, ref, choice.runnerId === null ? choice.reason : null);
+    const { runnerId } = choice;
     if (!runnerId && !deployment.runnerId) continue;
     const generation = deployment.generation + 1;
     await tx
@@ -251,12 +237,13 @@ export async function rebalance(tx: Database, services: Services, touched: Touch
       .where(eq(deployments.flowId, deployment.flowId));
     await touch(tx, touched, deployment.runnerId);
     await touch(tx, touched, runnerId);
-    const ref = { id: deployment.flowId, tenant: deployment.tenantId };
-    await noteStatusReason(tx, ref, runnerId ? null : waiting(deployment.workers, deployment.drivers));
     services.logger.info({ flowId: deployment.flowId, from: deployment.runnerId, to: runnerId, generation }, runnerId ? 'flow placed on a runner' : 'flow waits for a runner: its runner is lost and none other has room');
   }
   return claimed.length;
 }
+
+/** A cleanup needs no room and no particular driver: any runner the tenant may use deletes queues. */
+const cleanupOf = (deployment: DeploymentRow, except?: string | null): Wanted => ({ tenant: deployment.tenantId, flowId: deployment.flowId, drivers: ['process', 'docker'], workers: 0, except });
 
 /** A runner's desired state: each flow placed on it, to run or to remove. */
 export async function desiredState(db: Database, runnerId: string): Promise<DesiredState | null> {
@@ -280,7 +267,7 @@ export async function workersByRunner(db: Database, runnerIds: string[]): Promis
   const rows = await db
     .select({ runnerId: deployments.runnerId, workers: sql<number>`sum(${deployments.workers})::int` })
     .from(deployments)
-    .where(and(inArray(deployments.runnerId, runnerIds), inArray(deployments.phase, [...ACTIVE])))
+    .where(and(inArray(deployments.runnerId, runnerIds), inArray(deployments.phase, [...ACTIVE_PHASES])))
     .groupBy(deployments.runnerId);
   return new Map(rows.map((r) => [r.runnerId!, r.workers]));
 }

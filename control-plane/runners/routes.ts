@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { DEPLOYMENT_STATES, desiredStateSchema, stepLogLineSchema, WORKER_STATES } from '../../protocol/fleet.js';
-import { heartbeatSchema, RUNNER_DRIVERS, runnerRegistrationSchema } from '../../protocol/runner.js';
+import { heartbeatSchema, RUNNER_DRIVERS, runnerRegistrationSchema, trustedModulesSchema } from '../../protocol/runner.js';
 import { guard, type AppEnv } from '../http/auth.js';
 import { validationHook } from '../http/errors.js';
 import { bodyErrors, errors, idParam, json, jsonBody, named, notFoundError, security } from '../http/openapi.js';
@@ -23,6 +23,8 @@ const runner = z
     capacity: z.number(),
     workers: z.number().openapi({ description: 'Step workers of the flows placed on it' }),
     version: z.string().nullable(),
+    /** What its process driver runs besides the built-ins (its RUNNER_TRUSTED_MODULES): these packages, and relative paths when it lists folders. */
+    trustedModules: named(trustedModulesSchema, 'TrustedModules'),
     tenant: z.string().nullable().openapi({ description: 'Null: a platform-wide runner, which runs every tenant’s flows' }),
     status: z.enum(['alive', 'lost']).openapi({ description: 'lost: no heartbeat for three intervals (RUNNER_HEARTBEAT_SECONDS)' }),
     lastSeenAt: z.string().openapi({ format: 'date-time' }),

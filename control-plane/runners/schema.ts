@@ -1,5 +1,6 @@
 import { bigserial, boolean, index, integer, jsonb, pgTable, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
 import type { DeploymentReport, DeploymentSpec } from '../../protocol/fleet.js';
+import type { TrustedModules } from '../../protocol/runner.js';
 import { timestamps } from '../db/columns.js';
 import { tenants, users } from '../iam/schema.js';
 
@@ -18,6 +19,8 @@ export const runners = pgTable(
     driver: text('driver', { enum: ['process', 'docker'] }).notNull(),
     capacity: integer('capacity').notNull(),
     version: text('version'),
+    /** What its operator lets its process driver run besides the built-ins (RUNNER_TRUSTED_MODULES), as it registered. */
+    trustedModules: jsonb('trusted_modules').$type<TrustedModules>().notNull().default({ packages: [], folders: false }),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     /** Its deployments as its last heartbeat reported them. */
     running: jsonb('running').$type<DeploymentReport[]>().notNull().default([]),
@@ -30,6 +33,8 @@ export const runners = pgTable(
 
 export const DEPLOYMENT_PHASES = ['deploying', 'running', 'removing', 'cleanup'] as const;
 export type DeploymentPhase = (typeof DEPLOYMENT_PHASES)[number];
+/** The phases in which a deployment holds its step workers' room on its runner. */
+export const ACTIVE_PHASES = ['deploying', 'running'] as const;
 
 /**
  * Where each started flow runs: the fleet's desired state (docs/runner-fleet.md). One row per flow,

@@ -9,7 +9,8 @@ import { conflict, forbidden, notFound } from '../http/errors.js';
 import { SERVICE_NAME as IAM_SERVICE_NAME } from '../iam/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
-import { applyReports, desiredState, lostAfterMs, workersByRunner, type Touched } from './deployments.js';
+import { lostAfterMs } from './choose.js';
+import { applyReports, desiredState, workersByRunner, type Touched } from './deployments.js';
 import { deployments, runners, stepLogs } from './schema.js';
 
 type RunnerRow = typeof runners.$inferSelect;
@@ -23,6 +24,7 @@ export interface Runner {
   /** Step workers of the flows placed on it. */
   workers: number;
   version: string | null;
+  trustedModules: RunnerRow['trustedModules'];
   tenant: string | null;
   status: 'alive' | 'lost';
   lastSeenAt: string;
@@ -38,6 +40,7 @@ const toRunner = (services: Services, row: RunnerRow, workers: number, now = Dat
   capacity: row.capacity,
   workers,
   version: row.version,
+  trustedModules: row.trustedModules,
   tenant: row.tenantId,
   status: now - row.lastSeenAt.getTime() <= lostAfterMs(services) ? 'alive' : 'lost',
   lastSeenAt: row.lastSeenAt.toISOString(),

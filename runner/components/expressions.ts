@@ -4,6 +4,7 @@
  * name the field and keep JSONata's message, code and position.
  */
 import jsonata from 'jsonata';
+import { LinearRegExp } from '../../protocol/linear-regex.js';
 import type { StepMessage } from '../sdk.js';
 
 /**
@@ -33,12 +34,25 @@ function expressionError(error: unknown, field: string): Error {
   return new Error(`fields.${field}: ${error.message} (${where.filter(Boolean).join(', ')})`);
 }
 
-/** The compiled expression, from the cache when this text was compiled before; a syntax error names the field. */
+/** Regex literals run by RE2 (`$match`, `$replace`, `$split`, `$contains`, `~>`), so none can backtrack for ever. */
+const options = { timeout: EXPRESSION_TIMEOUT_MS, RegexEngine: LinearRegExp as unknown as RegExpConstructor };
+
+/** Compiles every regex literal of the expression (AST nodes of type `regex`) now, so one RE2 cannot run fails the expression whichever branch holds it. */
+function checkRegexes(node: unknown, seen = new Set<object>()): void {
+  if (!node || typeof node !== 'object' || seen.has(node)) return;
+  seen.add(node);
+  const { type, value } = node as { type?: unknown; value?: unknown };
+  if (type === 'regex' && value instanceof RegExp) new LinearRegExp(value);
+  for (const child of Object.values(node)) checkRegexes(child, seen);
+}
+
+/** The compiled expression, from the cache when this text was compiled before; a syntax error or a regex RE2 cannot run names the field. */
 export function compile(source: string, field: string): jsonata.Expression {
   let expression = compiled.get(source);
   if (expression) return expression;
   try {
-    expression = jsonata(source, { timeout: EXPRESSION_TIMEOUT_MS });
+    expression = jsonata(source, options);
+    checkRegexes(expression.ast());
   } catch (error) {
     throw expressionError(error, field);
   }

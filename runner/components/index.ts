@@ -7,13 +7,10 @@
  * (docker driver) or in the step worker's own process (process driver), as `hookline:<name>`.
  */
 import { z } from 'zod';
-import type { ComponentFunction } from '../../protocol/component.js';
+import { BUILTIN_MODULE_PREFIX, type ComponentFunction } from '../../protocol/component.js';
 import { STEP_WORKER_IMAGE } from '../images.js';
 import type { StepFunction } from '../sdk.js';
 import { filterFields, mapFields, receiveFields, recordFields, requestFields } from './fields.js';
-
-/** How a component's `module` names a built-in: `hookline:http`. */
-export const BUILTIN_MODULE_PREFIX = 'hookline:';
 
 export interface BuiltinComponent {
   /** Fixed for good, so flows may name a built-in by id and a new version updates the same row. */

@@ -4,7 +4,12 @@
  * - A container is named `hookline-<runner>-<flow>.<step>.<generation>` and labelled
  *   `hookline.runner|flow|step|generation|spec`; it runs `node WORKER_ENTRY_IN_IMAGE` in its
  *   component's image, with host networking (RabbitMQ and the control plane on 127.0.0.1), the
- *   step's memory and CPU limits, json-file logs capped in size, and Docker's init as PID 1.
+ *   step's memory and CPU limits and a pids limit, json-file logs capped in size, and Docker's
+ *   init as PID 1. It is sandboxed (a tenant's code runs in it): WORKER_USER, not root; a read-only
+ *   root filesystem with a small tmpfs at /tmp; every capability dropped; no-new-privileges.
+ * - Its secrets (step token, broker URL) go to its stdin at every start (attached before the start,
+ *   written once, closed), so `docker inspect` never shows them; an adopted container that must
+ *   be started again gets them from the reconciler.
  * - The driver supervises: Docker's restart policy is off, and a container that exits without
  *   being stopped is reported (`crashed`, with its exit code and the end of its output) and
  *   started again, the same container, after a backoff doubling from 1 s to 30 s (from 1 s again
@@ -19,9 +24,10 @@ import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { COMPONENT_MODULE_IN_IMAGE, WORKER_ENTRY_IN_IMAGE } from '../images.js';
-import { READY_MARK, WORKER_ENV, type WorkerConfig } from '../worker/config.js';
-import { workerName, type RunningWorker, type StepDriver, type WorkerKey, type WorkerLaunch, type WorkerObserver } from './types.js';
+import { STEP_DEFAULTS } from '../../protocol/fleet.js';
+import { COMPONENT_MODULE_IN_IMAGE, WORKER_ENTRY_IN_IMAGE, WORKER_USER } from '../images.js';
+import { encodeSecrets, READY_MARK, WORKER_ENV, type WorkerConfig, type WorkerSecrets } from '../worker/config.js';
+import { workerName, type Adoption, type RunningWorker, type StepDriver, type WorkerKey, type WorkerLaunch, type WorkerObserver } from './types.js';
 
 export const DOCKER_LABELS = {
   runner: 'hookline.runner',
@@ -37,8 +43,8 @@ export interface DockerDriverOptions {
   /** This runner's name (RUNNER_NAME): it labels and names its containers, so two runners on one engine never touch each other's. */
   runnerName: string;
   logger: Logger;
-  /** Limits for a step whose spec has none (its memoryMb or cpus is 0). */
-  defaults?: { memoryMb?: number; cpus?: number };
+  /** Limits for a step whose spec has none (its memoryMb or cpus is 0: STEP_DEFAULTS then), and the most processes and threads a container may have (256). */
+  defaults?: { memoryMb?: number; cpus?: number; pids?: number };
   /** Docker keeps each container's log, up to this size per file and this many files (json-file: 10m, 3). */
   logMaxSize?: string;
   logMaxFiles?: number;
@@ -51,6 +57,10 @@ export interface DockerDriverOptions {
 /** How many of a run's last output lines make the `output` of a crash, and its longest length. */
 const TAIL_LINES = 50;
 const TAIL_CHARS = 4000;
+/** Node and its threads take about a dozen; a fork bomb stops here. */
+const PIDS_LIMIT = 256;
+/** The only writable place in a worker's container. */
+const TMPFS = { '/tmp': 'rw,noexec,nosuid,size=64m' };
 
 const statusOf = (error: unknown) => (error as { statusCode?: number } | null)?.statusCode;
 const messageOf = (error: unknown) => {
@@ -168,10 +178,10 @@ export class DockerDriver implements StepDriver {
     if (reason) throw new Error(reason);
     const spec = await this.containerSpec(launch);
     const container = await this.create(spec);
-    const worker = new DockerWorker(this, container, launch.key, observer, spec);
+    const worker = new DockerWorker(this, container, launch.key, observer, spec, async () => launch.secrets);
     this.workers.set(container.id, worker);
     try {
-      await container.start();
+      await this.startWithSecrets(container, launch.secrets);
     } catch (error) {
       this.workers.delete(container.id);
       await container.remove({ force: true }).catch(() => {});
@@ -182,7 +192,7 @@ export class DockerDriver implements StepDriver {
     return worker;
   }
 
-  async recover(keep: (key: WorkerKey, specHash: string) => WorkerObserver | null): Promise<RunningWorker[]> {
+  async recover(keep: (key: WorkerKey, specHash: string) => Adoption | null): Promise<RunningWorker[]> {
     const found = await this.docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.runner}=${this.runnerName}`] } });
     const adopted: DockerWorker[] = [];
     const keys = new Set([...this.workers.values()].map((worker) => workerName(worker.key)));
@@ -198,8 +208,8 @@ export class DockerDriver implements StepDriver {
       const key = keyOf(labels);
       const container = this.docker.getContainer(summary.Id);
       const name = summary.Names?.[0]?.replace(/^\//, '') ?? summary.Id.slice(0, 12);
-      const observer = key && !keys.has(workerName(key)) ? keep(key, labels[DOCKER_LABELS.spec] ?? '') : null;
-      if (!key || !observer) {
+      const adoption = key && !keys.has(workerName(key)) ? keep(key, labels[DOCKER_LABELS.spec] ?? '') : null;
+      if (!key || !adoption) {
         this.logger.info({ container: name, worker: key && workerName(key) }, 'removing a worker container this runner no longer runs');
         removals.push(
           this.remove(container, summary.State === 'running').catch((error) =>
@@ -216,7 +226,7 @@ export class DockerDriver implements StepDriver {
         this.logger.warn({ container: name, err: messageOf(error) }, 'a worker container vanished while adopting it');
         continue;
       }
-      const worker = new DockerWorker(this, container, key, observer, specFromInspect(info));
+      const worker = new DockerWorker(this, container, key, adoption.observer, specFromInspect(info), adoption.secrets);
       this.workers.set(summary.Id, worker);
       adopted.push(worker);
       this.logger.info({ worker: workerName(key), container: name, running: info.State.Running }, 'adopted a worker container');
@@ -268,6 +278,19 @@ export class DockerDriver implements StepDriver {
     }
   }
 
+  /** Starts a container with its secrets on stdin: attached before the start, so that nothing is lost, written once and closed (StdinOnce). */
+  async startWithSecrets(container: Docker.Container, secrets: WorkerSecrets): Promise<void> {
+    const stdin = (await container.attach({ stream: true, stdin: true, stdout: false, stderr: false, hijack: true })) as NodeJS.ReadWriteStream & { destroy(): void };
+    stdin.on('error', (error: Error) => this.logger.warn({ container: container.id.slice(0, 12), err: error.message }, 'cannot write a worker container’s secrets'));
+    try {
+      await container.start();
+    } catch (error) {
+      stdin.destroy();
+      throw error;
+    }
+    stdin.end(encodeSecrets(secrets));
+  }
+
   /** Stops (SIGTERM, the grace period, a kill) and removes a container; one already gone is fine. */
   async remove(container: Docker.Container, running = true): Promise<void> {
     if (running) {
@@ -279,7 +302,8 @@ export class DockerDriver implements StepDriver {
       }
     }
     try {
-      await container.remove({ force: true });
+      // With its anonymous volumes (an image's VOLUME), which nothing else uses.
+      await container.remove({ force: true, v: true });
     } catch (error) {
       const status = statusOf(error);
       // 409: its removal is already in progress.
@@ -301,21 +325,23 @@ export class DockerDriver implements StepDriver {
   }
 
   private async containerSpec(launch: WorkerLaunch): Promise<Docker.ContainerCreateOptions & { name: string }> {
-    const { key, config, secrets, specHash } = launch;
+    const { key, config, specHash } = launch;
     const step = config.step;
     const engine = await this.engineFeatures();
-    const memoryMb = step.memoryMb > 0 ? step.memoryMb : (this.options.defaults?.memoryMb ?? 0);
-    const cpus = step.cpus > 0 ? step.cpus : (this.options.defaults?.cpus ?? 0);
-    const env = [`${WORKER_ENV.config}=${JSON.stringify(config)}`, `${WORKER_ENV.componentModule}=${step.component.module ?? COMPONENT_MODULE_IN_IMAGE}`];
-    if (secrets.stepToken) env.push(`${WORKER_ENV.stepToken}=${secrets.stepToken}`);
-    if (secrets.amqpUrl) env.push(`${WORKER_ENV.amqpUrl}=${secrets.amqpUrl}`);
+    const memoryMb = step.memoryMb > 0 ? step.memoryMb : (this.options.defaults?.memoryMb ?? STEP_DEFAULTS.memoryMb);
+    const cpus = step.cpus > 0 ? step.cpus : (this.options.defaults?.cpus ?? STEP_DEFAULTS.cpus);
     return {
       name: containerName(this.runnerName, key),
       Image: step.component.image!,
-      // The worker whatever the image's own entrypoint.
+      // The worker whatever the image's own entrypoint and user.
       Entrypoint: ['node', WORKER_ENTRY_IN_IMAGE],
       Cmd: [],
-      Env: env,
+      User: `${WORKER_USER.uid}:${WORKER_USER.gid}`,
+      Env: [`${WORKER_ENV.config}=${JSON.stringify(config)}`, `${WORKER_ENV.componentModule}=${step.component.module ?? COMPONENT_MODULE_IN_IMAGE}`],
+      // stdin carries its secrets: open, closed after the one write.
+      AttachStdin: true,
+      OpenStdin: true,
+      StdinOnce: true,
       Labels: {
         [DOCKER_LABELS.runner]: this.runnerName,
         [DOCKER_LABELS.flow]: key.flowId,
@@ -327,8 +353,12 @@ export class DockerDriver implements StepDriver {
       StopTimeout: this.grace,
       HostConfig: {
         NetworkMode: 'host',
-        ...(memoryMb > 0 ? { Memory: memoryMb * 1024 * 1024, MemorySwap: memoryMb * 1024 * 1024 } : {}),
-        ...(cpus > 0 ? { NanoCpus: Math.round(cpus * 1e9) } : {}),
+        Memory: memoryMb * 1024 * 1024,
+        MemorySwap: memoryMb * 1024 * 1024,
+        NanoCpus: Math.round(cpus * 1e9),
+        PidsLimit: this.options.defaults?.pids ?? PIDS_LIMIT,
+        ReadonlyRootfs: true,
+        Tmpfs: TMPFS,
         LogConfig: { Type: 'json-file', Config: { 'max-size': this.options.logMaxSize ?? '10m', 'max-file': String(this.options.logMaxFiles ?? 3) } },
         RestartPolicy: { Name: 'no' },
         ...(engine.init ? { Init: true } : {}),
@@ -351,7 +381,11 @@ function specFromInspect(info: Docker.ContainerInspectInfo): Docker.ContainerCre
     Image: info.Config.Image,
     Entrypoint: info.Config.Entrypoint ?? undefined,
     Cmd: info.Config.Cmd ?? [],
+    User: info.Config.User,
     Env: info.Config.Env,
+    AttachStdin: info.Config.AttachStdin,
+    OpenStdin: info.Config.OpenStdin,
+    StdinOnce: info.Config.StdinOnce,
     Labels: info.Config.Labels,
     StopSignal: (info.Config as { StopSignal?: string }).StopSignal,
     StopTimeout: (info.Config as { StopTimeout?: number }).StopTimeout,
@@ -382,6 +416,7 @@ class DockerWorker implements RunningWorker {
     readonly key: WorkerKey,
     private readonly observer: WorkerObserver,
     private readonly spec: Docker.ContainerCreateOptions & { name: string },
+    private readonly secrets: () => Promise<WorkerSecrets>,
   ) {}
 
   private get done() {
@@ -456,9 +491,10 @@ class DockerWorker implements RunningWorker {
       this.container = await this.driver.create(this.spec);
       this.driver.track(this.container.id, this);
     }
+    const secrets = await this.secrets();
     if (this.done) throw new Error('stopped');
     try {
-      await this.container.start();
+      await this.driver.startWithSecrets(this.container, secrets);
     } catch (error) {
       if (statusOf(error) !== 304) throw error; // 304: it runs already
     }

@@ -1,12 +1,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { stepWorkerBundle } from '../bundle.js';
-import { moduleSpecifier } from '../worker/component.js';
-import { READY_MARK, WORKER_ENV, type WorkerConfig } from '../worker/config.js';
+import { resolveTrustedModule, type TrustedModuleList } from '../trusted-modules.js';
+import { encodeSecrets, READY_MARK, WORKER_ENV, type WorkerConfig } from '../worker/config.js';
 import { workerName, type RunningWorker, type StepDriver, type WorkerKey, type WorkerLaunch, type WorkerObserver } from './types.js';
 
 /** What a worker may see of the runner's environment: nothing of the runner's own secrets. */
@@ -24,38 +23,41 @@ const OUTPUT_LINES = 30;
  * (the in-process broker talks over it, and a worker whose runner dies notices), their output
  * read line by line, restarted after a crash with a backoff. Each has a pid file in the runner's
  * data folder, so a runner that was killed removes what it left at its next start.
+ * A worker runs as the runner's own user, so it runs only code the operator trusts: the built-ins
+ * and the modules RUNNER_TRUSTED_MODULES lists (runner/trusted-modules.ts).
  */
 export class ProcessDriver implements StepDriver {
   readonly kind = 'process' as const;
   private readonly workers = new Set<ProcessWorker>();
   private entry: Promise<string> | undefined;
 
-  constructor(private readonly options: { dataDir: string; logger: Logger }) {}
+  /** `trusted`: RUNNER_TRUSTED_MODULES, its folders as real paths; the built-ins run whatever it says. */
+  constructor(private readonly options: { dataDir: string; logger: Logger; trusted: TrustedModuleList }) {}
 
   private get pidDir(): string {
     return join(this.options.dataDir, 'workers');
   }
 
+  /** The module the worker imports, checked against what the operator trusts whatever the control plane said; or why not. */
+  private async moduleOf(config: WorkerConfig): Promise<{ module: string } | { refused: string }> {
+    const { name, module } = config.step.component;
+    if (!module) return { refused: `component ${name} has no module, so it runs only on a docker runner` };
+    const resolved = await resolveTrustedModule(this.options.trusted, module);
+    return 'refused' in resolved ? { refused: `component ${name}: ${resolved.refused}` } : resolved;
+  }
+
   async check(config: WorkerConfig): Promise<string | null> {
-    const module = config.step.component.module;
-    if (!module) return `component ${config.step.component.name} has no module, so it runs only on a docker runner`;
-    if (module.startsWith('hookline:')) return null;
-    try {
-      const specifier = moduleSpecifier(module);
-      // A package name resolves or throws; a path resolves whether the file is there or not.
-      import.meta.resolve(specifier);
-      if (specifier.startsWith('file:')) await access(fileURLToPath(specifier));
-      return null;
-    } catch {
-      return `component ${config.step.component.name}: module ${module} cannot be found on this runner`;
-    }
+    const resolved = await this.moduleOf(config);
+    return 'refused' in resolved ? resolved.refused : null;
   }
 
   async start(launch: WorkerLaunch, observer: WorkerObserver): Promise<RunningWorker> {
+    const resolved = await this.moduleOf(launch.config);
+    if ('refused' in resolved) throw new Error(resolved.refused);
     await mkdir(this.pidDir, { recursive: true });
     this.entry ??= stepWorkerBundle();
     const entry = await this.entry;
-    const worker = new ProcessWorker(entry, launch, observer, join(this.pidDir, `${workerName(launch.key)}.pid`), this.options.logger, () => this.workers.delete(worker));
+    const worker = new ProcessWorker(entry, resolved.module, launch, observer, join(this.pidDir, `${workerName(launch.key)}.pid`), this.options.logger, () => this.workers.delete(worker));
     this.workers.add(worker);
     worker.spawn();
     return worker;
@@ -102,6 +104,7 @@ class ProcessWorker implements RunningWorker {
 
   constructor(
     private readonly entry: string,
+    private readonly module: string,
     private readonly launch: WorkerLaunch,
     private readonly observer: WorkerObserver,
     private readonly pidFile: string,
@@ -115,10 +118,12 @@ class ProcessWorker implements RunningWorker {
     const env: Record<string, string> = {};
     for (const name of PASSED_ENV) if (process.env[name]) env[name] = process.env[name]!;
     env[WORKER_ENV.config] = JSON.stringify(this.launch.config);
-    if (this.launch.secrets.stepToken) env[WORKER_ENV.stepToken] = this.launch.secrets.stepToken;
-    if (this.launch.secrets.amqpUrl) env[WORKER_ENV.amqpUrl] = this.launch.secrets.amqpUrl;
-    const child = fork(this.entry, [], { execArgv: [], env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    env[WORKER_ENV.componentModule] = this.module;
+    const child = fork(this.entry, [], { execArgv: [], env, stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
     this.child = child;
+    // Its secrets on stdin, as the docker driver gives them: never in its environment.
+    child.stdin!.on('error', () => {}); // a worker that died at once: its exit is reported
+    child.stdin!.end(encodeSecrets(this.launch.secrets));
     const startedAt = Date.now();
     if (child.pid) void writeFile(this.pidFile, `${child.pid}\n`).catch(() => {});
     this.launch.attach?.(child);

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import type { WorkerConfig } from '../worker/config.js';
+import type { WorkerConfig, WorkerSecrets } from '../worker/config.js';
 
 /** One step worker of one deployment generation; a runner runs at most one per key. */
 export interface WorkerKey {
@@ -13,8 +13,8 @@ export const workerName = (key: WorkerKey) => `${key.flowId}.${key.stepId}.${key
 export interface WorkerLaunch {
   key: WorkerKey;
   config: WorkerConfig;
-  /** Given to the worker in variables of their own, never in HOOKLINE_WORKER or a label. */
-  secrets: { stepToken: string | null; amqpUrl: string | null };
+  /** Written to the worker's stdin at every start: never in its environment, HOOKLINE_WORKER or a label. */
+  secrets: WorkerSecrets;
   /** Changes whenever the worker's configuration does: a recovered worker is adopted only when it matches. */
   specHash: string;
   /** Process driver, ipc broker: called with each child it spawns, for the in-process broker to talk to. */
@@ -36,6 +36,13 @@ export interface WorkerObserver {
   log(line: WorkerLogLine): void;
 }
 
+/** A worker an earlier run of this runner left, to supervise again. */
+export interface Adoption {
+  observer: WorkerObserver;
+  /** Its secrets for when it must be started again (they went to its stdin, so the driver does not have them). */
+  secrets(): Promise<WorkerSecrets>;
+}
+
 export interface RunningWorker {
   readonly key: WorkerKey;
   /** SIGTERM first (the worker finishes the inputs it holds), a kill after the grace period; never restarted after. */
@@ -55,8 +62,8 @@ export interface StepDriver {
   start(launch: WorkerLaunch, observer: WorkerObserver): Promise<RunningWorker>;
   /**
    * Finds the workers an earlier run of this runner left (containers by label, processes by pid
-   * file). `keep` returns an observer for each one to adopt; the others are removed.
+   * file). `keep` returns an adoption for each one to adopt; the others are removed.
    */
-  recover(keep: (key: WorkerKey, specHash: string) => WorkerObserver | null): Promise<RunningWorker[]>;
+  recover(keep: (key: WorkerKey, specHash: string) => Adoption | null): Promise<RunningWorker[]>;
   close(): Promise<void>;
 }

@@ -5,7 +5,11 @@ import type { StepFunction } from '../sdk.js';
 
 const BUILTIN = 'hookline:';
 
-/** How `import()` finds a component's module: a path (from the working directory) or a package name. */
+/**
+ * How `import()` finds a component's module: a file URL (what the process driver resolved in a
+ * trusted folder), a path from the working directory (the image's, under the docker driver) or a
+ * package name.
+ */
 export function moduleSpecifier(module: string): string {
   if (isAbsolute(module) || module.startsWith('./') || module.startsWith('../')) return pathToFileURL(resolve(module)).href;
   return module;

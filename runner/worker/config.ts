@@ -2,9 +2,10 @@ import { z } from 'zod';
 import { stepSpecSchema } from '../../protocol/fleet.js';
 
 /**
- * What a step worker is started with, by either driver: the step (HOOKLINE_WORKER, JSON) and its
- * secrets in variables of their own (HOOKLINE_STEP_TOKEN, HOOKLINE_AMQP_URL), so the worker can
- * log its configuration without them.
+ * What a step worker is started with, by either driver: the step (HOOKLINE_WORKER, JSON) in its
+ * environment, and its secrets (the step token, the broker's URL) as one JSON line on its stdin,
+ * which the driver closes after it: they are never in its environment (`docker inspect`, /proc)
+ * nor in its configuration, which it may log.
  */
 export const workerConfigSchema = z.object({
   flowId: z.string(),
@@ -12,6 +13,9 @@ export const workerConfigSchema = z.object({
   generation: z.number().int(),
   step: stepSpecSchema,
   retry: z.object({ baseDelayMs: z.number().int(), maxDelayMs: z.number().int(), levels: z.number().int() }),
+  /** The deployment's message budget of an execution's first input, and whether outputs carry passthrough (protocol/fleet.ts). */
+  maxMessages: z.number().int().min(1),
+  passthrough: z.boolean(),
   controlPlaneUrl: z.string(),
   /** The runner's OUTBOUND_ALLOWED_NETWORKS: networks the step's own calls may reach although they are private. */
   outboundAllowedNetworks: z.array(z.string()),
@@ -22,11 +26,15 @@ export type WorkerConfig = z.infer<typeof workerConfigSchema>;
 
 export const WORKER_ENV = {
   config: 'HOOKLINE_WORKER',
-  stepToken: 'HOOKLINE_STEP_TOKEN',
-  amqpUrl: 'HOOKLINE_AMQP_URL',
-  /** Docker driver: where the component's module is inside the image, which may differ from the component's `module`. */
+  /** What the worker imports, which may differ from the component's `module`: where it is in the image (docker), the file it resolved to in a trusted folder (process). */
   componentModule: 'HOOKLINE_COMPONENT_MODULE',
 } as const;
+
+export const workerSecretsSchema = z.strictObject({ stepToken: z.string().nullable(), amqpUrl: z.string().nullable() });
+export type WorkerSecrets = z.infer<typeof workerSecretsSchema>;
+
+/** The line a driver writes to a worker's stdin. */
+export const encodeSecrets = (secrets: WorkerSecrets) => `${JSON.stringify(secrets)}\n`;
 
 /**
  * A worker says it is ready (it consumes its queue) with a log line holding this mark; both

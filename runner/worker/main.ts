@@ -1,6 +1,7 @@
 /**
  * A step worker: the process (or the container's process) that runs one step of one flow. Both
- * drivers start it the same way, with its configuration in HOOKLINE_WORKER (config.ts).
+ * drivers start it the same way, with its configuration in HOOKLINE_WORKER and its secrets on
+ * stdin (config.ts).
  * It logs JSON lines; the one with READY_MARK tells the driver it consumes its queue.
  */
 import { pino } from 'pino';
@@ -10,6 +11,7 @@ import { WORKER_ENV, workerConfigSchema } from './config.js';
 import { credentialReader } from './credentials.js';
 import { IpcTransport } from './ipc-transport.js';
 import { compileOutputSchema } from './output-schema.js';
+import { readSecrets } from './secrets.js';
 import { StepWorker } from './step.js';
 import type { WorkerTransport } from './transport.js';
 
@@ -22,6 +24,7 @@ async function main(): Promise<void> {
   const raw = process.env[WORKER_ENV.config];
   if (!raw) throw new Error(`${WORKER_ENV.config} is not set: a step worker is started by a runner, not by hand`);
   const config = workerConfigSchema.parse(JSON.parse(raw));
+  const secrets = await readSecrets();
   const log = logger.child({ flowId: config.flowId, stepId: config.step.id, generation: config.generation });
   const module = process.env[WORKER_ENV.componentModule] ?? config.step.component.module;
   if (!module) throw new Error(`component ${config.step.component.name} has no module to load`);
@@ -30,9 +33,8 @@ async function main(): Promise<void> {
 
   let transport: WorkerTransport;
   if (config.broker.kind === 'amqp') {
-    const url = process.env[WORKER_ENV.amqpUrl];
-    if (!url) throw new Error(`${WORKER_ENV.amqpUrl} is not set`);
-    transport = await AmqpTransport.connect(url, config.broker.namespace, config.flowId, config.step.id);
+    if (!secrets.amqpUrl) throw new Error('the runner gave no broker URL: a worker on RabbitMQ needs one');
+    transport = await AmqpTransport.connect(secrets.amqpUrl, config.broker.namespace, config.flowId, config.step.id);
   } else {
     transport = new IpcTransport();
   }
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  const worker = new StepWorker({ config, transport, fn, logger: log, credentials: credentialReader(config, process.env[WORKER_ENV.stepToken] ?? null), checkOutput });
+  const worker = new StepWorker({ config, transport, fn, logger: log, credentials: credentialReader(config, secrets.stepToken), checkOutput });
   await worker.start();
   log.info({ hookline: 'ready', component: config.step.component.name, function: config.step.function }, 'step worker ready');
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { flowExecutedSchema, type StepResult } from '../../protocol/events.js';
-import { flowTopology, STEP_HEADERS } from '../../protocol/fleet.js';
+import { flowTopology, splitBudget, STEP_HEADERS } from '../../protocol/fleet.js';
 import { OutboundPolicy } from '../../protocol/outbound.js';
 import { capPayload, capSerialized, stepMessageSchema, type StepMessage } from '../../protocol/step-message.js';
 import { outboundFetch } from '../outbound.js';
@@ -27,9 +27,11 @@ interface Input {
   tenant: string;
   deliveryId: string;
   attempt: number;
+  /** How many messages may still follow from this input within its execution (protocol/fleet.ts splitBudget). */
+  budget: number;
 }
 
-type Outcome = { kind: 'outputs'; bodies: string[]; recorded: unknown[] } | { kind: 'error'; error: Error } | { kind: 'rebound'; reason: string };
+type Outcome = { kind: 'outputs'; bodies: string[]; recorded: unknown[]; budget: number } | { kind: 'error'; error: Error } | { kind: 'rebound'; reason: string };
 
 export interface StepWorkerOptions {
   config: WorkerConfig;
@@ -141,15 +143,23 @@ export class StepWorker {
       const parsed = flowExecutedSchema.safeParse((body as { payload?: unknown } | undefined)?.payload);
       if (!parsed.success) return `a flow.executed event that does not match its schema (${parsed.error.issues[0]?.message})`;
       const { message, flowExecId, tenant } = parsed.data;
-      return this.checked({ message, flowExecId, tenant, deliveryId: message.id, attempt: 1 }, config);
+      return this.checked({ message, flowExecId, tenant, deliveryId: message.id, attempt: 1, budget: config.maxMessages }, config);
     }
     const headers = delivery.headers;
     const flowExecId = headers[STEP_HEADERS.flowExecId];
     const tenant = headers[STEP_HEADERS.tenant];
     if (typeof flowExecId !== 'string' || typeof tenant !== 'string' || !delivery.messageId) return 'no execution id, tenant or message id';
     const attempt = Number(headers[STEP_HEADERS.attempt] ?? 1);
+    const budget = Number(headers[STEP_HEADERS.budget] ?? config.maxMessages);
     const parsed = stepMessageSchema.safeParse(body);
-    const input: Input = { message: parsed.success ? parsed.data : { id: delivery.messageId, data: body ?? delivery.body.slice(0, 1024), attachments: {}, headers: {}, metadata: {}, passthrough: {} }, flowExecId, tenant, deliveryId: delivery.messageId, attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1 };
+    const input: Input = {
+      message: parsed.success ? parsed.data : { id: delivery.messageId, data: body ?? delivery.body.slice(0, 1024), attachments: {}, headers: {}, metadata: {}, passthrough: {} },
+      flowExecId,
+      tenant,
+      deliveryId: delivery.messageId,
+      attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
+      budget: Number.isInteger(budget) && budget >= 0 ? Math.min(budget, config.maxMessages) : config.maxMessages,
+    };
     if (!parsed.success) return { problem: `the input is not a step message: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'} ${i.message}`).join('; ')}`, input };
     return this.checked(input, config);
   }
@@ -222,9 +232,20 @@ export class StepWorker {
     }
   }
 
-  /** The output messages, serialized once; any output that is not JSON, too large or off its schema fails the input. */
+  /**
+   * The output messages, serialized once; any output that is not JSON, too large or off its schema
+   * fails the input, and so do more messages than the execution's budget leaves.
+   */
   private outputs(input: Input, emitted: { data: unknown; extras?: OutputExtras }[]): Outcome {
     if (emitted.length > MAX_OUTPUTS) return { kind: 'error', error: new Error(`the step emitted ${emitted.length} outputs for one input; at most ${MAX_OUTPUTS} are allowed`) };
+    const made = emitted.length * this.step.targets.length;
+    const budget = splitBudget(input.budget, made);
+    if (budget === null) {
+      return {
+        kind: 'error',
+        error: new Error(`the execution passed its limit of ${this.options.config.maxMessages} messages between steps: this input would make ${made} more, and at most ${input.budget} may follow from it (flowSettings.maxMessages, EXECUTION_MAX_MESSAGES)`),
+      };
+    }
     const bodies: string[] = [];
     const recorded: unknown[] = [];
     for (const [index, { data, extras }] of emitted.entries()) {
@@ -238,8 +259,8 @@ export class StepWorker {
         attachments: extras?.attachments ?? {},
         headers: extras?.headers ?? {},
         metadata: input.message.metadata ?? {},
-        // Later steps can read what earlier ones made, as in elastic.io's passthrough.
-        passthrough: { ...input.message.passthrough, [this.step.id]: { data } },
+        // With passthrough on, later steps read what earlier ones made, as in elastic.io; off, messages do not grow step by step.
+        passthrough: this.options.config.passthrough ? { ...input.message.passthrough, [this.step.id]: { data } } : {},
       };
       let body: string;
       try {
@@ -251,7 +272,7 @@ export class StepWorker {
       bodies.push(body);
       if (recorded.length < RECORDED_OUTPUTS) recorded.push(capSerialized(message, body));
     }
-    return { kind: 'outputs', bodies, recorded };
+    return { kind: 'outputs', bodies, recorded, budget };
   }
 
   /** Publishes what came of an input, then acknowledges it: outputs and result confirmed, or the retry queued. */
@@ -261,7 +282,7 @@ export class StepWorker {
     if (outcome.kind === 'rebound' && input.attempt < this.step.maxAttempts) {
       await transport.publishRetry(this.topology.retryKey(input.attempt, this.step.id), JSON.stringify(input.message), {
         messageId: input.deliveryId,
-        headers: { ...headers, [STEP_HEADERS.attempt]: input.attempt + 1, [STEP_HEADERS.source]: delivery.headers[STEP_HEADERS.source] ?? null },
+        headers: { ...headers, [STEP_HEADERS.attempt]: input.attempt + 1, [STEP_HEADERS.source]: delivery.headers[STEP_HEADERS.source] ?? null, [STEP_HEADERS.budget]: input.budget },
       });
       this.options.logger.info({ flowExecId: input.flowExecId, attempt: input.attempt, reason: outcome.reason }, 'input rebounded: it is tried again after a delay');
       delivery.ack();
@@ -274,7 +295,7 @@ export class StepWorker {
         for (const target of this.step.targets) {
           const messageId = derivedId('delivery', this.step.id, input.deliveryId, index, target);
           delivered.push(messageId);
-          publishes.push(transport.publishStep(this.topology.stepKey(target), body, { messageId, headers: { ...headers, [STEP_HEADERS.source]: this.step.id } }));
+          publishes.push(transport.publishStep(this.topology.stepKey(target), body, { messageId, headers: { ...headers, [STEP_HEADERS.source]: this.step.id, [STEP_HEADERS.budget]: outcome.budget } }));
         }
       });
     }

@@ -33,9 +33,11 @@ describe('the audit log records the lifecycle of a flow', () => {
       async () => (await logsNamed('flow.starting')).filter((r) => r.payload.id === flow.id),
       (found) => found.length === 1,
     );
-    expect(Object.keys(starting).sort()).toEqual(['headers', 'id', 'payload', 'receivedAt', 'tenant']);
+    expect(Object.keys(starting).sort()).toEqual(['headers', 'id', 'origin', 'payload', 'pushedBy', 'receivedAt', 'tenant']);
     expect(starting).toMatchObject({
       tenant: user.tenantId,
+      origin: 'event',
+      pushedBy: null,
       headers: { name: 'flow.starting', serviceName: 'flow-repository', id: expect.any(String), createdAt: expect.any(String) },
       payload: { id: flow.id, name: 'audited', status: 'starting', tenant: user.tenantId, startedBy: user.id },
     });

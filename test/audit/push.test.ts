@@ -2,7 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { count } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditRecords } from '../../control-plane/audit/schema.js';
+import { SERVICE_NAME as AUDIT, SYSTEM_NAMESPACES, SYSTEM_SERVICES } from '../../control-plane/audit/service.js';
+import { SERVICE_NAME as COMPONENTS } from '../../control-plane/components/service.js';
+import { SERVICE_NAME as EDGE_BRIDGE } from '../../control-plane/edge/service.js';
+import { SERVICE_NAME as EXECUTIONS } from '../../control-plane/executions/service.js';
+import { SERVICE_NAME as FLOW_REPOSITORY } from '../../control-plane/flows/service.js';
+import { SERVICE_NAME as IAM } from '../../control-plane/iam/service.js';
+import { SERVICE_NAME as METADATA } from '../../control-plane/metadata/domains.service.js';
+import { SERVICE_NAME as FLEET } from '../../control-plane/runners/deployments.js';
+import { SERVICE_NAME as SECRETS } from '../../control-plane/secrets/service.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { waitFor } from '../support/events.js';
 import { createTenantWithUser, createUser, type TestUser } from '../support/tenants.js';
 import { pushed, recordsOf, recordsOfService } from './support.js';
 
@@ -36,9 +46,11 @@ describe('POST /logs stores one envelope', () => {
       payload: body.payload,
       tenant: a.tenantId,
       receivedAt: expect.any(String),
+      origin: 'pushed',
+      pushedBy: a.id,
     });
     const [row] = await recordsOf(cp, res.body.data.headers.id);
-    expect(row).toMatchObject({ id: res.body.data.id, tenantId: a.tenantId, name: 'audit.report.exported', serviceName: 'reports' });
+    expect(row).toMatchObject({ id: res.body.data.id, tenantId: a.tenantId, name: 'audit.report.exported', serviceName: 'reports', origin: 'pushed', pushedBy: a.id });
     expect(await seenBy(a.token, res.body.data.headers.id)).toBe(true);
     expect(await seenBy(b.token, res.body.data.headers.id)).toBe(false);
   });
@@ -58,10 +70,49 @@ describe('POST /logs stores one envelope', () => {
     expect(rows[0]!.payload).toEqual({ action: 'exported' });
   });
 
-  it('accepts a known event whose payload matches its schema', async () => {
-    const res = await push(pushed({ name: 'flow.failed', serviceName: 'runner' }, { id: randomUUID(), tenant: a.tenantId, reason: 'out of memory' }));
-    expect(res.status, JSON.stringify(res.body)).toBe(201);
-    expect(res.body.data.tenant).toBe(a.tenantId);
+});
+
+describe('POST /logs cannot pose as one of Hookline’s own records', () => {
+  it('refuses the names of Hookline’s events and the serviceNames of its services, whoever pushes, and stores nothing', async () => {
+    const id = randomUUID();
+    const loginFailed = { id: a.id, tenant: a.tenantId, attempts: 5, locked: true };
+    const cases: [Record<string, unknown>, Record<string, unknown>, string][] = [
+      [{ id, name: 'iam.user.loginFailed', serviceName: 'iam' }, loginFailed, "headers.name: iam.* names are Hookline's own events"],
+      [{ id, name: 'iam.user.loginFailed', serviceName: 'reports' }, loginFailed, "headers.name: iam.* names are Hookline's own events"],
+      [{ id, name: 'iam.user.passwordReset', serviceName: 'reports' }, {}, "headers.name: iam.* names are Hookline's own events"],
+      [{ id, name: 'flow.failed', serviceName: 'runner' }, { id: randomUUID(), tenant: a.tenantId, reason: 'out of memory' }, "headers.name: flow.* names are Hookline's own events"],
+      [{ id, name: 'audit.user.loginFailed', serviceName: 'iam' }, {}, 'headers.serviceName: iam is a Hookline service'],
+      [{ id, name: 'audit.secret.read', serviceName: 'secrets' }, {}, 'headers.serviceName: secrets is a Hookline service'],
+    ];
+    for (const [headers, payload, message] of cases) {
+      for (const token of [a.token, admin]) {
+        const res = await push(pushed(headers, payload), token);
+        expect(res.status, JSON.stringify(headers)).toBe(400);
+        expect(res.body.errors[0].message).toContain(message);
+      }
+    }
+    for (const namespace of ['flow', 'flowrepo', 'iam', 'secrets', 'metadata', 'components', 'execution']) expect(SYSTEM_NAMESPACES).toContain(namespace);
+    for (const service of [AUDIT, COMPONENTS, EDGE_BRIDGE, EXECUTIONS, FLEET, FLOW_REPOSITORY, IAM, METADATA, SECRETS]) {
+      expect(SYSTEM_SERVICES).toContain(service);
+      expect((await push(pushed({ id, serviceName: service }))).status).toBe(400);
+    }
+    expect(await recordsOf(cp, id)).toEqual([]);
+  });
+
+  it('marks what it stores as pushed, by whom, in reads and filters, apart from Hookline’s own records', async () => {
+    const mine = await push(pushed({ name: 'audit.user.loginFailed', serviceName: 'sso-gateway' }));
+    expect(mine.body.data).toMatchObject({ origin: 'pushed', pushedBy: a.id });
+    await cp.request('POST', '/login', { body: { username: a.username, password: 'wrong password' } });
+    const records = async (query: string) => ((await cp.request('GET', `/logs?${query}&page[size]=100`, { token: a.token })).body.data as any[]);
+    const real = await waitFor(() => records('filter[name]=iam.user.loginFailed&filter[origin]=event'), (found) => found.length === 1);
+    expect(real[0]).toMatchObject({ origin: 'event', pushedBy: null, headers: { serviceName: 'iam' }, payload: { id: a.id } });
+    const pushedOnes = await records('filter[origin]=pushed');
+    expect(pushedOnes.length).toBeGreaterThan(0);
+    expect(pushedOnes.every((r) => r.origin === 'pushed' && r.pushedBy === a.id)).toBe(true);
+    expect(pushedOnes.map((r) => r.headers.id)).toContain(mine.body.data.headers.id);
+    expect((await records('filter[origin]=event')).some((r) => r.origin !== 'event')).toBe(false);
+    expect((await records(`filter[pushedBy]=${a.id}`)).map((r) => r.headers.id)).toEqual(pushedOnes.map((r) => r.headers.id));
+    expect((await cp.request('GET', '/logs?filter[origin]=system', { token: a.token })).status).toBe(400);
   });
 });
 

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { createTenantWithUser, createUser, type TestUser } from '../support/tenants.js';
-import { pushed } from './support.js';
+import { pushed, storedRecord } from './support.js';
 
 let cp: TestControlPlane;
 let admin: string;
+let adminId: string;
 let a: TestUser;
 let b: TestUser;
 let guestOfA: TestUser;
@@ -28,14 +29,22 @@ const seed: [key: string, tenant: 'a' | 'b', headers: Record<string, unknown>, p
 beforeAll(async () => {
   cp = await startTestControlPlane();
   admin = await cp.login();
+  adminId = (await cp.request('GET', '/api/v1/users/me', { token: admin })).body.data.id;
   a = await createTenantWithUser(cp, ['TENANT_ADMIN']);
   b = await createTenantWithUser(cp, ['TENANT_ADMIN']);
   guestOfA = await createUser(cp, { tenantId: a.tenantId, roles: ['TENANT_GUEST'] });
   noLogsOfA = await createUser(cp, { tenantId: a.tenantId, roles: ['USER'], permissions: ['flows.read'] });
-  // Pushed by the admin, who may name the tenant; in shuffled order, so the sort is the query's, not the insertion's.
+  // audit.* pushed by the admin, who may name the tenant; Hookline's own flow.* published on the bus, as only
+  // Hookline may. In shuffled order, so the sort is the query's, not the insertion's.
   for (const [key, tenant, headers, payload = {}] of [...seed].reverse()) {
-    const tenantId = tenant === 'a' ? a.tenantId : b.tenantId;
-    const res = await cp.request('POST', '/logs', { token: admin, body: pushed(headers, { ...payload, tenant: tenantId }) });
+    const body = pushed(headers, { ...payload, tenant: tenant === 'a' ? a.tenantId : b.tenantId });
+    if (body.headers.name.startsWith('flow.')) {
+      ids[key] = randomUUID();
+      await cp.services.bus.publish({ headers: { ...body.headers, id: ids[key] }, payload: body.payload });
+      await storedRecord(cp, ids[key]);
+      continue;
+    }
+    const res = await cp.request('POST', '/logs', { token: admin, body });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     ids[key] = res.body.data.headers.id;
   }
@@ -81,12 +90,23 @@ describe('GET /logs shows a tenant only its own records', () => {
         payload: { id: expect.any(String), tenant: b.tenantId },
         tenant: b.tenantId,
         receivedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        origin: 'event',
+        pushedBy: null,
       },
     ]);
+    const [report] = (await list(`filter[name]=audit.report.created&${SEEDED}`, b.token)).body.data;
+    expect(report).toMatchObject({ headers: { id: ids.b1 }, origin: 'pushed', pushedBy: adminId });
   });
 });
 
 describe('GET /logs filters, sorts and pages', () => {
+  it('filter[origin] keeps Hookline’s own events or what callers pushed; filter[pushedBy] what one caller pushed', async () => {
+    expect((await list(`filter[origin]=event&${SEEDED}`)).keys).toEqual(['b2', 'a3']);
+    expect((await list(`filter[origin]=pushed&${SEEDED}`)).keys).toEqual(['a5', 'a4', 'a2', 'b1', 'a1']);
+    expect((await list(`filter[pushedBy]=${adminId}&${SEEDED}`, a.token)).keys).toEqual(['a5', 'a4', 'a2', 'a1']);
+    expect((await list(`filter[pushedBy]=${a.id}&${SEEDED}`)).keys).toEqual([]);
+  });
+
   it('filter[service] keeps one service’s records', async () => {
     expect((await list('filter[service]=runner-x', a.token)).keys).toEqual(['a3']);
     expect((await list('filter[service]=runner-x')).keys).toEqual(['b2', 'a3']);

@@ -16,7 +16,8 @@ describe('built-in component definitions', () => {
   it('are valid components, each function exported by its module, nothing else exported', async () => {
     expect(BUILTIN_COMPONENTS.map((c) => c.name)).toEqual(['webhook', 'http', 'jsonata', 'filter', 'debug']);
     for (const { id: _, ...definition } of BUILTIN_COMPONENTS) {
-      expect(componentCreateSchema.safeParse({ ...definition, access: 'public' }).success, definition.name).toBe(true);
+      // Their module is a hookline: name, which only the platform writes: the rest is what a client could write.
+      expect(componentCreateSchema.safeParse({ ...definition, module: undefined, access: 'public' }).success, definition.name).toBe(true);
       expect(definition.module).toBe(`hookline:${definition.name}`);
       expect(definition.image).toMatch(/^hookline\/step-worker:/);
       const loaded = await loadBuiltinModule(definition.module);

@@ -208,6 +208,40 @@ describe('/components', () => {
       expect(messages).toMatch(/extra/);
     });
 
+    it('refuses a module that names code outside what a runner trusts: URLs of any scheme, absolute paths, . and .. segments', async () => {
+      const refused: [string, RegExp][] = [
+        ['data:text/javascript,export const run = () => process.env', /not a URL: data: modules are refused/],
+        ['node:child_process', /not a URL: node: modules are refused/],
+        ['file:///etc/passwd', /not a URL: file: modules are refused/],
+        ['http://evil.example/x.mjs', /not a URL: http: modules are refused/],
+        ['hookline:http', /not a URL: hookline: modules are refused/],
+        ['C:/windows/evil.mjs', /not a URL: C: modules are refused/],
+        ['/work/main/.hookline/secrets-master.key', /not an absolute path/],
+        ['../../.hookline/runner-token', /\. or \.\. segments/],
+        ['./components/../../../etc/passwd', /\. or \.\. segments/],
+        ['@acme/crm/../../../etc/passwd', /\. or \.\. segments/],
+        ['./a/./b.mjs', /\. or \.\. segments/],
+        ['pkg/%2e%2e/%2e%2e/x.mjs', /letters, digits/],
+        ['.\\..\\x.mjs', /letters, digits/],
+        ['@acme', /@scope\/name/],
+        ['./', /letters, digits/],
+      ];
+      for (const [module, message] of refused) {
+        const res = await post(componentBody({ module }));
+        expect(res.status, module).toBe(400);
+        expect(res.body.errors[0].message, module).toMatch(/^module: /);
+        expect(res.body.errors[0].message, module).toMatch(message);
+      }
+      const component = await createComponent(cp, developer.token, { module: './crm/index.mjs' });
+      const patched = await cp.request('PATCH', `/components/${component.id}`, { token: developer.token, body: { module: 'data:text/javascript,1' } });
+      expect(patched.status).toBe(400);
+      expect(patched.body.errors[0].message).toMatch(/^module: .*not a URL/);
+      expect((await cp.request('GET', `/components/${component.id}`, { token: developer.token })).body.data.module).toBe('./crm/index.mjs');
+      for (const module of ['crm', '@acme/crm', '@acme/crm/actions.js', 'lodash.get', './crm.ts', './crm/v1.2/index.mjs', './.well-known/x.mjs']) {
+        expect((await post(componentBody({ module }))).status, module).toBe(201);
+      }
+    });
+
     it('refuses wrong types and missing functions', async () => {
       const res = await post({ name: 42, image: 'hookline/x', functions: 'request' });
       expect(res.status).toBe(400);

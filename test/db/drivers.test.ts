@@ -1,17 +1,18 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { pino } from 'pino';
 import { openDatabase, type DatabaseHandle } from '../../control-plane/db/index.js';
 import { tenants } from '../../control-plane/iam/schema.js';
 import { startNeonProxy } from '../support/neon-proxy.js';
-import { createTestDatabase, postgresAvailable } from '../support/postgres.js';
+import { createTestDatabase, postgresAdminUrl, postgresAvailable } from '../support/postgres.js';
 
 const logger = pino({ level: 'silent' });
 
 const hasPostgres = await postgresAvailable();
 
 /** The same checks for every driver: migrations apply, rows round-trip, transactions roll back, rows can be claimed. */
-function driverContract(open: () => Promise<{ handle: DatabaseHandle; cleanup(): Promise<void> }>) {
+function driverContract(open: () => Promise<{ handle: DatabaseHandle; cleanup(): Promise<void> }>, more?: (handle: () => DatabaseHandle) => void) {
   let handle: DatabaseHandle;
   let cleanup: () => Promise<void>;
   beforeAll(async () => {
@@ -54,6 +55,28 @@ function driverContract(open: () => Promise<{ handle: DatabaseHandle; cleanup():
   it('answers ping', async () => {
     await expect(handle.ping()).resolves.toBeUndefined();
   });
+
+  more?.(() => handle);
+}
+
+/** For the server drivers: a connection the server drops while a transaction holds it fails that transaction, not the process. */
+function survivesDroppedConnections(handle: () => DatabaseHandle) {
+  it('survives a connection the server terminates while it is in use, and goes on', async () => {
+    const failed = handle().db.transaction(async (tx) => {
+      const result = await tx.execute(sql`select pg_backend_pid() as pid`);
+      const pid = (result as unknown as { rows: { pid: number }[] }).rows[0]!.pid;
+      const admin = new pg.Client({ connectionString: postgresAdminUrl });
+      await admin.connect();
+      await admin.query('select pg_terminate_backend($1)', [pid]);
+      await admin.end();
+      await tx.execute(sql`select 1`);
+    });
+    await expect(failed).rejects.toThrow();
+    // Without a listener on the client in use, its 'error' event would have ended this process (and the test run) by now.
+    await expect(handle().ping()).resolves.toBeUndefined();
+    const [row] = await handle().db.insert(tenants).values({ name: `after-${handle().driver}` }).returning();
+    expect(row!.name).toBe(`after-${handle().driver}`);
+  });
 }
 
 describe('PGlite driver (embedded default)', () => {
@@ -70,7 +93,7 @@ describe.skipIf(!hasPostgres)('node-postgres driver, on a real PostgreSQL server
       handle: await openDatabase({ databaseDriver: 'pg', DATABASE_URL: database.url, PGLITE_DIR: '' }, logger),
       cleanup: database.drop,
     };
-  });
+  }, survivesDroppedConnections);
 });
 
 describe.skipIf(!hasPostgres)("Neon's serverless driver, through a WebSocket proxy to the real server", () => {
@@ -84,5 +107,5 @@ describe.skipIf(!hasPostgres)("Neon's serverless driver, through a WebSocket pro
         await database.drop();
       },
     };
-  });
+  }, survivesDroppedConnections);
 });

@@ -32,6 +32,31 @@ describe('webhook authentication at the edge', () => {
     expect(execution!.message.headers).not.toHaveProperty('x-hub-signature-256');
   });
 
+  it('HMAC of a GET covers its path and query: one signature cannot carry another query; HEAD needs the credential too', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId, webhooks: { auth: { type: 'hmac', secret: HMAC_SECRET, header: 'x-signature', algorithm: 'sha256', encoding: 'hex', prefix: '' } } });
+    const sign = (target: string) => createHmac('sha256', HMAC_SECRET).update(target).digest('hex');
+    const target = `/hook/${flowId}/orders?customer=7`;
+    const get = (path: string, signature?: string, method = 'GET') => edge.fetch(path, { method, headers: signature ? { 'x-signature': signature } : {} });
+    expect((await get(target)).status).toBe(401);
+    // The empty body's digest, which was all a GET's signature covered before: refused.
+    expect((await get(target, sign(''))).status).toBe(403);
+    expect((await get(`/hook/${flowId}/orders?customer=8`, sign(target))).status).toBe(403);
+    expect((await get(target, sign(target))).status).toBe(202);
+    expect((await get(target, undefined, 'HEAD')).status).toBe(401);
+    expect((await get(target, sign(target), 'HEAD')).status).toBe(200);
+    const [execution] = (await executions(flowId)) as unknown as { message: { data: unknown } }[];
+    expect(execution!.message.data).toEqual({ customer: '7' });
+    expect(await executions(flowId)).toHaveLength(1);
+  });
+
+  it('bearer on HEAD: no token, no answer', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId, webhooks: { auth: { type: 'bearer', token: BEARER } } });
+    expect((await edge.fetch(`/hook/${flowId}`, { method: 'HEAD' })).status).toBe(401);
+    expect((await edge.fetch(`/hook/${flowId}`, { method: 'HEAD', headers: { authorization: `Bearer ${BEARER}` } })).status).toBe(200);
+  });
+
   it('Standard Webhooks: any of several secrets, within the timestamp tolerance', async () => {
     const flowId = randomUUID();
     const [oldKey, newKey] = [whsec(), whsec()];

@@ -2,10 +2,13 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import { edgeExecutions } from '../../control-plane/edge/schema.js';
 import { flows } from '../../control-plane/flows/schema.js';
+import { MAX_HOOK_BODY_BYTES } from '../../protocol/edge.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
@@ -29,9 +32,17 @@ describe('the edge bridge: control plane and edge Worker together', () => {
   let cp: TestControlPlane;
   let user: TestUser;
 
+  const logs: Record<string, any>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+
   const startControlPlane = async () => {
     const edgeUrl = (await edge.mf.ready).toString();
-    cp = await startTestControlPlane({ env: { PORT: String(port), PGLITE_DIR: join(dir, 'pglite'), EDGE_CONTROL_SECRET, EDGE_URL: edgeUrl } });
+    cp = await startTestControlPlane({ env: { PORT: String(port), PGLITE_DIR: join(dir, 'pglite'), EDGE_CONTROL_SECRET, EDGE_URL: edgeUrl }, logger: pino({ level: 'info' }, sink) });
   };
 
   beforeAll(async () => {
@@ -79,6 +90,26 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     expect((await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(404);
   });
 
+  it('delivers a body at the limit and a small one after it: both become executions (the limits agree on both sides)', async () => {
+    const executed = await collectEvents(cp, 'flow.executed');
+    const flow = await liveFlow();
+    const filler = 'x'.repeat(MAX_HOOK_BODY_BYTES - '{"big":""}'.length);
+    const big = `{"big":"${filler}"}`;
+    expect(big.length).toBe(MAX_HOOK_BODY_BYTES);
+    const post = (body: string, type = 'application/json') => edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': type }, body });
+    expect((await post(big)).status).toBe(202);
+    expect((await post('{"small":true}')).status).toBe(202);
+    // A body under the limit that would grow past what an execution may carry once written as JSON: refused, not accepted and stuck.
+    const escaped = await post('\u0001'.repeat(MAX_HOOK_BODY_BYTES / 2), 'text/plain');
+    expect(escaped.status).toBe(413);
+    expect(((await escaped.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/more than the \d+ one may carry/);
+
+    const found = await waitFor(async () => executed.filter((e) => e.payload.flowId === flow.id), (events) => events.length === 2, 20_000);
+    expect(found.map((e) => Object.keys((e.payload.message as { data: object }).data)[0])).toEqual(['big', 'small']);
+    expect((found[0]!.payload.message as { data: { big: string } }).data.big).toHaveLength(filler.length);
+    await waitFor(() => status(edge, flow.id), (s) => s.pending === 0, 10_000);
+  }, 60_000);
+
   it('resolves webhook secrets from the secret store for the edge; no secret value in the flow, its events or the audit log', async () => {
     const key = `hmac-key-${randomUUID()}`;
     const secret = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'shop webhook', type: 'API_KEY', value: { key } } });
@@ -94,6 +125,32 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     expect(JSON.stringify(logs.body)).toContain(flow.id);
     expect(JSON.stringify(logs.body)).not.toContain(key);
     expect(JSON.stringify((await cp.request('GET', `/flows/${flow.id}`, { token: user.token })).body)).not.toContain(key);
+  });
+
+  it('stops a flow: its webhook key leaves the edge, and a flow.started reported after the stop does not bring it back', async () => {
+    const key = `hmac-key-${randomUUID()}`;
+    const secret = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'stopped webhook', type: 'API_KEY', value: { key } } });
+    const flow = await liveFlow({ flowSettings: { webhooks: { auth: { type: 'hmac', secretId: secret.body.data.id } } } });
+    const body = '{"order":10}';
+    const signature = `sha256=${createHmac('sha256', key).update(body).digest('hex')}`;
+    const call = await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': signature, 'idempotency-key': 'stop-1' }, body });
+    expect(call.status).toBe(202);
+    expect(JSON.stringify(await edge.stored(flow.id))).toContain(key);
+    await waitFor(() => status(edge, flow.id), (s) => s.pending === 0, 10_000);
+
+    await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });
+    await waitFor(() => cp.request('GET', `/flows/${flow.id}`, { token: user.token }), (r) => r.body.data.status === 'inactive', 10_000);
+    await waitFor(() => status(edge, flow.id), (s) => s.trigger === null, 10_000);
+    const stopped = await edge.stored(flow.id);
+    expect(JSON.stringify(stopped)).not.toContain(key);
+    // Delivered, so no outbox: the tombstone, the outbox's counter and the idempotency key until it expires.
+    expect(Object.keys(stopped).sort()).toEqual(['idem:stop-1', 'removedAt', 'seq']);
+
+    const late = await publishAsRunner(cp, 'flow.started', { id: flow.id, tenant: user.tenantId });
+    await waitFor(async () => logs.filter((line) => line.flowId === flow.id && /flow\.started for a flow that is not starting/.test(line.msg)), (found) => found.length === 1, 10_000);
+    expect(Date.parse(late.headers.createdAt)).toBeGreaterThan(stopped.removedAt as number);
+    expect(JSON.stringify(await edge.stored(flow.id))).not.toContain(key);
+    expect((await edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' })).status).toBe(404);
   });
 
   it('reconciles every minute: a flow whose push was lost goes live, one whose stop was lost is removed', async () => {

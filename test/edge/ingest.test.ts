@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DELIVERY_LIMITS, MAX_HOOK_BODY_BYTES } from '../../protocol/edge.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET } from '../support/edge.js';
 import { collectEvents, waitFor } from '../support/events.js';
@@ -30,7 +31,7 @@ describe('POST /api/v1/edge/executions', () => {
   const send = async (body: unknown, token?: string) =>
     cp.request('POST', '/api/v1/edge/executions', { body, headers: { authorization: `Bearer ${token ?? (await edgeToken())}` } });
 
-  it('publishes each new execution once, reports repeats as duplicates and drops the impossible', async () => {
+  it('publishes each new execution once, reports repeats as duplicates and rejects the impossible, recording those it can as failed', async () => {
     const events = await collectEvents(cp, 'flow.executed');
     const flow = await createFlow(cp, user.token);
     const good = execution(flow.id);
@@ -40,6 +41,12 @@ describe('POST /api/v1/edge/executions', () => {
     expect(first.status).toBe(200);
     expect(first.body.data.accepted).toEqual([good.flowExecId]);
     expect(first.body.data.rejected.map((r: { flowExecId: string }) => r.flowExecId).sort()).toEqual(['broken', otherTenant.flowExecId, unknownFlow.flowExecId].sort());
+    // The execution of a flow the tenant does not have is recorded as failed, with the reason, for that tenant to see.
+    const record = await cp.request('GET', `/executions/${unknownFlow.flowExecId}`, { token: user.token });
+    expect(record.body.data).toMatchObject({ status: 'failed', trigger: 'webhook', reason: `no flow ${unknownFlow.flowId} in this tenant when the execution arrived (it was deleted, or never was)` });
+    expect(record.body.data.input).toMatchObject({ data: { ok: true } });
+    // A tenant that does not exist gets no record.
+    expect((await cp.request('GET', `/executions/${otherTenant.flowExecId}`, { token: await cp.login() })).status).toBe(404);
     const again = await send({ executions: [good] });
     expect(again.body.data).toEqual({ accepted: [], duplicates: [good.flowExecId], rejected: [] });
     await waitFor(async () => events.filter((e) => e.payload.flowId === flow.id), (found) => found.length === 1);
@@ -53,6 +60,22 @@ describe('POST /api/v1/edge/executions', () => {
     expect((await send(body, await edgeToken('a-different-secret-that-is-long-enough'))).status).toBe(401);
     expect((await send(body, await edgeToken(EDGE_CONTROL_SECRET, 'hookline-control-plane'))).status).toBe(401);
     expect((await send(body, await cp.login())).status).toBe(401);
+  });
+
+  it('takes a delivery over BODY_LIMIT_BYTES up to the size the edge cuts its batches by, and refuses one over that', async () => {
+    const limited = await startTestControlPlane({ env: { EDGE_CONTROL_SECRET, BODY_LIMIT_BYTES: '1024' } });
+    try {
+      const big = { ...execution(randomUUID()), message: { id: randomUUID(), data: { text: 'x'.repeat(MAX_HOOK_BODY_BYTES) } } };
+      const headers = { authorization: `Bearer ${await edgeToken()}` };
+      expect((await limited.request('POST', '/api/v1/edge/executions', { body: { executions: [big] }, headers })).status).toBe(200);
+      const over = { executions: Array.from({ length: 5 }, () => big) };
+      expect(JSON.stringify(over).length).toBeGreaterThan(DELIVERY_LIMITS.bytes);
+      expect((await limited.request('POST', '/api/v1/edge/executions', { body: over, headers })).status).toBe(413);
+      // Every other route keeps BODY_LIMIT_BYTES.
+      expect((await limited.request('POST', '/login', { body: { username: 'x'.repeat(2000), password: 'y' } })).status).toBe(413);
+    } finally {
+      await limited.close();
+    }
   });
 
   it('refuses what is not a batch of 1 to 100 executions', async () => {

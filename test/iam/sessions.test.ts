@@ -74,14 +74,24 @@ describe('POST /login and /logout', () => {
     expect((await cp.request('POST', '/login', { body: { username: user.username, password: user.password } })).status).toBe(200);
   });
 
-  it('does not let a disabled account log in', async () => {
+  it('does not let a disabled account log in, answering the right password exactly as a wrong one', async () => {
     const tenant = await createTenant(cp);
     const user = await createUser(cp, { tenantId: tenant.id });
     await cp.services.db.update(users).set({ status: 'disabled' }).where(eq(users.id, user.id));
-    const res = await cp.request('POST', '/login', { body: { username: user.username, password: user.password } });
-    expect(res.status).toBe(401);
-    expect(res.body.errors[0].message).toMatch(/disabled/);
+    const right = await cp.request('POST', '/login', { body: { username: user.username, password: user.password } });
+    const wrong = await cp.request('POST', '/login', { body: { username: user.username, password: 'not-the-password' } });
+    const unknown = await cp.request('POST', '/login', { body: { username: 'nobody@hookline.test', password: user.password } });
+    expect(right.status).toBe(401);
+    expect(right.body).toEqual({ errors: [{ message: 'Wrong username or password', code: 'unauthorized' }] });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body).toEqual(right.body);
+    expect(unknown.body).toEqual(right.body);
     expect((await cp.request('GET', '/flows', { token: user.token })).status).toBe(401);
+    // Guessing at a disabled account locks nothing either: it answers as an unknown one does.
+    for (let attempt = 1; attempt <= 3; attempt++) await cp.request('POST', '/login', { body: { username: user.username, password: 'wrong-password' } });
+    const later = await cp.request('POST', '/login', { body: { username: user.username, password: user.password } });
+    expect(later.status).toBe(401);
+    expect(later.body).toEqual(right.body);
   });
 
   it('revokes the token on logout; the next request with it is a 401', async () => {

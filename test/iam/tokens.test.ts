@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, inArray, isNull } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outbox } from '../../control-plane/bus/schema.js';
-import { roles, tokens, userRoles, users } from '../../control-plane/iam/schema.js';
+import { tokens } from '../../control-plane/iam/schema.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { collectEvents, waitFor } from '../support/events.js';
-import { createTenant, createUser, type TestUser } from '../support/tenants.js';
+import { createServiceAccount, createTenant, createUser, type TestUser } from '../support/tenants.js';
 
 describe('/api/v1/tokens', () => {
   let cp: TestControlPlane;
@@ -16,19 +16,6 @@ describe('/api/v1/tokens', () => {
   let events: EventEnvelope[];
   const published = (name: string, id: string, n = 1) =>
     waitFor(async () => events.filter((e) => e.headers.name === name && e.payload.id === id), (found) => found.length >= n);
-
-  /** A service account of `tenantId`, written straight to the database. */
-  async function serviceAccount(tenantId: string, options: { roles?: string[]; permissions?: string[] } = {}) {
-    const [account] = await cp.services.db
-      .insert(users)
-      .values({ username: `svc-${randomUUID().slice(0, 8)}@hookline.test`, kind: 'service', tenantId, permissions: options.permissions ?? [] })
-      .returning();
-    if (options.roles?.length) {
-      const found = await cp.services.db.select().from(roles).where(and(inArray(roles.name, options.roles), isNull(roles.tenantId)));
-      await cp.services.db.insert(userRoles).values(found.map((role) => ({ userId: account!.id, roleId: role.id })));
-    }
-    return account!;
-  }
 
   beforeAll(async () => {
     cp = await startTestControlPlane();
@@ -40,7 +27,7 @@ describe('/api/v1/tokens', () => {
   afterAll(() => cp.close());
 
   it('mints a token shown once, stored only as a hash, that authenticates as the service account', async () => {
-    const account = await serviceAccount(tenantAdmin.tenantId, { roles: ['TENANT_INTEGRATOR'] });
+    const account = await createServiceAccount(cp, tenantAdmin.tenantId, { roles: ['TENANT_INTEGRATOR'] });
     const res = await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: account.id, description: 'CI deploys' } });
     expect(res.status).toBe(201);
     const { token, id } = res.body.data;
@@ -60,7 +47,7 @@ describe('/api/v1/tokens', () => {
   });
 
   it('revokes a token at once; revoking again is a 204 that changes nothing', async () => {
-    const account = await serviceAccount(tenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
+    const account = await createServiceAccount(cp, tenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
     const { body } = await cp.request('POST', '/api/v1/tokens', { token: tenantAdmin.token, body: { accountId: account.id } });
     expect((await cp.request('GET', '/flows', { token: body.data.token })).status).toBe(200);
     expect((await cp.request('DELETE', `/api/v1/tokens/${body.data.id}`, { token: tenantAdmin.token })).status).toBe(204);
@@ -75,7 +62,7 @@ describe('/api/v1/tokens', () => {
   });
 
   it('rejects a token whose secret is wrong, or that has expired', async () => {
-    const account = await serviceAccount(tenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
+    const account = await createServiceAccount(cp, tenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
     const { body } = await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: account.id } });
     const tampered = body.data.token.slice(0, -4) + (body.data.token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
     expect((await cp.request('GET', '/flows', { token: tampered })).status).toBe(401);
@@ -86,8 +73,8 @@ describe('/api/v1/tokens', () => {
   });
 
   it('confines tenant admins to their own tenant', async () => {
-    const mine = await serviceAccount(tenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
-    const theirs = await serviceAccount(otherTenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
+    const mine = await createServiceAccount(cp, tenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
+    const theirs = await createServiceAccount(cp, otherTenantAdmin.tenantId, { roles: ['TENANT_GUEST'] });
     const created = await cp.request('POST', '/api/v1/tokens', { token: tenantAdmin.token, body: { accountId: mine.id } });
     expect(created.status).toBe(201);
     expect((await cp.request('POST', '/api/v1/tokens', { token: tenantAdmin.token, body: { accountId: theirs.id } })).status).toBe(404);
@@ -104,16 +91,16 @@ describe('/api/v1/tokens', () => {
   });
 
   it('lets no tenant admin mint a token that outranks them', async () => {
-    const powerful = await serviceAccount(tenantAdmin.tenantId, { permissions: ['iam.account.create'] });
+    const powerful = await createServiceAccount(cp, tenantAdmin.tenantId, { permissions: ['iam.account.create'] });
     const res = await cp.request('POST', '/api/v1/tokens', { token: tenantAdmin.token, body: { accountId: powerful.id } });
     expect(res.status).toBe(403);
-    expect(res.body.errors[0].message).toMatch(/restricted/);
+    expect(res.body.errors[0].message).toBe(`Account ${powerful.username} holds permissions you lack (iam.account.create), so you may not mint tokens for it`);
     expect((await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: powerful.id } })).status).toBe(201);
   });
 
   it('403 without a token permission, 401 without a token', async () => {
     const guest = await createUser(cp, { tenantId: tenantAdmin.tenantId, roles: ['TENANT_GUEST'] });
-    const account = await serviceAccount(tenantAdmin.tenantId);
+    const account = await createServiceAccount(cp, tenantAdmin.tenantId);
     const res = await cp.request('POST', '/api/v1/tokens', { token: guest.token, body: { accountId: account.id } });
     expect(res.status).toBe(403);
     expect(res.body.errors[0].message).toContain('tenant.token.create');
@@ -123,7 +110,7 @@ describe('/api/v1/tokens', () => {
 
   it('rejects bad input with a 400 that says what is wrong', async () => {
     const person = await createUser(cp, { tenantId: tenantAdmin.tenantId });
-    const account = await serviceAccount(tenantAdmin.tenantId);
+    const account = await createServiceAccount(cp, tenantAdmin.tenantId);
     const cases: [unknown, RegExp][] = [
       ['{"accountId":', /JSON|body/i],
       [{ accountId: 'not-a-uuid' }, /accountId/],
@@ -157,7 +144,7 @@ describe('/api/v1/tokens', () => {
       expect(session.body.data.permissions).toContain('tenant.all');
       expect(Date.parse(session.body.data.expiresAt)).toBeGreaterThan(Date.now());
 
-      const account = await serviceAccount(tenantAdmin.tenantId, { roles: ['TENANT_INTEGRATOR'] });
+      const account = await createServiceAccount(cp, tenantAdmin.tenantId, { roles: ['TENANT_INTEGRATOR'] });
       const minted = await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: account.id } });
       const service = await cp.request('POST', '/api/v1/tokens/introspect', { token: admin, body: { token: minted.body.data.token } });
       expect(service.body.data).toMatchObject({ active: true, tokenKind: 'service', tenant: tenantAdmin.tenantId, roles: ['TENANT_INTEGRATOR'], expiresAt: null });

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerName, DockerDriver, type DockerDriverOptions } from '../../runner/drivers/docker.js';
-import type { WorkerKey, WorkerObserver } from '../../runner/drivers/types.js';
-import { COMPONENT_MODULE_IN_IMAGE, WORKER_ENTRY_IN_IMAGE } from '../../runner/images.js';
+import type { Adoption, WorkerKey } from '../../runner/drivers/types.js';
+import { COMPONENT_MODULE_IN_IMAGE, WORKER_ENTRY_IN_IMAGE, WORKER_USER } from '../../runner/images.js';
 import { WORKER_ENV } from '../../runner/worker/config.js';
 import {
   buildFakeWorkerImage,
@@ -47,7 +47,7 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     await removeRunnerContainers(docker, runnerNames);
   });
 
-  it('starts a worker container: labels, host networking, limits, command, env with the secrets; ready, and its output reaches observer.log', async () => {
+  it('starts a worker container: labels, host networking, limits, sandbox, command, env without the secrets (they go to stdin); ready, and its output reaches observer.log', async () => {
     const { runnerName, driver } = driverFor();
     const k = key('greet', 3);
     const launch = fakeLaunch(k, { memoryMb: 96, cpus: 0.25, specHash: 'hash-abc' });
@@ -70,22 +70,27 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
       NetworkMode: 'host',
       Memory: 96 * 1024 * 1024,
       NanoCpus: 250_000_000,
+      PidsLimit: 256,
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': expect.stringContaining('size=') },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
       Init: true,
       RestartPolicy: { Name: 'no' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
     });
+    expect(info.Config.User).toBe(`${WORKER_USER.uid}:${WORKER_USER.gid}`);
     const env = Object.fromEntries(info.Config.Env.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]));
     expect(JSON.parse(env[WORKER_ENV.config]!)).toEqual(launch.config);
-    expect(env[WORKER_ENV.stepToken]).toBe('hls_test-step-token');
-    expect(env[WORKER_ENV.amqpUrl]).toBe('amqp://guest:guest@127.0.0.1:5672');
     expect(env[WORKER_ENV.componentModule]).toBe(COMPONENT_MODULE_IN_IMAGE);
-    // Secrets only in their own variables: not in the configuration, not in a label.
-    expect(env[WORKER_ENV.config]).not.toContain('hls_test-step-token');
-    expect(JSON.stringify(info.Config.Labels)).not.toContain('hls_');
+    // The secrets are nowhere in what the engine shows: not in the environment, the configuration or a label.
+    expect(JSON.stringify(info)).not.toContain('hls_test-step-token');
+    expect(JSON.stringify(info)).not.toContain('guest:guest');
 
     const starting = observer.lines.find((line) => line.line.includes('"msg":"starting"'));
     expect(starting).toMatchObject({ stream: 'stdout' });
-    expect(JSON.parse(starting!.line)).toMatchObject({ run: 1, module: COMPONENT_MODULE_IN_IMAGE, step: 'greet', hasToken: true });
+    // ...and the worker read them from its stdin.
+    expect(JSON.parse(starting!.line)).toMatchObject({ run: 1, module: COMPONENT_MODULE_IN_IMAGE, step: 'greet', secrets: launch.secrets });
     expect(starting!.at).toBeInstanceOf(Date);
     expect(Math.abs(starting!.at.getTime() - Date.now())).toBeLessThan(60_000);
     expect(observer.lines).toContainEqual(expect.objectContaining({ stream: 'stderr', line: 'stderr of run 1' }));
@@ -121,7 +126,8 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     await waitFor(async () => observer.readies, (n) => n === 2, 10_000);
     expect(Date.now() - crashedAt).toBeGreaterThanOrEqual(700); // the first backoff is 1 s
     expect((await inspectWorker(runnerName, k)).Id).toBe(id); // the same container, started again
-    expect(observer.lines.some((line) => line.line.includes('"msg":"starting","run":2'))).toBe(true);
+    const second = observer.lines.find((line) => line.line.includes('"msg":"starting","run":2'));
+    expect(JSON.parse(second!.line).secrets).toEqual(fakeLaunch(k).secrets); // its secrets on stdin again
     // Run 1's lines are not read again for run 2.
     expect(observer.lines.filter((line) => line.line === 'stderr of run 1')).toHaveLength(1);
 
@@ -219,10 +225,11 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     const offered: string[] = [];
     const observers: Record<string, ReturnType<typeof recordingObserver>> = {};
     const want: Record<string, string> = { [kept.flowId]: 's-kept', [stale.flowId]: 's-new', [down.flowId]: 's-down' };
-    const keep = (k: WorkerKey, specHash: string): WorkerObserver | null => {
+    const minted = { stepToken: 'hls_minted-for-the-adoption', amqpUrl: 'amqp://guest:guest@127.0.0.1:5672' };
+    const keep = (k: WorkerKey, specHash: string): Adoption | null => {
       offered.push(k.stepId);
       if (want[k.flowId] !== specHash) return null;
-      return (observers[k.stepId] = recordingObserver());
+      return { observer: (observers[k.stepId] = recordingObserver()), secrets: async () => minted };
     };
     const adopted = await next.recover(keep);
     expect(adopted.map((worker) => worker.key).sort((a, b) => a.stepId.localeCompare(b.stepId))).toEqual([down, kept]);
@@ -247,7 +254,9 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     await waitFor(async () => observers.kept!.crashes.length, (n) => n === 1, 10_000);
     expect(observers.kept!.crashes[0]!.output).toContain('boom: the last words of run 1');
     await waitFor(async () => observers.kept!.readies, (n) => n === 2, 10_000);
-    expect(observers.kept!.lines.some((line) => line.line.includes('"msg":"starting","run":2'))).toBe(true);
+    // Started again with the secrets the adoption gives (the earlier run's went to its stdin).
+    const restarted = observers.kept!.lines.find((line) => line.line.includes('"msg":"starting","run":2'));
+    expect(JSON.parse(restarted!.line).secrets).toEqual(minted);
     expect(early.kept.crashes).toEqual([]); // the closed driver no longer watches
 
     // Recovering again finds nothing new and removes nothing it runs.

@@ -1,14 +1,19 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DOCKER_LABELS } from '../../runner/drivers/docker.js';
-import { buildImages, EXAMPLE_GREETER_IMAGE } from '../../scripts/build-images.js';
+import { WORKER_USER } from '../../runner/images.js';
+import { buildComponentImage, buildImages, EXAMPLE_GREETER_IMAGE } from '../../scripts/build-images.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { dockerAvailable, testDocker } from '../support/docker.js';
 import { waitFor } from '../support/events.js';
 import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
-import { runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
+import { FIXTURES_DIR, runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
 import { execute, finished, outputsOf, startFlow, stopFlow } from './support.js';
 
 const available = (await rabbitAvailable()) && (await dockerAvailable());
+
+/** test/fixtures/components.ts as a component image, the way buildComponentImage makes a tenant's. */
+const FIXTURES_IMAGE = 'hookline-test/fixtures:1';
 
 describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ)', () => {
   const namespace = uniqueNamespace('docker');
@@ -97,6 +102,63 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
     await stopFlow(cp, admin, flow.id);
     expect(await containersOf(runnerName)).toEqual([]);
   }, 120_000);
+
+  it('runs a tenant’s component in a sandboxed container rather than on a process runner that does not trust it; its secrets reach it on stdin, never in docker inspect', async () => {
+    await buildComponentImage(FIXTURES_IMAGE, join(FIXTURES_DIR, 'components.ts'));
+    // A process runner with far more room, whose operator trusts only the built-ins.
+    const untrusting = await startTestRunner(cp, { amqpUrl: rabbitUrl, namespace, trustedModules: '', capacity: 1000 });
+    try {
+      const crm = await cp.request('POST', '/components', {
+        token: admin,
+        // The same module for both drivers: in the image, ./component/index.mjs from its working directory (/).
+        body: { name: 'crm', image: FIXTURES_IMAGE, module: './component/index.mjs', functions: ['credential', 'echo'].map((name) => ({ name, kind: 'action' })) },
+      });
+      expect(crm.status).toBe(201);
+      expect(crm.body.data.tenant).not.toBeNull();
+      const secret = await cp.request('POST', '/api/v1/secrets', { token: admin, body: { name: 'crm key', type: 'API_KEY', value: { key: 'k'.repeat(24), headerName: 'x-api-key' } } });
+      const flow = await startFlow(cp, admin, {
+        graph: {
+          nodes: [
+            { id: 'receive', componentId: 'webhook', function: 'receive' },
+            { id: 'secret', componentId: 'crm', function: 'credential', credentials_id: secret.body.data.id },
+            { id: 'echo', componentId: 'crm', function: 'echo' },
+          ],
+          edges: [
+            { source: 'receive', target: 'secret' },
+            { source: 'receive', target: 'echo' },
+          ],
+        },
+      });
+      expect((await cp.request('GET', `/runners/${untrusting.id}`, { token: admin })).body.data.deployments).toEqual([]);
+      // A docker runner trusts nothing to run as itself, whatever its RUNNER_TRUSTED_MODULES (test runners list the fixtures).
+      expect((await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data.trustedModules).toEqual({ packages: [], folders: false });
+      const containers = await containersOf(runner.name);
+      expect(containers.map((c) => c.Labels[DOCKER_LABELS.step]).sort()).toEqual(['echo', 'receive', 'secret']);
+
+      for (const container of containers) {
+        const info = await docker.getContainer(container.Id).inspect();
+        expect(info.Config.User).toBe(`${WORKER_USER.uid}:${WORKER_USER.gid}`);
+        expect(info.HostConfig).toMatchObject({ ReadonlyRootfs: true, SecurityOpt: ['no-new-privileges'], CapDrop: ['ALL'] });
+        expect(info.HostConfig.Memory).toBeGreaterThan(0);
+        expect(info.HostConfig.NanoCpus).toBeGreaterThan(0);
+        expect(info.HostConfig.PidsLimit).toBeGreaterThan(0);
+        // Neither the step token nor the broker's URL (with its password) is anywhere the engine shows.
+        const shown = JSON.stringify(info);
+        expect(shown).not.toMatch(/hls_/);
+        expect(shown).not.toContain(rabbitUrl);
+        expect(info.Config.Env.filter((entry) => /amqps?:\/\/|TOKEN/i.test(entry))).toEqual([]);
+      }
+
+      // The steps still read their credential (step token) and consume their queues (broker URL): both came on stdin.
+      const execution = await finished(cp, admin, await execute(cp, flow, { deal: 7 }));
+      expect(execution.status).toBe('succeeded');
+      expect(outputsOf(execution)).toEqual(expect.arrayContaining([['secret', { fields: ['headerName', 'key'], keyLength: 24 }], ['echo', { deal: 7, attempt: 1 }]]));
+      await stopFlow(cp, admin, flow.id);
+      expect(await containersOf(runner.name)).toEqual([]);
+    } finally {
+      await untrusting.stop();
+    }
+  }, 180_000);
 
   it('fails to start a flow whose image is missing, saying so', async () => {
     const missing = await cp.request('POST', '/components', { token: admin, body: { name: 'missing', image: 'hookline-test/not-built:1', functions: [{ name: 'run', kind: 'action' }] } });

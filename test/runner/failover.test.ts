@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
 import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
-import { runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
+import { FIXTURES_DIR, runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
 import { execute, finished, outputsOf, registerFixtures, startFlow, stopFlow } from './support.js';
 
 const available = await rabbitAvailable();
@@ -68,7 +68,7 @@ describe.skipIf(!available)('runners that die', () => {
 
   it('a runner restarted on its host runs its flows again with one worker per step; a killed runner’s flows move to another, messages kept', async () => {
     const { token } = await runnerAccount(cp);
-    const env = { RUNNER_TOKEN: token, RUNNER_NAME: 'host-a', RUNNER_DATA_DIR: dataDir, BUS_NAMESPACE: namespace };
+    const env = { RUNNER_TOKEN: token, RUNNER_NAME: 'host-a', RUNNER_DATA_DIR: dataDir, BUS_NAMESPACE: namespace, RUNNER_TRUSTED_MODULES: FIXTURES_DIR };
     spawned = await spawnRunner(cp, env);
     await waitFor(() => runnerNamed('host-a'), (r) => r?.status === 'alive', 30_000);
     const flow = await startFlow(cp, admin, {

@@ -1,17 +1,9 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
 import { runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
-import { execute, finished, outputsOf, registerFixtures, startFlow, stopFlow } from './support.js';
-
-const twoSteps = (second: Record<string, unknown>) => ({
-  graph: {
-    nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, { id: 'next', ...second }],
-    edges: [{ source: 'receive', target: 'next' }],
-  },
-});
+import { execute, finished, outputsOf, registerFixtures, startFlow, stopFlow, twoSteps } from './support.js';
 
 /** Placement, scopes and what a flow's steps may use, on the embedded defaults (in-process bus, process driver). */
 describe('placing flows on runners', () => {
@@ -42,17 +34,17 @@ describe('placing flows on runners', () => {
       const flow = await startFlow(cp, alice.token, twoSteps(node), 'inactive');
       expect(flow.statusReason).toMatch(reason);
     }
-    const lost = await cp.request('POST', '/components', { token: alice.token, body: { name: 'lost', module: '/nowhere/component.mjs', functions: [{ name: 'run', kind: 'action' }] } });
+    const lost = await cp.request('POST', '/components', { token: alice.token, body: { name: 'lost', module: './nowhere/component.mjs', functions: [{ name: 'run', kind: 'action' }] } });
     expect(lost.status).toBe(201);
     const flow = await startFlow(cp, alice.token, twoSteps({ componentId: 'lost', function: 'run' }), 'inactive');
-    expect(flow.statusReason).toBe('component lost: module /nowhere/component.mjs cannot be found on this runner');
+    expect(flow.statusReason).toBe('component lost: module ./nowhere/component.mjs cannot be found in the folders RUNNER_TRUSTED_MODULES lists');
     expect((await cp.request('GET', `/runners/${aliceRunner.id}`, { token: alice.token })).body.data.workers).toBe(0);
   });
 
   it('fails a flow whose step crashes at every start, with what the worker said', async () => {
     const broken = await cp.request('POST', '/components', {
       token: alice.token,
-      body: { name: 'broken', module: fileURLToPath(new URL('../fixtures/broken-component.ts', import.meta.url)), functions: [{ name: 'run', kind: 'action' }] },
+      body: { name: 'broken', module: './broken-component.ts', functions: [{ name: 'run', kind: 'action' }] },
     });
     expect(broken.status).toBe(201);
     const flow = await startFlow(cp, alice.token, twoSteps({ componentId: 'broken', function: 'run' }), 'inactive');
@@ -76,17 +68,25 @@ describe('placing flows on runners', () => {
     await stopFlow(cp, alice.token, mine.id);
   });
 
-  it('places a flow only where it has room: one larger than a runner’s capacity waits', async () => {
-    const nodes = ['a', 'b', 'c', 'd'].map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } }));
-    const created = await cp.request('POST', '/flows', {
-      token: alice.token,
-      body: { name: 'five', graph: { nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, ...nodes], edges: nodes.map((n) => ({ source: 'receive', target: n.id })) } },
+  it('places a flow only where it has room, and fails one larger than any runner it may use', async () => {
+    const fanOut = (ids: string[]) => ({
+      graph: {
+        nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, ...ids.map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } }))],
+        edges: ids.map((id) => ({ source: 'receive', target: id })),
+      },
     });
-    const id = created.body.data.id as string;
-    await cp.request('POST', `/flows/${id}/start`, { token: alice.token });
-    const waiting = await waitFor(() => cp.request('GET', `/flows/${id}`, { token: alice.token }), (r) => r.body.data.statusReason !== null);
-    expect(waiting.body.data.statusReason).toMatch(/room for 5 step workers/);
-    await stopFlow(cp, alice.token, id);
+    const five = await startFlow(cp, alice.token, fanOut(['a', 'b', 'c', 'd']), 'inactive');
+    expect(five.statusReason).toBe('the flow has 5 steps, more than any runner it may use can take: the largest has room for 4 step workers in all');
+
+    const three = await startFlow(cp, alice.token, fanOut(['a', 'b']));
+    const created = await cp.request('POST', '/flows', { token: alice.token, body: { name: 'two', ...fanOut(['a']) } });
+    const two = created.body.data.id as string;
+    await cp.request('POST', `/flows/${two}/start`, { token: alice.token });
+    const waiting = await waitFor(() => cp.request('GET', `/flows/${two}`, { token: alice.token }), (r) => r.body.data.statusReason !== null);
+    expect(waiting.body.data).toMatchObject({ status: 'starting', statusReason: expect.stringMatching(/room for 2 step workers$/) });
+    await stopFlow(cp, alice.token, three.id);
+    await waitFor(() => cp.request('GET', `/flows/${two}`, { token: alice.token }), (r) => r.body.data.status === 'active', 30_000);
+    await stopFlow(cp, alice.token, two);
   });
 
   it('gives a step its credential through its step token, and checks outputs against the step’s output schema', async () => {

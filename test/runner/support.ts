@@ -1,16 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { createEnvelope } from '../../protocol/envelope.js';
 import type { TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
 
-/** The misbehaving components of test/fixtures/components.ts, as a component of the admin's tenant. */
+/** The misbehaving components of test/fixtures/components.ts, as a component of the caller's tenant; test runners trust that folder (FIXTURES_DIR). */
 export async function registerFixtures(cp: TestControlPlane, token: string, name = 'fixtures'): Promise<string> {
   const functions = ['echo', 'flaky', 'explode', 'garbage', 'stray', 'crashOnce', 'slow', 'credential'].map((fn) => ({ name: fn, kind: 'action' }));
-  const res = await cp.request('POST', '/components', { token, body: { name, module: fileURLToPath(new URL('../fixtures/components.ts', import.meta.url)), functions } });
+  const res = await cp.request('POST', '/components', { token, body: { name, module: './components.ts', functions } });
   if (res.status !== 201) throw new Error(`cannot register the fixtures: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.data.id;
 }
+
+/** A flow's graph of webhook.receive and `second` (id `next`). */
+export const twoSteps = (second: Record<string, unknown>) => ({
+  graph: {
+    nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, { id: 'next', ...second }],
+    edges: [{ source: 'receive', target: 'next' }],
+  },
+});
 
 export interface TestFlow {
   id: string;

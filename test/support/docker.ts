@@ -1,8 +1,8 @@
 import Docker from 'dockerode';
-import { STEP_DEFAULTS } from '../../protocol/fleet.js';
+import { EXECUTION_MESSAGE_DEFAULTS, STEP_DEFAULTS } from '../../protocol/fleet.js';
 import { DOCKER_LABELS } from '../../runner/drivers/docker.js';
 import type { WorkerKey, WorkerLaunch, WorkerLogLine, WorkerObserver } from '../../runner/drivers/types.js';
-import { NODE_BASE_IMAGE, WORKER_ENTRY_IN_IMAGE } from '../../runner/images.js';
+import { NODE_BASE_IMAGE, WORKER_ENTRY_IN_IMAGE, WORKER_USER } from '../../runner/images.js';
 import { READY_MARK, WORKER_ENV, type WorkerConfig } from '../../runner/worker/config.js';
 import { buildImageFromFiles, buildNodeBaseImage } from '../../scripts/build-images.js';
 import { serviceAvailable } from './services.js';
@@ -18,25 +18,29 @@ export const dockerAvailable = () =>
 
 /**
  * A stand-in for the step worker, at WORKER_ENTRY_IN_IMAGE, so that the driver's tests need no
- * broker and no real worker. It reads the step's fields from HOOKLINE_WORKER:
+ * broker and no real worker. It reads its secrets from stdin as the real one does, then the step's
+ * fields from HOOKLINE_WORKER:
  * - `readyAfterMs` (50): prints a READY_MARK line after this long;
- * - `crashOnRuns` ([]): on these runs (1 the first; the count survives restarts of the same
- *   container) it exits with `exitCode` (3) `crashAfterMs` (100) after being ready;
+ * - `crashOnRuns` ([]): on these runs (1 the first; the count, in the image's volume /state,
+ *   survives restarts of the same container) it exits with `exitCode` (3) `crashAfterMs` (100)
+ *   after being ready;
  * - `ignoreSigterm`: SIGTERM only prints a line (the driver must kill it after its grace period);
  * - `tickMs`: prints a line this often.
  * SIGUSR1 makes it exit with `exitCode` at once (a crash on demand: `container.kill({ signal: 'SIGUSR1' })`).
- * Every line of a run names the run; its first line also the component module it was given.
+ * Every line of a run names the run; its first line also the component module and the secrets it was given.
  */
 const FAKE_WORKER = `
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+let stdin = '';
+for await (const chunk of process.stdin) stdin += chunk;
 const config = JSON.parse(process.env.${WORKER_ENV.config} ?? '{}');
 const fields = config.step?.fields ?? {};
-const counter = '/tmp/fake-worker-runs';
+const counter = '/state/fake-worker-runs';
 const run = (existsSync(counter) ? Number(readFileSync(counter, 'utf8')) : 0) + 1;
 writeFileSync(counter, String(run));
 const log = (msg, extra = {}) => console.log(JSON.stringify({ msg, run, ...extra }));
 const exitCode = Number(fields.exitCode ?? 3);
-log('starting', { module: process.env.${WORKER_ENV.componentModule}, step: config.step?.id, hasToken: Boolean(process.env.${WORKER_ENV.stepToken}) });
+log('starting', { module: process.env.${WORKER_ENV.componentModule}, step: config.step?.id, secrets: JSON.parse(stdin) });
 console.error('stderr of run ' + run);
 const crash = (why) => {
   log('crashing: ' + why, { code: exitCode });
@@ -62,7 +66,13 @@ export const FAKE_WORKER_IMAGE = 'hookline-test/fake-worker:1';
 export async function buildFakeWorkerImage(docker = testDocker()): Promise<string> {
   await buildNodeBaseImage({ docker });
   await buildImageFromFiles(
-    { image: FAKE_WORKER_IMAGE, from: NODE_BASE_IMAGE, instructions: [`COPY worker.mjs ${WORKER_ENTRY_IN_IMAGE}`], files: { 'worker.mjs': FAKE_WORKER } },
+    {
+      image: FAKE_WORKER_IMAGE,
+      from: NODE_BASE_IMAGE,
+      // The run counter's volume, writable by the worker's user (the root filesystem is read-only).
+      instructions: [`COPY worker.mjs ${WORKER_ENTRY_IN_IMAGE}`, `COPY --chown=${WORKER_USER.uid}:${WORKER_USER.gid} state /state`, 'VOLUME /state'],
+      files: { 'worker.mjs': FAKE_WORKER, 'state/.keep': '' },
+    },
     { docker },
   );
   return FAKE_WORKER_IMAGE;
@@ -98,6 +108,8 @@ export function fakeLaunch(
       outputSchema: null,
     },
     retry: { baseDelayMs: 1000, maxDelayMs: 60_000, levels: 3 },
+    maxMessages: EXECUTION_MESSAGE_DEFAULTS.maxMessages,
+    passthrough: false,
     controlPlaneUrl: 'http://127.0.0.1:9',
     outboundAllowedNetworks: [],
     broker: { kind: 'amqp', namespace: 'test' },

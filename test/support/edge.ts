@@ -7,13 +7,26 @@ import type { EdgeTrigger } from '../../protocol/edge.js';
 
 export const EDGE_CONTROL_SECRET = 'edge-control-secret-for-tests-0123456789';
 
-/** A Worker bundled as wrangler would bundle it (esbuild, ESM, workerd conditions). */
-export async function bundleWorker(entryPoint = 'edge/worker.ts'): Promise<string> {
+/**
+ * The edge Worker as tests run it: edge/worker.ts, its FlowTrigger given one more RPC method,
+ * `stored()`, that answers everything the Durable Object's storage holds.
+ */
+const INSPECTABLE_WORKER = `
+import { FlowTrigger as Inspected } from './edge/trigger.ts';
+export { default, FlowRegistry } from './edge/worker.ts';
+export class FlowTrigger extends Inspected {
+  async stored() {
+    return Object.fromEntries(await this.ctx.storage.list());
+  }
+}`;
+
+/** A Worker bundled as wrangler would bundle it (esbuild, ESM, workerd conditions): `entryPoint`, or else the inspectable edge Worker. */
+export async function bundleWorker(entryPoint?: string): Promise<string> {
   const dir = join('.hookline', 'edge-test', String(process.pid));
   await mkdir(dir, { recursive: true });
-  const outfile = join(dir, `${entryPoint.replace(/\W+/g, '-')}.js`);
+  const outfile = join(dir, `${(entryPoint ?? 'inspectable-worker').replace(/\W+/g, '-')}.js`);
   await build({
-    entryPoints: [entryPoint],
+    ...(entryPoint ? { entryPoints: [entryPoint] } : { stdin: { contents: INSPECTABLE_WORKER, resolveDir: process.cwd(), sourcefile: 'inspectable-worker.js' } }),
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -35,6 +48,8 @@ export interface TestEdge {
   control(method: string, path: string, body?: unknown): Promise<Response>;
   /** Pushes a trigger (status live unless given) for `flowId`. */
   push(trigger: Partial<EdgeTrigger> & { flowId: string }): Promise<void>;
+  /** Everything the flow's Durable Object keeps in its storage, by key. */
+  stored(flowId: string): Promise<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
@@ -49,7 +64,8 @@ export async function startTestEdge(bindings: Record<string, string> = {}): Prom
     scriptPath,
     compatibilityDate: '2026-04-01',
     compatibilityFlags: ['nodejs_compat'],
-    durableObjects: { FLOW_TRIGGERS: 'FlowTrigger', FLOW_REGISTRY: 'FlowRegistry' },
+    // SQLite-backed, as wrangler.toml declares them.
+    durableObjects: { FLOW_TRIGGERS: { className: 'FlowTrigger', useSQLite: true }, FLOW_REGISTRY: { className: 'FlowRegistry', useSQLite: true } },
     bindings: { EDGE_CONTROL_SECRET, ...bindings },
     cf: false,
   });
@@ -68,6 +84,11 @@ export async function startTestEdge(bindings: Record<string, string> = {}): Prom
     async push(trigger) {
       const res = await edge.control('PUT', `/control/flows/${trigger.flowId}`, { tenant: 'tenant-1', status: 'live', version: ++version, ...trigger });
       if (res.status !== 200) throw new Error(`push failed: ${res.status} ${await res.text()}`);
+    },
+    async stored(flowId) {
+      const triggers = await mf.getDurableObjectNamespace('FLOW_TRIGGERS');
+      const stub = triggers.get(triggers.idFromName(flowId)) as unknown as { stored(): Promise<Record<string, unknown>> };
+      return stub.stored();
     },
     close: () => mf.dispose(),
   };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { users } from '../../control-plane/iam/schema.js';
 import { loadRunnerConfig, startRunner, type RunningRunner } from '../../runner/main.js';
@@ -22,13 +23,17 @@ export interface TestRunner extends RunningRunner {
   dataDir: string;
 }
 
+/** The test components' folder (test/fixtures): the runners tests start trust it, as an operator lists a folder in RUNNER_TRUSTED_MODULES. */
+export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures', import.meta.url));
+
 /**
  * A real runner node in this process, against `cp`: on RabbitMQ when `amqpUrl` is given (with the
  * control plane's namespace), else on the control plane's in-process bus, as npm start runs it.
+ * It trusts `trustedModules` (RUNNER_TRUSTED_MODULES; default FIXTURES_DIR, '' for the built-ins only).
  */
 export async function startTestRunner(
   cp: TestControlPlane,
-  options: { token?: string; name?: string; driver?: 'process' | 'docker'; amqpUrl?: string; namespace?: string; capacity?: number; deployTimeoutSeconds?: number; outboundAllowedNetworks?: string } = {},
+  options: { token?: string; name?: string; driver?: 'process' | 'docker'; amqpUrl?: string; namespace?: string; capacity?: number; deployTimeoutSeconds?: number; trustedModules?: string; outboundAllowedNetworks?: string } = {},
 ): Promise<TestRunner> {
   const token = options.token ?? (await runnerAccount(cp)).token;
   const name = options.name ?? `runner-${randomUUID().slice(0, 8)}`;
@@ -41,6 +46,7 @@ export async function startTestRunner(
     RUNNER_CAPACITY: String(options.capacity ?? 16),
     RUNNER_DATA_DIR: dataDir,
     RUNNER_DEPLOY_TIMEOUT_SECONDS: String(options.deployTimeoutSeconds ?? 60),
+    RUNNER_TRUSTED_MODULES: options.trustedModules ?? FIXTURES_DIR,
     AMQP_URL: options.amqpUrl,
     BUS_NAMESPACE: options.namespace,
     OUTBOUND_ALLOWED_NETWORKS: options.outboundAllowedNetworks,

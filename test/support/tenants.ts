@@ -43,6 +43,20 @@ export async function createUser(
   return { id: user!.id, username, password, tenantId: options.tenantId, token: await cp.login(username, password) };
 }
 
+/** A service account of `tenantId` with global system roles and direct permissions, written straight to the database. */
+export async function createServiceAccount(cp: TestControlPlane, tenantId: string | null, options: { roles?: string[]; permissions?: string[] } = {}) {
+  const { db } = cp.services;
+  const [account] = await db
+    .insert(users)
+    .values({ username: `svc-${randomUUID().slice(0, 8)}@hookline.test`, kind: 'service', tenantId, permissions: options.permissions ?? [] })
+    .returning();
+  if (options.roles?.length) {
+    const found = await db.select().from(roles).where(and(inArray(roles.name, options.roles), isNull(roles.tenantId)));
+    await db.insert(userRoles).values(found.map((role) => ({ userId: account!.id, roleId: role.id })));
+  }
+  return account!;
+}
+
 /** A new tenant and one user of it with the given roles. */
 export async function createTenantWithUser(cp: TestControlPlane, roleNames: string[] = ['TENANT_ADMIN']): Promise<TestUser> {
   const tenant = await createTenant(cp);

@@ -1,0 +1,1 @@
+ALTER TABLE "runners" ADD COLUMN "trusted_modules" jsonb DEFAULT '{"packages":[],"folders":false}'::jsonb NOT NULL;
