@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     cleanups.push(() => Promise.all(workers.map((w) => w.stop())));
     await Promise.all(
       spec.steps.map(async (s) => {
-        const config: WorkerConfig = { flowId, tenant: spec.tenant, generation: 1, step: s, retry: spec.retry, maxMessages: spec.maxMessages, passthrough: false, controlPlaneUrl: 'http://127.0.0.1:9', broker: broker.workerBroker };
+        const config: WorkerConfig = { flowId, tenant: spec.tenant, generation: 1, step: s, retry: spec.retry, maxMessages: spec.maxMessages, passthrough: false, controlPlaneUrl: 'http://127.0.0.1:9', outboundAllowedNetworks: [], broker: broker.workerBroker };
         let ready!: () => void;
         const isReady = new Promise<void>((resolve) => (ready = resolve));
         workers.push(

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EXECUTION_MESSAGE_DEFAULTS } from '../protocol/fleet.js';
+import { allowedNetworksSetting } from '../protocol/outbound.js';
 
 const port = z.coerce.number({ message: 'must be a port number' }).int('must be a whole number').min(0, 'must be 0..65535 (0: any free port)').max(65535, 'must be 0..65535 (0: any free port)');
 const seconds = z.coerce.number({ message: 'must be a number of seconds' }).int('must be a whole number').positive('must be positive');
@@ -67,6 +68,8 @@ const schema = z.object({
   EDGE_CONTROL_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** The edge Worker's base URL, where flow triggers are pushed. */
   EDGE_URL: url(['http://', 'https://']).optional(),
+  /** Private networks the calls made on a tenant's behalf (OAuth2 token requests) may reach: CIDRs, comma-separated. Unset: none. */
+  OUTBOUND_ALLOWED_NETWORKS: allowedNetworksSetting,
 });
 
 export type Config = z.infer<typeof schema> & { databaseDriver: 'pglite' | 'pg' | 'neon' };

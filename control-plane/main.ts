@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server';
 import { pathToFileURL } from 'node:url';
+import { OutboundPolicy } from '../protocol/outbound.js';
 import { createApp } from './app.js';
 import { subscribeAuditLog } from './audit/events.js';
 import { seedBuiltinComponents } from './components/builtins.js';
@@ -19,6 +20,7 @@ import { subscribeFleet } from './runners/events.js';
 import { DesiredStateNotifier } from './runners/notifier.js';
 import { PlacementLoop } from './runners/placement.js';
 import { startJanitor } from './janitor.js';
+import { outboundFetch } from './outbound.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Services } from './services.js';
 
@@ -43,7 +45,7 @@ export async function startControlPlane(config: Config, logger: Logger = createL
   const relay = new OutboxRelay(db, bus, logger);
   const notifier = new DesiredStateNotifier();
   const placement = { kick: () => {} };
-  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS), keys, notifier, placement };
+  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS), keys, notifier, placement, outbound: outboundFetch(new OutboundPolicy(config.OUTBOUND_ALLOWED_NETWORKS)) };
   const placementLoop = new PlacementLoop(services);
   placement.kick = () => placementLoop.kick();
   relay.start();
@@ -106,6 +108,10 @@ Configuration comes from the environment:
   STEP_LOG_RETENTION_DAYS step logs are kept this many days (default 7)
   EDGE_URL                the edge Worker's URL, where flow triggers are pushed
   EDGE_CONTROL_SECRET     shared with the Worker (wrangler secret): signs the calls between them
+  OUTBOUND_ALLOWED_NETWORKS  private networks that calls made for tenants may reach (OAuth2 token
+                          requests; under npm start the runner's steps too), CIDRs such as
+                          127.0.0.1/32,10.0.0.0/8 (default none: loopback, link-local and private
+                          addresses are refused, after DNS and at every redirect)
   LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent
 See README.md and docs/ for more.`;
 

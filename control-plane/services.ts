@@ -5,6 +5,7 @@ import type { Database, DatabaseHandle } from './db/index.js';
 import type { SigningKey } from './iam/keys.js';
 import type { TokenService } from './iam/tokens.js';
 import type { Logger } from './logger.js';
+import type { OutboundFetch } from './outbound.js';
 import type { DesiredStateNotifier } from './runners/notifier.js';
 import type { KeyRing } from './secrets/keys.js';
 
@@ -23,6 +24,8 @@ export interface Services {
   notifier: DesiredStateNotifier;
   /** The fleet's placement loop (runners/placement.ts): `kick` runs a pass soon. */
   placement: { kick(): void };
+  /** fetch for calls made on a tenant's behalf: private networks only where OUTBOUND_ALLOWED_NETWORKS allows. */
+  outbound: OutboundFetch;
 }
 
 /** Runs `work` in one transaction and wakes the outbox relay once it committed. */

@@ -11,6 +11,7 @@ import Docker from 'dockerode';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { MAX_RUNNER_CAPACITY } from '../protocol/fleet.js';
+import { allowedNetworksSetting } from '../protocol/outbound.js';
 import { RUNNER_DRIVERS } from '../protocol/runner.js';
 import { AmqpFleetBroker } from './broker/amqp.js';
 import { MemoryFleetBroker, type EventPort } from './broker/memory.js';
@@ -44,6 +45,7 @@ const configSchema = z.object({
   AMQP_URL: z.string().regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://').optional(),
   BUS_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _').default('hookline'),
   LOG_LEVEL: z.string().default('info'),
+  OUTBOUND_ALLOWED_NETWORKS: allowedNetworksSetting,
 });
 export type RunnerConfig = z.infer<typeof configSchema>;
 
@@ -62,6 +64,9 @@ Usage: npx tsx runner/main.ts
   RUNNER_CAPACITY     how many step workers it takes (default 16, at most ${MAX_RUNNER_CAPACITY})
   RUNNER_DATA_DIR     where it keeps what it needs across restarts (default .hookline/runner-<name>)
   RUNNER_DEPLOY_TIMEOUT_SECONDS  how long the steps of a flow have to get ready (default 60)
+  OUTBOUND_ALLOWED_NETWORKS  private networks the steps' calls may reach, comma-separated CIDRs such
+                      as 10.0.0.0/8,127.0.0.1/32 (default none: loopback, link-local and private
+                      addresses are refused, after DNS and at every redirect)
   RUNNER_TRUSTED_MODULES  process driver: the code it runs as this runner's user besides the
                       built-ins, comma-separated: package names installed beside the runner
                       (@acme/crm trusts @acme/crm/...) and absolute folder paths (a component's
@@ -170,6 +175,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     logs,
     logger,
     controlPlaneUrl: config.CONTROL_PLANE_URL,
+    outboundAllowedNetworks: config.OUTBOUND_ALLOWED_NETWORKS,
     deployTimeoutMs: config.RUNNER_DEPLOY_TIMEOUT_SECONDS * 1000,
     changed: () => {
       clearTimeout(soon);

@@ -39,6 +39,8 @@ export interface ReconcilerOptions {
   logs: LogShipper;
   logger: Logger;
   controlPlaneUrl: string;
+  /** Passed on to every worker (OUTBOUND_ALLOWED_NETWORKS). */
+  outboundAllowedNetworks: string[];
   /** How long all steps of a deployment have to get ready. */
   deployTimeoutMs: number;
   /** Called whenever a report would say something new. */
@@ -90,6 +92,7 @@ export class Reconciler {
       maxMessages: spec.maxMessages,
       passthrough: spec.passthrough,
       controlPlaneUrl: this.options.controlPlaneUrl,
+      outboundAllowedNetworks: this.options.outboundAllowedNetworks,
       broker: this.options.broker.workerBroker,
     };
   }

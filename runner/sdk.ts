@@ -12,9 +12,10 @@
  * number. Throwing fails the input: the error and the input are recorded on the execution.
  * `context.rebound(reason)` asks for the input to be tried again later, with backoff.
  */
+import type { OutboundRequest } from '../protocol/outbound.js';
 import type { StepMessage } from '../protocol/step-message.js';
 
-export type { StepMessage };
+export type { OutboundRequest, StepMessage };
 
 export interface StepLogger {
   debug(message: string, details?: Record<string, unknown>): void;
@@ -45,6 +46,12 @@ export interface StepContext {
   log: StepLogger;
   /** The step's credential (the secret its `credentials_id` names), decrypted; null when it names none. */
   credentials(): Promise<Record<string, unknown> | null>;
+  /**
+   * fetch for the step's own calls: it follows redirects itself (at most 5) and refuses loopback,
+   * link-local and private addresses, after DNS and at every redirect, unless the operator allows
+   * their network (OUTBOUND_ALLOWED_NETWORKS); a refusal rejects with an OutboundRefused cause.
+   */
+  fetch(url: URL | string, request?: OutboundRequest): Promise<Response>;
 }
 
 /** A component function. `fields` is the flow node's configuration. */

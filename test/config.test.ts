@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       ADMIN_USERNAME: 'admin@hookline.local',
     });
     const config = loadConfig({});
+    expect(config.OUTBOUND_ALLOWED_NETWORKS).toEqual([]);
     expect(config.DATABASE_URL).toBeUndefined();
     expect(config.AMQP_URL).toBeUndefined();
   });
@@ -64,6 +65,10 @@ describe('loadConfig', () => {
     [{ ADMIN_PASSWORD: 'short' }, 'ADMIN_PASSWORD (5 characters, not shown): must be at least 12 characters'],
     [{ JWT_PRIVATE_KEY: 'x'.repeat(40), JWT_ALGORITHM: 'RS256' }, 'JWT_PRIVATE_KEY (40 characters, not shown): must be a PKCS#8 PEM private key'],
     [{ PUBLIC_URL: 'hookline.example' }, 'PUBLIC_URL="hookline.example": must start with http:// or https://'],
+    [
+      { OUTBOUND_ALLOWED_NETWORKS: '127.0.0.1/32,intranet' },
+      'OUTBOUND_ALLOWED_NETWORKS="127.0.0.1/32,intranet": "intranet" is not a network such as 10.0.0.0/8 or fd00::/8: give comma-separated networks in CIDR notation',
+    ],
   ];
   it.each(wrong)('refuses %j, naming the variable and what it expects', (env, message) => {
     const text = rejection(env);
@@ -123,6 +128,6 @@ describe('control-plane/main.ts', () => {
     const run = await runMain(['--help'], { PORT: 'abc' });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Usage:');
-    for (const name of ['PORT', 'DATABASE_URL', 'AMQP_URL', 'JWT_SECRET', 'LOG_LEVEL']) expect(run.stdout).toContain(name);
+    for (const name of ['PORT', 'DATABASE_URL', 'AMQP_URL', 'JWT_SECRET', 'LOG_LEVEL', 'OUTBOUND_ALLOWED_NETWORKS']) expect(run.stdout).toContain(name);
   });
 });

@@ -47,7 +47,7 @@ const create = createRoute({
   path: '/',
   tags: ['flows'],
   summary: 'Create a flow',
-  description: 'The flow belongs to your tenant; you and your tenant are added to its owners. It starts inactive.',
+  description: 'The flow belongs to your tenant; you and your tenant are added to its owners. It starts inactive. Every `credentials_id` must name a secret you may read (you own it, or your tenant shares it).',
   security,
   middleware: guard('flows.write'),
   request: { body: { required: true, content: { 'application/json': { schema: flowBody } } } },
@@ -93,7 +93,8 @@ const start = createRoute({
   path: '/{id}/start',
   tags: ['flows'],
   summary: 'Start an inactive flow',
-  description: 'Sets `starting` and emits `flow.starting`; the flow becomes `active` once the runners report `flow.started`.',
+  description:
+    'Sets `starting` and emits `flow.starting`; the flow becomes `active` once the runners report `flow.started`. Its steps read their secrets as you: a 403 when a node names a secret you may not read (you own it, or your tenant shares it).',
   security,
   middleware: guard('flows.control'),
   request: { params: flowId },

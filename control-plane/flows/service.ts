@@ -5,7 +5,7 @@ import { escapeLike, isUuid, type Database } from '../db/index.js';
 import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
 import { tokens } from '../iam/schema.js';
-import { checkApiKeySecrets } from '../secrets/service.js';
+import { checkApiKeySecrets, unreadableStepCredentials, type FlowUser } from '../secrets/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
 import { flows } from './schema.js';
@@ -103,6 +103,18 @@ async function checkWebhookSecrets(tx: Database, tenantId: string, flow: FlowCre
   if (auth) await checkApiKeySecrets(tx, tenantId, auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId]);
 }
 
+/**
+ * Every secret a flow's steps name must be one `user` may read (they own it, or the flow's tenant
+ * shares it): saving a flow is a 400 otherwise, naming the node and the secret (an unknown secret
+ * reads the same, so nobody learns whether another user's exists).
+ */
+async function checkStepCredentials(tx: Database, user: FlowUser, tenantId: string, flow: FlowCreate): Promise<void> {
+  const unreadable = await unreadableStepCredentials(tx, user, tenantId, flow.graph.nodes);
+  if (unreadable.length > 0) {
+    throw new InvalidFlowError(unreadable.map(([node, secret]) => `graph.nodes: node "${node}": credentials_id: no secret ${secret} that you may read (a step reads only secrets you own or your tenant shares)`));
+  }
+}
+
 /** Reads a flow the caller may see and locks it until the transaction ends, so status checks and changes cannot interleave. */
 async function lockFlow(tx: Database, principal: Principal, id: string): Promise<FlowRow> {
   const [row] = await tx.select().from(flows).where(visible(principal, id)).for('update');
@@ -145,6 +157,7 @@ export async function createFlow(services: Services, principal: Principal, input
   if (!tenantId) throw forbidden('Your account belongs to no tenant, so it cannot own flows');
   return transact(services, async (tx) => {
     await checkWebhookSecrets(tx, tenantId, input);
+    await checkStepCredentials(tx, principal, tenantId, input);
     const [row] = await tx
       .insert(flows)
       .values({ tenantId, createdBy: principal.userId, ...definitionColumns(input, tenantId, { id: principal.userId, type: 'user' }) })
@@ -163,6 +176,7 @@ export async function updateFlow(services: Services, principal: Principal, id: s
     const merged = flowCreateSchema.safeParse({ ...stored, ...patch });
     if (!merged.success) throw new InvalidFlowError(merged.error.issues.map((issue) => describeIssue(issue, 'body')));
     await checkWebhookSecrets(tx, row.tenantId, merged.data);
+    await checkStepCredentials(tx, principal, row.tenantId, merged.data);
     const [updated] = await tx
       .update(flows)
       .set({ ...definitionColumns(merged.data, row.tenantId), updatedAt: new Date() })
@@ -190,6 +204,11 @@ export async function startFlow(services: Services, principal: Principal, id: st
     const row = await lockFlow(tx, principal, id);
     if (row.status !== 'inactive') {
       throw conflict(`Flow ${id} is ${row.status}; only an inactive flow can be started${row.status === 'stopping' ? ': wait until it is inactive' : ''}`);
+    }
+    // Its steps will read their secrets as the user who starts it.
+    const unreadable = await unreadableStepCredentials(tx, principal, row.tenantId, row.graph.nodes);
+    if (unreadable.length > 0) {
+      throw forbidden(`You may not start flow ${id}: ${unreadable.map(([node, secret]) => `node "${node}" names secret ${secret}, which you may not read`).join('; ')} (its steps read secrets as the user who starts it: one they own, or one the tenant shares)`);
     }
     const [updated] = await tx
       .update(flows)

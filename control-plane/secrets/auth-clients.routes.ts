@@ -83,6 +83,8 @@ const patch = createRoute({
   path: '/{id}',
   tags: ['auth-clients'],
   summary: 'Change an auth client',
+  description:
+    'Changing authorizationEndpoint or tokenEndpoint needs secrets.authClient.readRaw, or clientSecret in the same request (it replaces the stored one), so the stored client secret never goes to an endpoint its caller chose (403 otherwise).',
   security,
   middleware: guard('secrets.secret.write'),
   request: { params: clientId, body: jsonBody(patchBody) },

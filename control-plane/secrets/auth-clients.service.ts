@@ -94,9 +94,21 @@ export async function createAuthClient(services: Services, principal: Principal,
   return present(services, row, principal);
 }
 
+/** The fields that say where the client's secret, codes and refresh tokens are sent (the token endpoint) or users are sent (the authorization endpoint). */
+const ENDPOINTS = ['authorizationEndpoint', 'tokenEndpoint'] as const;
+
+/**
+ * Changes an auth client. Moving an endpoint needs secrets.authClient.readRaw, or the client secret
+ * in the same request: otherwise anyone who may write secrets could have the next refresh send the
+ * stored client secret to a server of theirs.
+ */
 export async function updateAuthClient(services: Services, principal: Principal, id: string, patch: Partial<AuthClientInput>): Promise<AuthClient> {
   const row = await transact(services, async (tx) => {
     const current = await findClient(tx, principal, id);
+    const moved = ENDPOINTS.filter((field) => patch[field] !== undefined && patch[field] !== current[field]);
+    if (moved.length > 0 && patch.clientSecret === undefined && !grants(principal.permissions, 'secrets.authClient.readRaw')) {
+      throw forbidden(`Changing ${moved.join(' and ')} needs secrets.authClient.readRaw, or the client secret given again (clientSecret) in the same request`);
+    }
     const { clientSecret, ...rest } = patch;
     const sealed = clientSecret === undefined ? undefined : await sealClientSecret(services, tx, current, clientSecret);
     const [updated] = await tx.update(authClients).set({ ...rest, clientSecret: sealed, updatedAt: new Date() }).where(eq(authClients.id, id)).returning();
@@ -159,7 +171,7 @@ export async function completeFlow(services: Services, query: { state: string; c
 
   let tokens;
   try {
-    tokens = await exchangeCode({ ...client, clientSecret: await openClientSecret(services, client) }, query.code, state.redirectUri);
+    tokens = await exchangeCode(services.outbound, { ...client, clientSecret: await openClientSecret(services, client) }, query.code, state.redirectUri);
   } catch (error) {
     if (error instanceof OAuthError) throw badRequest(`Could not exchange the code: ${error.message}`);
     throw error;

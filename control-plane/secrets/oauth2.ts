@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { outboundRefusal } from '../../protocol/outbound.js';
 import type { SecretValue } from '../../protocol/secrets.js';
+import type { OutboundFetch } from '../outbound.js';
 
 export interface OAuthClient {
   clientId: string;
@@ -30,19 +32,23 @@ const tokenResponse = z.object({
 /** Why a token request failed, in the provider's words. */
 export class OAuthError extends Error {}
 
-/** A token request (RFC 6749 §4.1.3 and §6) with client_secret_basic; the answer as an OAUTH2 secret value. */
-async function tokenRequest(client: OAuthClient, params: Record<string, string>, previous?: SecretValue<'OAUTH2'>): Promise<SecretValue<'OAUTH2'>> {
+/**
+ * A token request (RFC 6749 §4.1.3 and §6) with client_secret_basic, through the outbound guard
+ * (no private address unless allowed, no redirect); the answer as an OAUTH2 secret value.
+ */
+async function tokenRequest(send: OutboundFetch, client: OAuthClient, params: Record<string, string>, previous?: SecretValue<'OAUTH2'>): Promise<SecretValue<'OAUTH2'>> {
   const credentials = Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64');
   let response: Response;
   try {
-    response = await fetch(client.tokenEndpoint, {
+    response = await send(new URL(client.tokenEndpoint), {
       method: 'POST',
       headers: { authorization: `Basic ${credentials}`, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body: new URLSearchParams(params),
+      body: new URLSearchParams(params).toString(),
       signal: AbortSignal.timeout(10_000),
     });
   } catch (error) {
-    throw new OAuthError(`token endpoint ${client.tokenEndpoint} unreachable: ${(error as Error).message}`);
+    const refused = outboundRefusal(error);
+    throw new OAuthError(refused ? `token endpoint refused: ${refused.message}` : `token endpoint ${client.tokenEndpoint} unreachable: ${(error as Error).message}`);
   }
   const body: unknown = await response.json().catch(() => null);
   if (!response.ok) {
@@ -62,8 +68,8 @@ async function tokenRequest(client: OAuthClient, params: Record<string, string>,
   };
 }
 
-export const exchangeCode = (client: OAuthClient, code: string, redirectUri: string) =>
-  tokenRequest(client, { grant_type: 'authorization_code', code, redirect_uri: redirectUri });
+export const exchangeCode = (send: OutboundFetch, client: OAuthClient, code: string, redirectUri: string) =>
+  tokenRequest(send, client, { grant_type: 'authorization_code', code, redirect_uri: redirectUri });
 
-export const refreshTokens = (client: OAuthClient, value: SecretValue<'OAUTH2'>) =>
-  tokenRequest(client, { grant_type: 'refresh_token', refresh_token: value.refreshToken! }, value);
+export const refreshTokens = (send: OutboundFetch, client: OAuthClient, value: SecretValue<'OAUTH2'>) =>
+  tokenRequest(send, client, { grant_type: 'refresh_token', refresh_token: value.refreshToken! }, value);

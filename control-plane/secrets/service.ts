@@ -4,7 +4,7 @@ import { and, count, desc, eq, inArray, isNull, lt, or, sql, type SQL } from 'dr
 import { grants } from '../../protocol/permissions.js';
 import { maskSecretValue, secretValueSchemas, type SecretType, type SecretValue } from '../../protocol/secrets.js';
 import { emit } from '../bus/outbox.js';
-import type { Database } from '../db/index.js';
+import { isUuid, type Database } from '../db/index.js';
 import { tenantScope } from '../http/auth.js';
 import { ApiError, badRequest, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
@@ -82,13 +82,43 @@ async function findSecret(db: Database, principal: Principal, id: string): Promi
   return row;
 }
 
-/** A step token reads exactly the credential its step names (`credentials_id`), in its flow's tenant. */
+/** Who a flow's steps read secrets as: the user who saves or starts it (a step token acts for the user who started it). */
+export type FlowUser = { userId: string; tenantId: string | null };
+
+/**
+ * Whether a step of a flow of `tenantId` may read `row` for `user`: the user owns it, or it is
+ * shared with the tenant they and the flow belong to. Permissions lend nothing here (not even
+ * `all`): a step carries a secret wherever its flow sends it, so it reads only what is the user's own.
+ */
+const readableForFlow = (row: SecretRow, user: FlowUser, tenantId: string) =>
+  row.tenantId === tenantId &&
+  row.owners.some((owner) => (owner.type === 'user' && owner.id === user.userId) || (owner.type === 'tenant' && owner.id === tenantId && user.tenantId === tenantId));
+
+/**
+ * The secrets named by `nodes` (`credentials_id`) that `user` may not have a flow of `tenantId`
+ * read, unknown ones alike (so nobody learns whether another user's secret exists), as
+ * `[nodeId, secretId]`.
+ */
+export async function unreadableStepCredentials(db: Database, user: FlowUser, tenantId: string, nodes: { id: string; credentials_id?: string }[]): Promise<[string, string][]> {
+  const named = nodes.flatMap((node) => (node.credentials_id ? [[node.id, node.credentials_id] as [string, string]] : []));
+  const ids = [...new Set(named.map(([, id]) => id).filter(isUuid))];
+  const rows = ids.length > 0 ? await db.select().from(secrets).where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, ids))) : [];
+  const readable = new Set(rows.filter((row) => readableForFlow(row, user, tenantId)).map((row) => row.id));
+  return named.filter(([, id]) => !readable.has(id));
+}
+
+/**
+ * A step token reads exactly the credential its step names (`credentials_id`), in its flow's
+ * tenant, and only while the user it acts for may still read it.
+ */
 async function findStepCredential(db: Database, principal: Principal, step: { flowId: string; stepId: string }, id: string): Promise<SecretRow> {
   const [flow] = await db.select({ graph: flows.graph, tenantId: flows.tenantId }).from(flows).where(eq(flows.id, step.flowId));
   const node = flow?.graph.nodes.find((n) => n.id === step.stepId);
   if (!flow || node?.credentials_id !== id) throw forbidden(`This step token may read only the credential of step ${step.stepId}`);
   const [row] = await db.select().from(secrets).where(and(eq(secrets.id, id), eq(secrets.tenantId, flow.tenantId)));
-  if (!row) throw notFound(`No secret ${id} in the flow's tenant`);
+  if (!row || !readableForFlow(row, principal, flow.tenantId)) {
+    throw forbidden(`The user this step acts for (who started the flow) may not read secret ${id}: a step reads only secrets that user owns or the tenant shares`);
+  }
   return row;
 }
 
@@ -264,7 +294,7 @@ async function refreshIfDue(services: Services, row: SecretRow): Promise<SecretR
   try {
     if (!client) throw new OAuthError('its auth client was deleted');
     if (!value.refreshToken) throw new OAuthError('the provider gave no refresh token');
-    const fresh = await refreshTokens({ ...client, clientSecret: await openClientSecret(services, client) }, value);
+    const fresh = await refreshTokens(services.outbound, { ...client, clientSecret: await openClientSecret(services, client) }, value);
     const [updated] = await transact(services, async (tx) =>
       tx
         .update(secrets)

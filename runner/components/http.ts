@@ -2,6 +2,7 @@
  * `http`: one HTTP request per input, authenticated with the step's credential, built from fields
  * and, where the request depends on the input, JSONata expressions evaluated against it.
  */
+import { outboundRefusal } from '../../protocol/outbound.js';
 import type { StepContext, StepFunction, StepMessage } from '../sdk.js';
 import { evaluate, toJson } from './expressions.js';
 import { readFields, requestFields, type RequestFields } from './fields.js';
@@ -159,7 +160,8 @@ function networkProblem(error: unknown): string {
  * Sends the request and emits `{ status, headers, body }` (JSON bodies parsed; a binary body as
  * base64, with `bodyEncoding: 'base64'`). 429, 5xx, network errors and timeouts rebound (the
  * platform retries with backoff; a Retry-After is quoted in the reason); another 4xx fails the
- * input with its status and the start of its body, unless `failOnHttpError` is false.
+ * input with its status and the start of its body, unless `failOnHttpError` is false. It goes
+ * through `context.fetch`: a private address fails the input, and a credential stays with its origin.
  */
 export const request: StepFunction = async (message, rawFields, context: StepContext) => {
   const fields = readFields(requestFields, rawFields, 'http.request');
@@ -184,8 +186,11 @@ export const request: StepFunction = async (message, rawFields, context: StepCon
   let response: Response;
   let bytes: Uint8Array;
   try {
-    response = await fetch(url, { method: fields.method, headers, body: body?.body, signal, redirect: 'follow' });
+    response = await context.fetch(url, { method: fields.method, headers, body: body?.body, signal, credentialHeaders: auth ? [auth[0]] : [] });
   } catch (error) {
+    // A private address (or a redirect loop) stays refused however often it is tried.
+    const refused = outboundRefusal(error);
+    if (refused) throw new Error(`${target}: ${refused.message}`);
     return unanswered(error);
   }
   try {

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import { flowExecutedSchema, type StepResult } from '../../protocol/events.js';
 import { flowTopology, splitBudget, STEP_HEADERS } from '../../protocol/fleet.js';
+import { OutboundPolicy } from '../../protocol/outbound.js';
 import { capPayload, capSerialized, stepMessageSchema, type StepMessage } from '../../protocol/step-message.js';
+import { outboundFetch } from '../outbound.js';
 import { Rebound, type OutputExtras, type StepContext, type StepFunction } from '../sdk.js';
 import type { WorkerConfig } from './config.js';
 import { derivedId } from './ids.js';
@@ -49,6 +51,7 @@ export class StepWorker {
   private readonly step;
   private readonly topology;
   private readonly reporter;
+  private readonly fetch;
   private readonly waiting: Delivery[] = [];
   private readonly settling = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
@@ -59,6 +62,7 @@ export class StepWorker {
     this.step = options.config.step;
     this.topology = flowTopology(options.config.broker.kind === 'amqp' ? options.config.broker.namespace : 'memory', options.config.flowId);
     this.reporter = new ResultReporter(options.transport);
+    this.fetch = outboundFetch(new OutboundPolicy(options.config.outboundAllowedNetworks));
   }
 
   async start(): Promise<void> {
@@ -205,6 +209,7 @@ export class StepWorker {
         error: (message, details) => log().error(details ?? {}, message),
       },
       credentials: this.options.credentials,
+      fetch: this.fetch,
     };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

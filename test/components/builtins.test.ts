@@ -222,6 +222,15 @@ describe('http.request', () => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end(Buffer.alloc(10 * 1024 * 1024 + 1, 'a'));
     },
+    '/redirect': (req, res) => {
+      const query = new URL(req.url!, 'http://x').searchParams;
+      res.writeHead(Number(query.get('status') ?? 302), { location: query.get('to')! });
+      res.end();
+    },
+    '/loop': (_req, res) => {
+      res.writeHead(302, { location: '/loop' });
+      res.end();
+    },
   };
 
   beforeAll(async () => {
@@ -250,9 +259,11 @@ describe('http.request', () => {
   /** The request the server saw last. */
   const last = () => seen.at(-1)!;
   const input = message({ data: { orderId: 42, email: 'ann@example.com', lines: [{ sku: 'a' }] }, passthrough: { first: { token: 't-1' } } });
+  /** Runs the step as a runner that allows the test server's address (OUTBOUND_ALLOWED_NETWORKS=127.0.0.1/32). */
+  const call = (fields: Record<string, unknown>, options: Parameters<typeof run>[3] = {}) => run(http.request, input, fields, { allowedNetworks: ['127.0.0.1/32'], ...options });
 
   it('sends a GET with query and headers, and emits { status, headers, body } with JSON parsed', async () => {
-    const { outputs } = await run(http.request, input, { url: `${base}/echo?keep=1`, query: { page: 2, tag: ['a', 'b'], on: true }, headers: { 'x-custom': 'yes' } });
+    const { outputs } = await call({ url: `${base}/echo?keep=1`, query: { page: 2, tag: ['a', 'b'], on: true }, headers: { 'x-custom': 'yes' } });
     expect(outputs).toHaveLength(1);
     const out = outputs[0]!.data as { status: number; headers: Record<string, string>; body: unknown };
     expect(out.status).toBe(200);
@@ -263,7 +274,7 @@ describe('http.request', () => {
   });
 
   it('builds url, query, headers and body from the input with the …Expression fields', async () => {
-    const { outputs } = await run(http.request, input, {
+    const { outputs } = await call({
       method: 'POST',
       urlExpression: `"${base}/echo/" & $string(orderId)`,
       query: { fixed: 'x' },
@@ -279,63 +290,63 @@ describe('http.request', () => {
   });
 
   it('sends form and text bodies, and a content-type header of the fields overrides the type', async () => {
-    await run(http.request, input, { method: 'POST', url: `${base}/echo`, bodyFormat: 'form', body: { a: 1, b: ['x', 'y'], c: null } });
+    await call({ method: 'POST', url: `${base}/echo`, bodyFormat: 'form', body: { a: 1, b: ['x', 'y'], c: null } });
     expect(last()).toMatchObject({ body: 'a=1&b=x&b=y', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    await run(http.request, input, { method: 'PUT', url: `${base}/echo`, bodyFormat: 'text', bodyExpression: '"order " & orderId' });
+    await call({ method: 'PUT', url: `${base}/echo`, bodyFormat: 'text', bodyExpression: '"order " & orderId' });
     expect(last()).toMatchObject({ method: 'PUT', body: 'order 42', headers: { 'content-type': 'text/plain;charset=utf-8' } });
-    await run(http.request, input, { method: 'PATCH', url: `${base}/echo`, body: { a: 1 }, headers: { 'Content-Type': 'application/merge-patch+json' } });
+    await call({ method: 'PATCH', url: `${base}/echo`, body: { a: 1 }, headers: { 'Content-Type': 'application/merge-patch+json' } });
     expect(last()).toMatchObject({ body: '{"a":1}', headers: { 'content-type': 'application/merge-patch+json' } });
-    await expect(run(http.request, input, { method: 'POST', url: `${base}/echo`, bodyFormat: 'form', body: [1] })).rejects.toThrow('fields.body: a form body must be an object of fields');
+    await expect(call({ method: 'POST', url: `${base}/echo`, bodyFormat: 'form', body: [1] })).rejects.toThrow('fields.body: a form body must be an object of fields');
   });
 
   describe('authentication from the step’s credential', () => {
     it('OAUTH2: Authorization: Bearer <accessToken>', async () => {
-      await run(http.request, input, { url: `${base}/echo` }, { credentials: { accessToken: 'at-1', tokenType: 'bearer', refreshToken: 'rt' } });
+      await call({ url: `${base}/echo` }, { credentials: { accessToken: 'at-1', tokenType: 'bearer', refreshToken: 'rt' } });
       expect(last().headers.authorization).toBe('Bearer at-1');
     });
 
     it('API_KEY: the key in its headerName, x-api-key by default; it wins over a header of the fields', async () => {
-      await run(http.request, input, { url: `${base}/echo` }, { credentials: { key: 'k-1' } });
+      await call({ url: `${base}/echo` }, { credentials: { key: 'k-1' } });
       expect(last().headers['x-api-key']).toBe('k-1');
-      await run(http.request, input, { url: `${base}/echo`, headers: { 'X-Key': 'from fields' } }, { credentials: { key: 'k-2', headerName: 'X-Key' } });
+      await call({ url: `${base}/echo`, headers: { 'X-Key': 'from fields' } }, { credentials: { key: 'k-2', headerName: 'X-Key' } });
       expect(last().headers['x-key']).toBe('k-2');
       expect(last().headers['x-api-key']).toBeUndefined();
     });
 
     it('SIMPLE: Basic', async () => {
-      await run(http.request, input, { url: `${base}/echo` }, { credentials: { username: 'ann', passphrase: 'pä:ss' } });
+      await call({ url: `${base}/echo` }, { credentials: { username: 'ann', passphrase: 'pä:ss' } });
       expect(last().headers.authorization).toBe(`Basic ${Buffer.from('ann:pä:ss').toString('base64')}`);
     });
 
     it('MIXED: refused, saying why', async () => {
-      await expect(run(http.request, input, { url: `${base}/echo` }, { credentials: { payload: { a: 1 } } })).rejects.toThrow(/not an OAUTH2, API_KEY or SIMPLE secret/);
+      await expect(call({ url: `${base}/echo` }, { credentials: { payload: { a: 1 } } })).rejects.toThrow(/not an OAUTH2, API_KEY or SIMPLE secret/);
     });
   });
 
   describe('answers', () => {
     it('text as text, JSON that does not parse as text, binary as base64, no body as null', async () => {
-      expect((await run(http.request, input, { url: `${base}/text` })).outputs[0]!.data).toMatchObject({ status: 200, body: 'hello' });
-      expect((await run(http.request, input, { url: `${base}/bad-json` })).outputs[0]!.data).toMatchObject({ body: '{not json' });
-      expect((await run(http.request, input, { url: `${base}/binary` })).outputs[0]!.data).toMatchObject({ body: 'AAEC/w==', bodyEncoding: 'base64' });
-      expect((await run(http.request, input, { method: 'DELETE', url: `${base}/empty` })).outputs[0]!.data).toMatchObject({ status: 204, body: null });
-      expect((await run(http.request, input, { method: 'HEAD', url: `${base}/text` })).outputs[0]!.data).toMatchObject({ status: 200, body: null });
+      expect((await call({ url: `${base}/text` })).outputs[0]!.data).toMatchObject({ status: 200, body: 'hello' });
+      expect((await call({ url: `${base}/bad-json` })).outputs[0]!.data).toMatchObject({ body: '{not json' });
+      expect((await call({ url: `${base}/binary` })).outputs[0]!.data).toMatchObject({ body: 'AAEC/w==', bodyEncoding: 'base64' });
+      expect((await call({ method: 'DELETE', url: `${base}/empty` })).outputs[0]!.data).toMatchObject({ status: 204, body: null });
+      expect((await call({ method: 'HEAD', url: `${base}/text` })).outputs[0]!.data).toMatchObject({ status: 200, body: null });
     });
 
     it('503 and 429 rebound, quoting Retry-After', async () => {
-      const busy = await run(http.request, input, { url: `${base}/busy?secret=1` }).catch((e: unknown) => e);
+      const busy = await call({ url: `${base}/busy?secret=1` }).catch((e: unknown) => e);
       expect(busy).toBeInstanceOf(Rebound);
       expect((busy as Rebound).message).toBe(`GET ${base}/busy answered 503 Service Unavailable (Retry-After: 120)`);
-      const limited = await run(http.request, input, { method: 'POST', url: `${base}/limited`, body: {} }).catch((e: unknown) => e);
+      const limited = await call({ method: 'POST', url: `${base}/limited`, body: {} }).catch((e: unknown) => e);
       expect(limited).toBeInstanceOf(Rebound);
       expect((limited as Rebound).message).toMatch(/answered 429/);
     });
 
     it('5xx rebounds even with failOnHttpError: false', async () => {
-      await expect(run(http.request, input, { url: `${base}/broken`, failOnHttpError: false })).rejects.toBeInstanceOf(Rebound);
+      await expect(call({ url: `${base}/broken`, failOnHttpError: false })).rejects.toBeInstanceOf(Rebound);
     });
 
     it('a timeout rebounds', async () => {
-      const error = await run(http.request, input, { url: `${base}/slow`, timeoutSeconds: 0.2 }).catch((e: unknown) => e);
+      const error = await call({ url: `${base}/slow`, timeoutSeconds: 0.2 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(Rebound);
       expect((error as Rebound).message).toBe(`GET ${base}/slow: no answer within 0.2 s`);
     });
@@ -345,14 +356,14 @@ describe('http.request', () => {
       await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
       const port = (closed.address() as AddressInfo).port;
       await new Promise((resolve) => closed.close(resolve));
-      const error = await run(http.request, input, { url: `http://127.0.0.1:${port}/x` }).catch((e: unknown) => e);
+      const error = await call({ url: `http://127.0.0.1:${port}/x` }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(Rebound);
       expect((error as Rebound).message).toMatch(/the request failed \(ECONNREFUSED\)/);
     });
 
     it('the step’s own abort (its timeout) is not a rebound', async () => {
       const controller = new AbortController();
-      const running = run(http.request, input, { url: `${base}/slow` }, { signal: controller.signal });
+      const running = call({ url: `${base}/slow` }, { signal: controller.signal });
       setTimeout(() => controller.abort(new Error('step timed out')), 50);
       const error = await running.catch((e: unknown) => e);
       expect(error).not.toBeInstanceOf(Rebound);
@@ -360,21 +371,81 @@ describe('http.request', () => {
     });
 
     it('another 4xx fails with its status and the start of its body, or is emitted with failOnHttpError: false', async () => {
-      const error = await run(http.request, input, { url: `${base}/missing` }).catch((e: unknown) => e);
+      const error = await call({ url: `${base}/missing` }).catch((e: unknown) => e);
       expect(error).not.toBeInstanceOf(Rebound);
       expect((error as Error).message).toMatch(new RegExp(`^GET ${base}/missing answered 404 Not Found: \\{"error":"no such order","detail":"x+…$`));
       expect((error as Error).message.length).toBeLessThan(700);
-      const { outputs } = await run(http.request, input, { url: `${base}/missing`, failOnHttpError: false });
+      const { outputs } = await call({ url: `${base}/missing`, failOnHttpError: false });
       expect(outputs[0]!.data).toMatchObject({ status: 404, body: { error: 'no such order' } });
     });
 
     it('a body over 10 MiB fails the input', async () => {
-      await expect(run(http.request, input, { url: `${base}/huge` })).rejects.toThrow(/the response body is larger than 10485760 bytes/);
+      await expect(call({ url: `${base}/huge` })).rejects.toThrow(/the response body is larger than 10485760 bytes/);
+    });
+  });
+
+  describe('outbound calls', () => {
+    const port = () => new URL(base).port;
+    const refused = async (run: Promise<unknown>, pattern: RegExp) => {
+      const before = seen.length;
+      const error = await run.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(error).not.toBeInstanceOf(Rebound);
+      expect((error as Error).message).toMatch(pattern);
+      expect((error as Error).message).toMatch(/is a private address .*OUTBOUND_ALLOWED_NETWORKS|redirects/);
+      return seen.length - before;
+    };
+
+    it('refuses loopback by address without OUTBOUND_ALLOWED_NETWORKS, failing the input (no retry)', async () => {
+      const reached = await refused(run(http.request, input, { url: `${base}/echo` }), /^GET http:\/\/127\.0\.0\.1:\d+\/echo: 127\.0\.0\.1 is a private address \(loopback\); outbound calls reach private networks only where the operator allows them \(OUTBOUND_ALLOWED_NETWORKS\)$/);
+      expect(reached).toBe(0);
+      expect(await refused(run(http.request, input, { url: `http://[::ffff:127.0.0.1]:${port()}/echo` }), /::ffff:7f00:1 is a private address \(loopback\)/)).toBe(0);
+      expect(await refused(run(http.request, input, { url: `http://0x7f.1:${port()}/echo` }), /127\.0\.0\.1 is a private address/)).toBe(0);
+    });
+
+    it('refuses a name that resolves to loopback, after DNS', async () => {
+      const reached = await refused(run(http.request, input, { url: `http://localhost:${port()}/echo` }), /^GET http:\/\/localhost:\d+\/echo: localhost resolves to (127\.0\.0\.1|::1), which is a private address \(loopback\)/);
+      expect(reached).toBe(0);
+    });
+
+    it('refuses link-local addresses, the cloud metadata service among them, even with loopback allowed', async () => {
+      await refused(call({ url: 'http://169.254.169.254/latest/meta-data/', timeoutSeconds: 1 }), /169\.254\.169\.254 is a private address \(link-local\)/);
+      await refused(call({ url: 'http://[fe80::1]/', timeoutSeconds: 1 }), /fe80::1 is a private address \(link-local\)/);
+    });
+
+    it('checks every redirect: from the allowed 127.0.0.1 to 127.0.0.2 or [::1] is refused', async () => {
+      for (const to of [`http://127.0.0.2:${port()}/echo`, `http://[::1]:${port()}/echo`]) {
+        const reached = await refused(call({ url: `${base}/redirect?to=${encodeURIComponent(to)}` }), /redirected to http:\/\/(127\.0\.0\.2|\[::1\]):\d+\/echo: (127\.0\.0\.2|::1) is a private address \(loopback\)/);
+        expect(reached).toBe(1);
+      }
+    });
+
+    it('follows redirects itself: a 303 after a POST is a GET without body, at most 5 hops', async () => {
+      const { outputs } = await call({ method: 'POST', url: `${base}/redirect?status=303&to=/echo/after`, body: { a: 1 } });
+      expect(outputs[0]!.data).toMatchObject({ status: 200, body: { method: 'GET', url: '/echo/after', body: '' } });
+      expect(last().headers['content-type']).toBeUndefined();
+      await call({ method: 'PUT', url: `${base}/redirect?status=307&to=/echo/kept`, body: { a: 1 } });
+      expect(last()).toMatchObject({ method: 'PUT', url: '/echo/kept', body: '{"a":1}' });
+      const before = seen.length;
+      await refused(call({ url: `${base}/loop` }), /^GET http:\/\/127\.0\.0\.1:\d+\/loop: more than 5 redirects$/);
+      expect(seen.length - before).toBe(6);
+    });
+
+    it('keeps the credential with its origin: a redirect elsewhere drops its header', async () => {
+      const credentials = { key: 'k-secret', headerName: 'x-shop-key' };
+      await call({ url: `${base}/redirect?to=/echo/same` }, { credentials });
+      expect(last()).toMatchObject({ url: '/echo/same', headers: { 'x-shop-key': 'k-secret' } });
+      await call({ url: `${base}/redirect?to=${encodeURIComponent(`http://localhost:${port()}/echo/other`)}` }, { credentials: { accessToken: 'at-1' } });
+      expect(last().url).toBe('/echo/other');
+      expect(last().headers.authorization).toBeUndefined();
+      await call({ url: `${base}/redirect?to=${encodeURIComponent(`http://localhost:${port()}/echo/other`)}` }, { credentials });
+      expect(last().url).toBe('/echo/other');
+      expect(last().headers['x-shop-key']).toBeUndefined();
     });
   });
 
   it('refuses bad fields, naming them', async () => {
-    const bad = async (fields: Record<string, unknown>, pattern: RegExp) => expect(run(http.request, input, fields)).rejects.toThrow(pattern);
+    const bad = async (fields: Record<string, unknown>, pattern: RegExp) => expect(call(fields)).rejects.toThrow(pattern);
     await bad({}, /^http\.request: fields\.url: give exactly one of url and urlExpression$/);
     await bad({ url: `${base}/echo`, urlExpression: '"x"' }, /fields\.url: give exactly one of url and urlExpression/);
     await bad({ url: 'ftp://example.com/x' }, /fields\.url: must be an http:\/\/ or https:\/\/ URL/);

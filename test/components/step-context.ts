@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { OutboundPolicy } from '../../protocol/outbound.js';
+import { outboundFetch } from '../../runner/outbound.js';
 import { Rebound, type OutputExtras, type StepContext, type StepFunction, type StepMessage } from '../../runner/sdk.js';
 
 /** A step message with defaults for what the test leaves out. */
@@ -18,8 +20,11 @@ export interface LogLine {
   details?: Record<string, unknown>;
 }
 
-/** A StepContext as a step worker gives it, recording what the function emits and logs. */
-export function stepContext(options: { credentials?: Record<string, unknown> | null; signal?: AbortSignal } = {}) {
+/**
+ * A StepContext as a step worker gives it, recording what the function emits and logs; its fetch
+ * is the worker's, allowing only the private networks given (none by default, as a runner).
+ */
+export function stepContext(options: { credentials?: Record<string, unknown> | null; signal?: AbortSignal; allowedNetworks?: string[] } = {}) {
   const outputs: { data: unknown; extras: OutputExtras | undefined }[] = [];
   const logs: LogLine[] = [];
   const line = (level: LogLine['level']) => (text: string, details?: Record<string, unknown>) => void logs.push({ level, message: text, ...(details ? { details } : {}) });
@@ -36,6 +41,7 @@ export function stepContext(options: { credentials?: Record<string, unknown> | n
     },
     log: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') },
     credentials: async () => options.credentials ?? null,
+    fetch: outboundFetch(new OutboundPolicy(options.allowedNetworks)),
   };
   return { context, outputs, logs };
 }

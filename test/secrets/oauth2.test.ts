@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { eq } from 'drizzle-orm';
 import { OAuth2Server } from 'oauth2-mock-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { secrets } from '../../control-plane/secrets/schema.js';
+import { authClients, secrets } from '../../control-plane/secrets/schema.js';
 import { MASK } from '../../protocol/secrets.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
@@ -31,7 +33,8 @@ describe('OAuth2 secrets against a local provider', () => {
         response.body = { error: 'invalid_grant', error_description: 'refresh token revoked' };
       }
     });
-    cp = await startTestControlPlane();
+    // The provider is on loopback, which the control plane reaches only when allowed explicitly.
+    cp = await startTestControlPlane({ env: { OUTBOUND_ALLOWED_NETWORKS: '127.0.0.1/32' } });
     const tenant = await createTenant(cp);
     user = await createUser(cp, { tenantId: tenant.id, roles: ['TENANT_INTEGRATOR'], permissions: ['secrets.secret.readRaw'] });
     other = await createUser(cp, { tenantId: (await createTenant(cp)).id, roles: ['TENANT_INTEGRATOR'] });
@@ -150,6 +153,46 @@ describe('OAuth2 secrets against a local provider', () => {
     expect((await cp.services.db.select().from(secrets)).length).toBe(before);
   });
 
+  it('moves an endpoint only for holders of secrets.authClient.readRaw, or with the client secret given again', async () => {
+    const writer = await createUser(cp, { tenantId: user.tenantId, roles: ['TENANT_INTEGRATOR'] });
+    const client = await registerClient();
+    const patch = (token: string, body: Record<string, unknown>) => cp.request('PATCH', `/api/v1/auth-clients/${client.id}`, { token, body });
+    for (const body of [{ tokenEndpoint: 'https://attacker.example/token' }, { authorizationEndpoint: 'https://attacker.example/authorize', name: 'CRM' }]) {
+      const refused = await patch(writer.token, body);
+      expect(refused.status).toBe(403);
+      expect(refused.body.errors[0].message).toMatch(/^Changing (tokenEndpoint|authorizationEndpoint) needs secrets\.authClient\.readRaw, or the client secret given again \(clientSecret\) in the same request$/);
+    }
+    const [stored] = await cp.services.db.select().from(authClients).where(eq(authClients.id, client.id));
+    expect(stored).toMatchObject({ tokenEndpoint: client.tokenEndpoint, authorizationEndpoint: client.authorizationEndpoint });
+    // Other fields, and an endpoint given unchanged, need nothing more.
+    expect((await patch(writer.token, { name: 'CRM 2', tokenEndpoint: client.tokenEndpoint, scopes: [] })).status).toBe(200);
+    const withSecret = await patch(writer.token, { tokenEndpoint: `${provider.issuer.url}/token?v=2`, clientSecret: 'a-secret-the-writer-knows' });
+    expect(withSecret.status).toBe(200);
+    expect(withSecret.body.data.tokenEndpoint).toBe(`${provider.issuer.url}/token?v=2`);
+    const keeper = await createUser(cp, { tenantId: user.tenantId, roles: ['TENANT_INTEGRATOR'], permissions: ['secrets.authClient.readRaw'] });
+    expect((await patch(keeper.token, { tokenEndpoint: client.tokenEndpoint })).status).toBe(200);
+  });
+
+  it('sends no token request through a redirect', async () => {
+    const redirector = createServer((_req, res) => {
+      res.writeHead(307, { location: `${provider.issuer.url}/token` });
+      res.end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    try {
+      lifetime = 60;
+      const { client, done } = await connect();
+      const { secretId } = ((await done.json()) as { data: { secretId: string } }).data;
+      const tokenEndpoint = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}/token`;
+      expect((await cp.request('PATCH', `/api/v1/auth-clients/${client.id}`, { token: user.token, body: { tokenEndpoint, clientSecret: 'client-secret-value' } })).status).toBe(200);
+      const res = await cp.request('GET', `/api/v1/secrets/${secretId}`, { token: user.token });
+      expect(res.body.data.lastError).toBe('refresh failed: token endpoint answered 307');
+      expect(tokenGrants).toEqual(['authorization_code']);
+    } finally {
+      await new Promise((resolve) => redirector.close(resolve));
+    }
+  });
+
   it('masks the client secret, confines clients to their tenant, and checks the input', async () => {
     const client = await registerClient();
     expect(client.clientSecret).toBe(MASK);
@@ -163,5 +206,69 @@ describe('OAuth2 secrets against a local provider', () => {
     const noName = await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, { token: user.token, body: {} });
     expect(noName.status).toBe(400);
     expect((await cp.request('DELETE', `/api/v1/auth-clients/${randomUUID()}`, { token: user.token })).status).toBe(404);
+  });
+});
+
+describe('the control plane’s outbound calls, with no network allowed (the default)', () => {
+  let provider: OAuth2Server;
+  let cp: TestControlPlane;
+  let user: TestUser;
+  let tokenRequests: number;
+
+  beforeAll(async () => {
+    provider = new OAuth2Server();
+    await provider.issuer.keys.generate('RS256');
+    await provider.start(0, '127.0.0.1');
+    provider.service.on('beforeResponse', () => void tokenRequests++);
+    cp = await startTestControlPlane();
+    user = await createUser(cp, { tenantId: (await createTenant(cp)).id, roles: ['TENANT_INTEGRATOR'], permissions: ['secrets.secret.readRaw'] });
+  });
+  afterAll(async () => {
+    await cp?.close();
+    await provider?.stop();
+  });
+  beforeEach(() => {
+    tokenRequests = 0;
+  });
+
+  const loopback = /token endpoint refused: 127\.0\.0\.1 is a private address \(loopback\); outbound calls reach private networks only where the operator allows them \(OUTBOUND_ALLOWED_NETWORKS\)/;
+
+  async function registerClient(issuer = provider.issuer.url!) {
+    const res = await cp.request('POST', '/api/v1/auth-clients', {
+      token: user.token,
+      body: { name: 'CRM', clientId: 'hookline', clientSecret: 'client-secret-value', authorizationEndpoint: `${issuer}/authorize`, tokenEndpoint: `${issuer}/token` },
+    });
+    expect(res.status).toBe(201);
+    return res.body.data.id as string;
+  }
+
+  it('exchanges no code with a token endpoint on loopback', async () => {
+    const client = await registerClient(provider.issuer.url!.replace('localhost', '127.0.0.1'));
+    const started = await cp.request('POST', `/api/v1/auth-clients/${client}/start-flow`, { token: user.token, body: { secretName: 'CRM access' } });
+    const authorize = await fetch(started.body.data.authUrl, { redirect: 'manual' });
+    const callback = await cp.request('GET', `/callback${new URL(authorize.headers.get('location')!).search}`);
+    expect(callback.status).toBe(400);
+    expect(callback.body.errors[0].message).toMatch(new RegExp(`^Could not exchange the code: ${loopback.source}$`));
+    expect(tokenRequests).toBe(0);
+  });
+
+  it('records a refresh refused this way as any failed refresh: lastError and the audit log', async () => {
+    // oauth2-mock-server names itself http://localhost:<port>: refused after DNS.
+    const client = await registerClient();
+    const soon = new Date(Date.now() + 60_000).toISOString();
+    const created = await cp.request('POST', '/api/v1/secrets', {
+      token: user.token,
+      body: { name: 'CRM', type: 'OAUTH2', authClientId: client, value: { accessToken: 'old-access', refreshToken: 'old-refresh', expiresAt: soon } },
+    });
+    const res = await cp.request('GET', `/api/v1/secrets/${created.body.data.id}`, { token: user.token });
+    expect(res.status).toBe(200);
+    expect(res.body.data.value.accessToken).toBe('old-access');
+    expect(res.body.data.lastError).toMatch(/^refresh failed: token endpoint refused: localhost resolves to (127\.0\.0\.1|::1), which is a private address \(loopback\)/);
+    expect(tokenRequests).toBe(0);
+    const admin = await cp.login();
+    await waitFor(
+      async () => (await cp.request('GET', '/logs?filter[name]=secrets.secret.refreshFailed', { token: admin })).body.data.filter((r: { payload: { id: string } }) => r.payload.id === created.body.data.id),
+      (found) => found.length === 1,
+    );
   });
 });

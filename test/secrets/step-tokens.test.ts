@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
-import { createFlow, handledByRepository, placed, publishAsRunner, silentRunner } from '../flows/support.js';
-import { createTenant, createUser, type TestUser } from '../support/tenants.js';
+import { countFlows, createFlow, flowBody, handledByRepository, placed, publishAsRunner, silentRunner } from '../flows/support.js';
+import { createTenant, createTenantWithUser, createUser, type TestUser } from '../support/tenants.js';
 
 describe('step tokens: a deployed step reads its own credential and nothing else', () => {
   let cp: TestControlPlane;
@@ -109,5 +110,93 @@ describe('step tokens: a deployed step reads its own credential and nothing else
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: integrator.token });
     await waitFor(() => mint(runner.token, flow.id, 'push'), (res) => res.status === 404);
     expect((await cp.request('POST', `/flows/${flow.id}/steps/push/token`)).status).toBe(401);
+  });
+});
+
+describe('a step reads only secrets the user who started its flow may read', () => {
+  let cp: TestControlPlane;
+  let runner: { id: string; token: string; stop(): void };
+  let ann: TestUser;
+  let bob: TestUser;
+  let bobsPrivate: string;
+
+  beforeAll(async () => {
+    cp = await startTestControlPlane();
+    const tenant = await createTenant(cp);
+    ann = await createUser(cp, { tenantId: tenant.id, roles: ['TENANT_INTEGRATOR'] });
+    bob = await createUser(cp, { tenantId: tenant.id, roles: ['TENANT_INTEGRATOR'] });
+    runner = await silentRunner(cp, tenant.id);
+    bobsPrivate = await secretOf(bob, { name: 'bob only', type: 'API_KEY', value: { key: 'bobs-key' } });
+  });
+  afterAll(async () => {
+    runner?.stop();
+    await cp?.close();
+  });
+
+  async function secretOf(user: TestUser, body: Record<string, unknown>): Promise<string> {
+    const res = await cp.request('POST', '/api/v1/secrets', { token: user.token, body });
+    expect(res.status).toBe(201);
+    return res.body.data.id;
+  }
+  const graph = (credential: string) => ({
+    nodes: [
+      { id: 'receive', componentId: 'webhook', function: 'receive' },
+      { id: 'push', componentId: 'http', function: 'request', credentials_id: credential },
+    ],
+    edges: [{ source: 'receive', target: 'push' }],
+  });
+  const saving = (token: string, credential: string) => cp.request('POST', '/flows', { token, body: flowBody({ graph: graph(credential) }) });
+  const noSecret = (id: string) => `graph.nodes: node "push": credentials_id: no secret ${id} that you may read (a step reads only secrets you own or your tenant shares)`;
+
+  it('refuses to save a flow naming another user’s private secret, as it refuses an unknown one', async () => {
+    const before = await countFlows(cp);
+    const otherTenants = await secretOf(await createTenantWithUser(cp, ['TENANT_INTEGRATOR']), { name: 'x', type: 'API_KEY', value: { key: 'k' } });
+    for (const id of [bobsPrivate, randomUUID(), otherTenants, 'not-a-uuid']) {
+      const res = await saving(ann.token, id);
+      expect(res.status, id).toBe(400);
+      expect(res.body.errors[0].message).toBe(noSecret(id));
+    }
+    const annsFlow = await createFlow(cp, ann.token);
+    const patched = await cp.request('PATCH', `/flows/${annsFlow.id}`, { token: ann.token, body: { graph: graph(bobsPrivate) } });
+    expect(patched.status).toBe(400);
+    expect(patched.body.errors[0].message).toBe(noSecret(bobsPrivate));
+    expect(await countFlows(cp)).toBe(before + 1);
+    expect((await saving(bob.token, bobsPrivate)).status).toBe(201);
+  });
+
+  it('lets no one else change or start a flow that names a private secret', async () => {
+    const bobsFlow = (await saving(bob.token, bobsPrivate)).body.data;
+    const renamed = await cp.request('PATCH', `/flows/${bobsFlow.id}`, { token: ann.token, body: { name: 'renamed by ann' } });
+    expect(renamed.status).toBe(400);
+    expect(renamed.body.errors[0].message).toBe(noSecret(bobsPrivate));
+    const started = await cp.request('POST', `/flows/${bobsFlow.id}/start`, { token: ann.token });
+    expect(started.status).toBe(403);
+    expect(started.body.errors[0].message).toMatch(new RegExp(`^You may not start flow ${bobsFlow.id}: node "push" names secret ${bobsPrivate}, which you may not read`));
+    expect((await cp.request('GET', `/flows/${bobsFlow.id}`, { token: bob.token })).body.data.status).toBe('inactive');
+    expect((await cp.request('POST', `/flows/${bobsFlow.id}/start`, { token: bob.token })).status).toBe(200);
+    await placed(cp, bobsFlow.id);
+    const { token } = (await cp.request('POST', `/flows/${bobsFlow.id}/steps/push/token`, { token: runner.token })).body.data;
+    expect((await cp.request('GET', `/api/v1/secrets/${bobsPrivate}`, { token })).body.data.value).toEqual({ key: 'bobs-key', headerName: 'x-api-key' });
+  });
+
+  it('stops giving a secret to a running step once the user it acts for may no longer read it', async () => {
+    const shared = await secretOf(bob, { name: 'team key', type: 'API_KEY', value: { key: 'team-key' }, shared: true });
+    const flow = (await saving(ann.token, shared)).body.data;
+    expect((await cp.request('POST', `/flows/${flow.id}/start`, { token: ann.token })).status).toBe(200);
+    await placed(cp, flow.id);
+    const { token } = (await cp.request('POST', `/flows/${flow.id}/steps/push/token`, { token: runner.token })).body.data;
+    const read = () => cp.request('GET', `/api/v1/secrets/${shared}`, { token });
+    expect((await read()).body.data.value.key).toBe('team-key');
+
+    expect((await cp.request('PATCH', `/api/v1/secrets/${shared}`, { token: bob.token, body: { shared: false } })).status).toBe(200);
+    const refused = await read();
+    expect(refused.status).toBe(403);
+    expect(refused.body.errors[0].message).toBe(`The user this step acts for (who started the flow) may not read secret ${shared}: a step reads only secrets that user owns or the tenant shares`);
+    expect(JSON.stringify(refused.body)).not.toContain('team-key');
+
+    expect((await cp.request('PATCH', `/api/v1/secrets/${shared}`, { token: bob.token, body: { shared: true } })).status).toBe(200);
+    expect((await read()).status).toBe(200);
+    expect((await cp.request('DELETE', `/api/v1/secrets/${shared}`, { token: bob.token })).status).toBe(204);
+    expect((await read()).status).toBe(403);
   });
 });

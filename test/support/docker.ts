@@ -111,6 +111,7 @@ export function fakeLaunch(
     maxMessages: EXECUTION_MESSAGE_DEFAULTS.maxMessages,
     passthrough: false,
     controlPlaneUrl: 'http://127.0.0.1:9',
+    outboundAllowedNetworks: [],
     broker: { kind: 'amqp', namespace: 'test' },
   };
   return { key, config, secrets: { stepToken: 'hls_test-step-token', amqpUrl: 'amqp://guest:guest@127.0.0.1:5672' }, specHash: options.specHash ?? 'spec-1' };

@@ -33,7 +33,7 @@ export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures', import.meta.url
  */
 export async function startTestRunner(
   cp: TestControlPlane,
-  options: { token?: string; name?: string; driver?: 'process' | 'docker'; amqpUrl?: string; namespace?: string; capacity?: number; deployTimeoutSeconds?: number; trustedModules?: string } = {},
+  options: { token?: string; name?: string; driver?: 'process' | 'docker'; amqpUrl?: string; namespace?: string; capacity?: number; deployTimeoutSeconds?: number; trustedModules?: string; outboundAllowedNetworks?: string } = {},
 ): Promise<TestRunner> {
   const token = options.token ?? (await runnerAccount(cp)).token;
   const name = options.name ?? `runner-${randomUUID().slice(0, 8)}`;
@@ -49,6 +49,7 @@ export async function startTestRunner(
     RUNNER_TRUSTED_MODULES: options.trustedModules ?? FIXTURES_DIR,
     AMQP_URL: options.amqpUrl,
     BUS_NAMESPACE: options.namespace,
+    OUTBOUND_ALLOWED_NETWORKS: options.outboundAllowedNetworks,
   });
   const runner = await startRunner(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), { events: options.amqpUrl ? undefined : cp.services.bus });
   return {
