@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { jwtVerify } from 'jose';
-import { CONTROL_PLANE_TOKEN_PARTY, EDGE_TOKEN_PARTY, edgeTriggerSchema } from '../protocol/edge.js';
+import { CONTROL_PLANE_TOKEN_PARTY, EDGE_TOKEN_PARTY, edgeTriggerSchema, triggerProblems } from '../protocol/edge.js';
 import type { Env } from './env.js';
 import { errorResponse } from './errors.js';
 
@@ -26,10 +26,11 @@ export const control = new Hono<{ Bindings: Env }>()
     } catch {
       return errorResponse(400, 'The body is not valid JSON', 'bad_request');
     }
-    const parsed = edgeTriggerSchema.safeParse(body);
-    if (!parsed.success) return errorResponse(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '), 'validation_error');
-    if (parsed.data.flowId !== c.req.param('flowId')) return errorResponse(400, 'flowId in the body differs from the path', 'validation_error');
-    const applied = await stub(c.env, parsed.data.flowId).configure(parsed.data);
+    const problems = triggerProblems(body);
+    if (problems) return errorResponse(400, problems, 'validation_error');
+    const trigger = edgeTriggerSchema.parse(body);
+    if (trigger.flowId !== c.req.param('flowId')) return errorResponse(400, 'flowId in the body differs from the path', 'validation_error');
+    const applied = await stub(c.env, trigger.flowId).configure(trigger);
     return c.json({ data: { applied } }, 200);
   })
   .delete('/flows/:flowId', async (c) => {

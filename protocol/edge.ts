@@ -31,7 +31,7 @@ export const DELIVERY_ENVELOPE_BYTES = 64;
 export const webhookAuthSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('hmac'),
-    secret: z.string().min(16).max(1000),
+    secret: z.string().min(16, 'must be at least 16 characters (the key of the API_KEY secret the flow names)').max(1000),
     header: z.string().min(1).max(100).default('x-hub-signature-256'),
     algorithm: z.enum(['sha1', 'sha256', 'sha512']).default('sha256'),
     encoding: z.enum(['hex', 'base64']).default('hex'),
@@ -44,7 +44,7 @@ export const webhookAuthSchema = z.discriminatedUnion('type', [
     secrets: z.array(z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be whsec_<base64>')).min(1).max(5),
     toleranceSeconds: z.number().int().min(1).max(3600).default(300),
   }),
-  z.strictObject({ type: z.literal('bearer'), token: z.string().min(16).max(1000) }),
+  z.strictObject({ type: z.literal('bearer'), token: z.string().min(16, 'must be at least 16 characters (the key of the API_KEY secret the flow names)').max(1000) }),
 ]);
 export type WebhookAuth = z.infer<typeof webhookAuthSchema>;
 
@@ -92,3 +92,13 @@ export const edgeTriggerSchema = z.strictObject({
   misfire: z.enum(['skip', 'run-latest']).default('skip'),
 });
 export type EdgeTrigger = z.infer<typeof edgeTriggerSchema>;
+
+/**
+ * What the edge refuses in a pushed trigger (one message per issue, `webhooks.auth.secret: ...`),
+ * or null. The edge answers a push with it, and the control plane refuses a flow's save with the
+ * same words, so a setting the edge would refuse is never saved.
+ */
+export function triggerProblems(trigger: unknown): string | null {
+  const parsed = edgeTriggerSchema.safeParse(trigger);
+  return parsed.success ? null : parsed.error.issues.map((issue) => `${issue.path.join('.') || 'trigger'}: ${issue.message}`).join('; ');
+}

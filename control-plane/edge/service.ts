@@ -1,9 +1,9 @@
 import { inArray } from 'drizzle-orm';
-import type { EdgeTrigger, WebhookAuth, WebhookAuthSettings } from '../../protocol/edge.js';
+import { triggerProblems, type EdgeTrigger, type WebhookAuth, type WebhookAuthSettings } from '../../protocol/edge.js';
 import type { Flow } from '../../protocol/flow.js';
 import { flowExecutedSchema, type EventPayload } from '../../protocol/events.js';
 import { emit } from '../bus/outbox.js';
-import { isUuid } from '../db/index.js';
+import { isUuid, type Database } from '../db/index.js';
 import { describeIssue } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
 import { recordRefused, type RefusedExecution } from '../executions/service.js';
@@ -115,23 +115,29 @@ export async function triggerOf(
   flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>,
   status: EdgeTrigger['status'],
   version: number,
+  db: Database = services.db,
 ): Promise<EdgeTrigger> {
   return {
     flowId: flow.id,
     tenant: flow.tenant,
     status,
     version,
-    webhooks: { auth: await resolveWebhookAuth(services, flow.tenant, flow.flowSettings?.webhooks?.auth) },
+    webhooks: { auth: await resolveWebhookAuth(services, flow.tenant, flow.flowSettings?.webhooks?.auth, db) },
     cron: flow.cron ?? null,
     timezone: flow.timezone ?? null,
     misfire: flow.flowSettings?.schedule?.misfire ?? 'skip',
   };
 }
 
-async function resolveWebhookAuth(services: Services, tenant: string, auth: WebhookAuthSettings | undefined): Promise<WebhookAuth | undefined> {
+/** What the edge would say to the flow's trigger, were it pushed now (protocol/edge.ts triggerProblems), or null when it would take it. */
+export async function edgeRefusal(services: Services, db: Database, flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>): Promise<string | null> {
+  return triggerProblems(await triggerOf(services, flow, 'starting', 0, db));
+}
+
+async function resolveWebhookAuth(services: Services, tenant: string, auth: WebhookAuthSettings | undefined, db: Database): Promise<WebhookAuth | undefined> {
   if (!auth) return undefined;
   const ids = auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId];
-  const keys = await apiKeyValues(services, tenant, ids);
+  const keys = await apiKeyValues(services, tenant, ids, db);
   switch (auth.type) {
     case 'hmac': {
       const { secretId, ...rest } = auth;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { and, asc, count, desc, eq, ilike, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import { flowCreateSchema, type Flow, type FlowCreate, type FlowPatch, type FlowStatus } from '../../protocol/flow.js';
 import { emit } from '../bus/outbox.js';
@@ -5,6 +6,7 @@ import { escapeLike, isUuid, type Database } from '../db/index.js';
 import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
 import { tokens } from '../iam/schema.js';
+import { edgeRefusal } from '../edge/service.js';
 import { checkApiKeySecrets, unreadableStepCredentials, type FlowUser } from '../secrets/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
@@ -97,10 +99,16 @@ export async function getFlow(db: Database, principal: Principal, id: string): P
   return toFlow(row);
 }
 
-/** The secrets a flow's webhook auth names must be API_KEY secrets of its tenant. */
-async function checkWebhookSecrets(tx: Database, tenantId: string, flow: FlowCreate): Promise<void> {
+/**
+ * The secrets a flow's webhook auth names must be API_KEY secrets of its tenant, and the trigger
+ * they make one the edge takes: what the edge would refuse is refused here, in its words.
+ */
+async function checkWebhookSecrets(services: Services, tx: Database, flow: FlowCreate & { id: string; tenant: string }): Promise<void> {
   const auth = flow.flowSettings?.webhooks?.auth;
-  if (auth) await checkApiKeySecrets(tx, tenantId, auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId]);
+  if (!auth) return;
+  await checkApiKeySecrets(tx, flow.tenant, auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId]);
+  const refusal = await edgeRefusal(services, tx, flow);
+  if (refusal) throw new InvalidFlowError([`flowSettings.webhooks.auth: the edge would refuse this webhook: ${refusal}`]);
 }
 
 /**
@@ -155,12 +163,13 @@ function definitionColumns(flow: FlowCreate, tenantId: string, ...required: Owne
 export async function createFlow(services: Services, principal: Principal, input: FlowCreate): Promise<Flow> {
   const tenantId = principal.tenantId;
   if (!tenantId) throw forbidden('Your account belongs to no tenant, so it cannot own flows');
+  const id = randomUUID();
   return transact(services, async (tx) => {
-    await checkWebhookSecrets(tx, tenantId, input);
+    await checkWebhookSecrets(services, tx, { ...input, id, tenant: tenantId });
     await checkStepCredentials(tx, principal, tenantId, input);
     const [row] = await tx
       .insert(flows)
-      .values({ tenantId, createdBy: principal.userId, ...definitionColumns(input, tenantId, { id: principal.userId, type: 'user' }) })
+      .values({ id, tenantId, createdBy: principal.userId, ...definitionColumns(input, tenantId, { id: principal.userId, type: 'user' }) })
       .returning();
     await emit(tx, SERVICE_NAME, 'flowrepo.flow.created', { flowId: row!.id, tenant: tenantId, user: principal.userId });
     return toFlow(row!);
@@ -175,7 +184,7 @@ export async function updateFlow(services: Services, principal: Principal, id: s
     const stored = { name: row.name, description: row.description, type: row.type, cron: row.cron, timezone: row.timezone, owners: row.owners, graph: row.graph, flowSettings: row.flowSettings ?? undefined };
     const merged = flowCreateSchema.safeParse({ ...stored, ...patch });
     if (!merged.success) throw new InvalidFlowError(merged.error.issues.map((issue) => describeIssue(issue, 'body')));
-    await checkWebhookSecrets(tx, row.tenantId, merged.data);
+    await checkWebhookSecrets(services, tx, { ...merged.data, id, tenant: row.tenantId });
     await checkStepCredentials(tx, principal, row.tenantId, merged.data);
     const [updated] = await tx
       .update(flows)

@@ -370,8 +370,8 @@ export async function checkApiKeySecrets(db: Database, tenantId: string, ids: st
 }
 
 /** The keys of API_KEY secrets, decrypted, for the control plane's own use (the edge's webhook auth). */
-export async function apiKeyValues(services: Services, tenantId: string, ids: string[]): Promise<Map<string, string>> {
-  const rows = await apiKeyRows(services.db, tenantId, ids);
-  const values = await Promise.all(rows.map(async (row) => [row.id, String((await openValue(services, services.db, row)).key)] as const));
+export async function apiKeyValues(services: Services, tenantId: string, ids: string[], db: Database = services.db): Promise<Map<string, string>> {
+  const rows = await apiKeyRows(db, tenantId, ids);
+  const values = await Promise.all(rows.map(async (row) => [row.id, String((await openValue(services, db, row)).key)] as const));
   return new Map(values);
 }

@@ -13,7 +13,7 @@ import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
 import { collectEvents, waitFor } from '../support/events.js';
-import { createFlow, handledByRepository, publishAsRunner } from '../flows/support.js';
+import { createFlow, flowBody, handledByRepository, publishAsRunner } from '../flows/support.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 import { freePort } from '../support/ports.js';
 
@@ -151,6 +151,26 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     expect(Date.parse(late.headers.createdAt)).toBeGreaterThan(stopped.removedAt as number);
     expect(JSON.stringify(await edge.stored(flow.id))).not.toContain(key);
     expect((await edge.fetch(`/hook/${flow.id}`, { method: 'HEAD' })).status).toBe(404);
+  });
+
+  it('refuses to save a webhook the edge would refuse, in its words; a key changed after the save fails the start with the reason', async () => {
+    const short = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'short key', type: 'API_KEY', value: { key: 'too-short' } } });
+    const hmac = (secretId: string) => ({ flowSettings: { webhooks: { auth: { type: 'hmac', secretId } } } });
+    const refused = await cp.request('POST', '/flows', { token: user.token, body: flowBody(hmac(short.body.data.id)) });
+    expect(refused.status).toBe(400);
+    const message = 'webhooks.auth.secret: must be at least 16 characters (the key of the API_KEY secret the flow names)';
+    expect(refused.body.errors[0].message).toBe(`flowSettings.webhooks.auth: the edge would refuse this webhook: ${message}`);
+    // The edge says the same to such a push.
+    const pushed = await edge.control('PUT', `/control/flows/${randomUUID()}`, { flowId: 'x', tenant: 't', status: 'live', version: 1, webhooks: { auth: { type: 'hmac', secret: 'too-short' } } });
+    expect(((await pushed.json()) as { errors: { message: string }[] }).errors[0]!.message).toBe(message);
+
+    const good = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'good key', type: 'API_KEY', value: { key: `long-enough-key-${randomUUID()}` } } });
+    const flow = await createFlow(cp, user.token, hmac(good.body.data.id));
+    const changed = await cp.request('PATCH', `/api/v1/secrets/${good.body.data.id}`, { token: user.token, body: { value: { key: 'now-short' } } });
+    expect(changed.status).toBe(200);
+    await cp.request('POST', `/flows/${flow.id}/start`, { token: user.token });
+    const failed = await waitFor(() => cp.request('GET', `/flows/${flow.id}`, { token: user.token }), (r) => r.body.data.status === 'inactive' && r.body.data.statusReason !== null, 15_000);
+    expect(failed.body.data.statusReason).toBe(`the edge refused the flow's trigger: ${message}`);
   });
 
   it('reconciles every minute: a flow whose push was lost goes live, one whose stop was lost is removed', async () => {
