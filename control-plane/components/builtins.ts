@@ -10,12 +10,15 @@ export interface SeedResult {
   removed: string[];
 }
 
+/** The advisory lock the seeding holds for its transaction (any fixed number, unique among Hookline's). */
+const SEED_LOCK = 7_326_001;
+
 /**
  * Makes the repository's built-ins (tenant null, public, no owners) exactly `builtins`: inserted
  * by their fixed ids, updated where this version's definition differs (updatedAt moves only
  * then), and built-ins this version no longer has deleted. Called at every start, after the
- * migrations; idempotent, and safe with several replicas starting at once (one transaction,
- * upserts by id). It emits no events: a deploy is not anyone's change to audit.
+ * migrations; idempotent, and safe with several replicas starting at once (one transaction
+ * under an advisory lock, upserts by id). It emits no events: a deploy is not anyone's change to audit.
  */
 export async function seedBuiltinComponents(db: Database, builtins: readonly BuiltinComponent[] = BUILTIN_COMPONENTS): Promise<SeedResult> {
   for (const builtin of builtins) {
@@ -26,6 +29,9 @@ export async function seedBuiltinComponents(db: Database, builtins: readonly Bui
     if (!module.startsWith(BUILTIN_MODULE_PREFIX)) throw new Error(`Built-in component ${builtin.name} is not a valid component: its module must be ${BUILTIN_MODULE_PREFIX}<name>`);
   }
   return db.transaction(async (tx) => {
+    // Replicas starting at once seed one after another: concurrent upserts by id can still collide
+    // on the unique index of built-in names, which ON CONFLICT (id) does not arbitrate.
+    await tx.execute(sql`select pg_advisory_xact_lock(${SEED_LOCK})`);
     const ids = builtins.map((b) => b.id);
     const removed = await tx
       .delete(components)
