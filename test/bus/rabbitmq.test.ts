@@ -10,6 +10,7 @@ import {
   privateBrokerAvailable,
   rabbitAvailable,
   rabbitUrl,
+  PRIVATE_BROKER_TIMEOUT_MS,
   startPrivateBroker,
   uniqueNamespace,
   type PrivateBroker,
@@ -239,7 +240,7 @@ describe.skipIf(!canStartBroker)('RabbitBus across a broker restart', () => {
 
   beforeAll(async () => {
     broker = await startPrivateBroker();
-  });
+  }, PRIVATE_BROKER_TIMEOUT_MS);
 
   afterAll(async () => {
     await Promise.all(buses.map((bus) => bus.close()));
@@ -273,5 +274,5 @@ describe.skipIf(!canStartBroker)('RabbitBus across a broker restart', () => {
     await (await open()).subscribe('offline', { 'restart.*': back.handle });
     await eventually(() => back.ids.length === 2);
     expect(back.ids).toEqual([before.headers.id, after.headers.id]);
-  }, 60_000);
+  }, PRIVATE_BROKER_TIMEOUT_MS);
 });

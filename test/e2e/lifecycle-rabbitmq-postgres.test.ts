@@ -6,7 +6,7 @@ import { createFlow } from '../flows/support.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
 import { postgresAvailable } from '../support/postgres.js';
-import { CONTROL_PLANE_SERVICES, deleteNamespace, privateBrokerAvailable, rabbitAvailable, rabbitUrl, startPrivateBroker, uniqueNamespace, type PrivateBroker } from '../support/rabbitmq.js';
+import { CONTROL_PLANE_SERVICES, deleteNamespace, PRIVATE_BROKER_TIMEOUT_MS, privateBrokerAvailable, rabbitAvailable, rabbitUrl, startPrivateBroker, uniqueNamespace, type PrivateBroker } from '../support/rabbitmq.js';
 import { runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 
@@ -67,7 +67,7 @@ describe.skipIf(!available)('end to end over RabbitMQ and PostgreSQL, with a run
       cp = await startTestControlPlane({ database: 'pg', env: { AMQP_URL: broker.url, BUS_NAMESPACE: namespace, RUNNER_HEARTBEAT_SECONDS: '1' } });
       user = await createTenantWithUser(cp, ['TENANT_INTEGRATOR']);
       runner = await startTestRunner(cp, { amqpUrl: broker.url, namespace });
-    });
+    }, PRIVATE_BROKER_TIMEOUT_MS);
     afterAll(async () => {
       await runner?.stop();
       await cp?.close();
@@ -88,6 +88,6 @@ describe.skipIf(!available)('end to end over RabbitMQ and PostgreSQL, with a run
       await waitFor(statuses, (all) => all.every((s) => s === 'active'), 60_000);
       const placed = await cp.services.db.select().from(deployments);
       expect(placed.filter((d) => flows.some((f) => f.id === d.flowId)).map((d) => [d.generation, d.runnerId])).toEqual(flows.map(() => [1, runner.id]));
-    }, 120_000);
+    }, PRIVATE_BROKER_TIMEOUT_MS + 60_000);
   });
 });
