@@ -37,6 +37,30 @@ function expressionError(error: unknown, field: string): Error {
 /** Regex literals run by RE2 (`$match`, `$replace`, `$split`, `$contains`, `~>`), so none can backtrack for ever. */
 const options = { timeout: EXPRESSION_TIMEOUT_MS, RegexEngine: LinearRegExp as unknown as RegExpConstructor };
 
+/** JSONata's own `$toMillis`, as its expressions find it. */
+const nativeToMillis = ((await jsonata('$toMillis').evaluate({})) as { implementation: (this: unknown, timestamp?: string, picture?: string) => number | undefined }).implementation;
+
+/** `new RegExp(source, flags)` as JSONata's date parsing calls it, with RE2 behind it. */
+function LinearRegExpConstructor(source: string, flags = ''): LinearRegExp {
+  return new LinearRegExp({ source, flags } as RegExp);
+}
+
+/**
+ * `$toMillis(timestamp, picture)` matches the timestamp with a regex it builds from the picture,
+ * with the global RegExp, which RegexEngine does not reach: a picture of many word parts held a
+ * worker for seconds on a short input. For that one synchronous call RE2 stands in for RegExp.
+ */
+function linearToMillis(this: unknown, timestamp?: string, picture?: string): number | undefined {
+  if (picture === undefined) return nativeToMillis.call(this, timestamp);
+  const native = globalThis.RegExp;
+  globalThis.RegExp = LinearRegExpConstructor as unknown as RegExpConstructor;
+  try {
+    return nativeToMillis.call(this, timestamp, picture);
+  } finally {
+    globalThis.RegExp = native;
+  }
+}
+
 /** Compiles every regex literal of the expression (AST nodes of type `regex`) now, so one RE2 cannot run fails the expression whichever branch holds it. */
 function checkRegexes(node: unknown, seen = new Set<object>()): void {
   if (!node || typeof node !== 'object' || seen.has(node)) return;
@@ -53,6 +77,7 @@ export function compile(source: string, field: string): jsonata.Expression {
   try {
     expression = jsonata(source, options);
     checkRegexes(expression.ast());
+    expression.registerFunction('toMillis', linearToMillis, '<s-s?:n>');
   } catch (error) {
     throw expressionError(error, field);
   }
