@@ -32,6 +32,15 @@ interface Remembered {
   body: { data: { requestId: string; flowExecId: string } };
 }
 
+/** A trigger as the control API shows it: its webhook's keys are kept, never shown. */
+function withoutKeys(trigger: EdgeTrigger | null): EdgeTrigger | null {
+  const auth = trigger?.webhooks.auth;
+  if (!trigger || !auth) return trigger;
+  const hidden = auth.type === 'hmac' ? { ...auth, secret: HIDDEN } : auth.type === 'bearer' ? { ...auth, token: HIDDEN } : { ...auth, secrets: auth.secrets.map(() => HIDDEN) };
+  return { ...trigger, webhooks: { ...trigger.webhooks, auth: hidden } };
+}
+const HIDDEN = '[hidden]';
+
 /**
  * One per flow (by flow id): the flow's trigger as the control plane pushed it, its schedule's next
  * slot, the idempotency keys of the last 24 hours, and an outbox of executions not yet confirmed by
@@ -84,7 +93,7 @@ export class FlowTrigger extends DurableObject<Env> {
   async state(): Promise<{ trigger: EdgeTrigger | null; nextDue: number | null; pending: number; failures: number; executions: FlowExecuted[]; setAside: SetAside[] }> {
     const outbox = await this.storage.list<FlowExecuted>({ prefix: 'outbox:' });
     return {
-      trigger: (await this.storage.get<EdgeTrigger>('trigger')) ?? null,
+      trigger: withoutKeys((await this.storage.get<EdgeTrigger>('trigger')) ?? null),
       nextDue: (await this.storage.get<number>('nextDue')) ?? null,
       pending: outbox.size,
       failures: (await this.storage.get<number>('failures')) ?? 0,

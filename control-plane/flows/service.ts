@@ -7,7 +7,7 @@ import { tenantScope } from '../http/auth.js';
 import { ApiError, conflict, describeIssue, forbidden, notFound } from '../http/errors.js';
 import { tokens } from '../iam/schema.js';
 import { edgeRefusal } from '../edge/service.js';
-import { checkApiKeySecrets, unreadableStepCredentials, type FlowUser } from '../secrets/service.js';
+import { checkApiKeySecrets, unreadableSecrets, type FlowUser } from '../secrets/service.js';
 import type { Principal } from '../iam/tokens.js';
 import { transact, type Services } from '../services.js';
 import { flows } from './schema.js';
@@ -111,16 +111,31 @@ async function checkWebhookSecrets(services: Services, tx: Database, flow: FlowC
   if (refusal) throw new InvalidFlowError([`flowSettings.webhooks.auth: the edge would refuse this webhook: ${refusal}`]);
 }
 
+/** Where a flow names a secret it uses as the user who starts it: its steps' credentials and its webhook's keys. */
+function secretUses(flow: Pick<FlowCreate, 'graph' | 'flowSettings'>): { where: string; id: string; why: string }[] {
+  const auth = flow.flowSettings?.webhooks?.auth;
+  const keys = auth ? (auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId]) : [];
+  return [
+    ...flow.graph.nodes.flatMap((node) => (node.credentials_id ? [{ where: `graph.nodes: node "${node.id}": credentials_id`, id: node.credentials_id, why: 'a step reads only secrets you own or your tenant shares' }] : [])),
+    ...keys.map((id) => ({ where: 'flowSettings.webhooks.auth', id, why: "a webhook's keys are secrets you own or your tenant shares" })),
+  ];
+}
+
+/** The uses of secrets in `flow` that `user` may not make. */
+async function unreadableUses(tx: Database, user: FlowUser, tenantId: string, flow: Pick<FlowCreate, 'graph' | 'flowSettings'>) {
+  const uses = secretUses(flow);
+  const unreadable = await unreadableSecrets(tx, user, tenantId, uses.map((use) => use.id));
+  return uses.filter((use) => unreadable.has(use.id));
+}
+
 /**
- * Every secret a flow's steps name must be one `user` may read (they own it, or the flow's tenant
- * shares it): saving a flow is a 400 otherwise, naming the node and the secret (an unknown secret
- * reads the same, so nobody learns whether another user's exists).
+ * Every secret a flow names must be one `user` may read (they own it, or the flow's tenant shares
+ * it): saving a flow is a 400 otherwise, naming where and the secret (an unknown secret reads the
+ * same, so nobody learns whether another user's exists).
  */
-async function checkStepCredentials(tx: Database, user: FlowUser, tenantId: string, flow: FlowCreate): Promise<void> {
-  const unreadable = await unreadableStepCredentials(tx, user, tenantId, flow.graph.nodes);
-  if (unreadable.length > 0) {
-    throw new InvalidFlowError(unreadable.map(([node, secret]) => `graph.nodes: node "${node}": credentials_id: no secret ${secret} that you may read (a step reads only secrets you own or your tenant shares)`));
-  }
+async function checkSecretUses(tx: Database, user: FlowUser, tenantId: string, flow: FlowCreate): Promise<void> {
+  const unreadable = await unreadableUses(tx, user, tenantId, flow);
+  if (unreadable.length > 0) throw new InvalidFlowError(unreadable.map((use) => `${use.where}: no secret ${use.id} that you may read (${use.why})`));
 }
 
 /** Reads a flow the caller may see and locks it until the transaction ends, so status checks and changes cannot interleave. */
@@ -165,8 +180,8 @@ export async function createFlow(services: Services, principal: Principal, input
   if (!tenantId) throw forbidden('Your account belongs to no tenant, so it cannot own flows');
   const id = randomUUID();
   return transact(services, async (tx) => {
+    await checkSecretUses(tx, principal, tenantId, input);
     await checkWebhookSecrets(services, tx, { ...input, id, tenant: tenantId });
-    await checkStepCredentials(tx, principal, tenantId, input);
     const [row] = await tx
       .insert(flows)
       .values({ id, tenantId, createdBy: principal.userId, ...definitionColumns(input, tenantId, { id: principal.userId, type: 'user' }) })
@@ -184,8 +199,8 @@ export async function updateFlow(services: Services, principal: Principal, id: s
     const stored = { name: row.name, description: row.description, type: row.type, cron: row.cron, timezone: row.timezone, owners: row.owners, graph: row.graph, flowSettings: row.flowSettings ?? undefined };
     const merged = flowCreateSchema.safeParse({ ...stored, ...patch });
     if (!merged.success) throw new InvalidFlowError(merged.error.issues.map((issue) => describeIssue(issue, 'body')));
+    await checkSecretUses(tx, principal, row.tenantId, merged.data);
     await checkWebhookSecrets(services, tx, { ...merged.data, id, tenant: row.tenantId });
-    await checkStepCredentials(tx, principal, row.tenantId, merged.data);
     const [updated] = await tx
       .update(flows)
       .set({ ...definitionColumns(merged.data, row.tenantId), updatedAt: new Date() })
@@ -214,10 +229,10 @@ export async function startFlow(services: Services, principal: Principal, id: st
     if (row.status !== 'inactive') {
       throw conflict(`Flow ${id} is ${row.status}; only an inactive flow can be started${row.status === 'stopping' ? ': wait until it is inactive' : ''}`);
     }
-    // Its steps will read their secrets as the user who starts it.
-    const unreadable = await unreadableStepCredentials(tx, principal, row.tenantId, row.graph.nodes);
+    // Its steps read their secrets, and its webhook is keyed, as the user who starts it.
+    const unreadable = await unreadableUses(tx, principal, row.tenantId, { graph: row.graph, flowSettings: row.flowSettings ?? undefined });
     if (unreadable.length > 0) {
-      throw forbidden(`You may not start flow ${id}: ${unreadable.map(([node, secret]) => `node "${node}" names secret ${secret}, which you may not read`).join('; ')} (its steps read secrets as the user who starts it: one they own, or one the tenant shares)`);
+      throw forbidden(`You may not start flow ${id}: ${unreadable.map((use) => `${use.where} names secret ${use.id}, which you may not read`).join('; ')} (a flow uses secrets as the user who starts it: one they own, or one the tenant shares)`);
     }
     const [updated] = await tx
       .update(flows)

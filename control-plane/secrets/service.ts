@@ -95,16 +95,14 @@ const readableForFlow = (row: SecretRow, user: FlowUser, tenantId: string) =>
   row.owners.some((owner) => (owner.type === 'user' && owner.id === user.userId) || (owner.type === 'tenant' && owner.id === tenantId && user.tenantId === tenantId));
 
 /**
- * The secrets named by `nodes` (`credentials_id`) that `user` may not have a flow of `tenantId`
- * read, unknown ones alike (so nobody learns whether another user's secret exists), as
- * `[nodeId, secretId]`.
+ * Which of `ids` `user` may not have a flow of `tenantId` use, unknown ones alike (so nobody
+ * learns whether another user's secret exists).
  */
-export async function unreadableStepCredentials(db: Database, user: FlowUser, tenantId: string, nodes: { id: string; credentials_id?: string }[]): Promise<[string, string][]> {
-  const named = nodes.flatMap((node) => (node.credentials_id ? [[node.id, node.credentials_id] as [string, string]] : []));
-  const ids = [...new Set(named.map(([, id]) => id).filter(isUuid))];
-  const rows = ids.length > 0 ? await db.select().from(secrets).where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, ids))) : [];
+export async function unreadableSecrets(db: Database, user: FlowUser, tenantId: string, ids: string[]): Promise<Set<string>> {
+  const known = [...new Set(ids.filter(isUuid))];
+  const rows = known.length > 0 ? await db.select().from(secrets).where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, known))) : [];
   const readable = new Set(rows.filter((row) => readableForFlow(row, user, tenantId)).map((row) => row.id));
-  return named.filter(([, id]) => !readable.has(id));
+  return new Set(ids.filter((id) => !readable.has(id)));
 }
 
 /**

@@ -38,7 +38,7 @@ describe('what a stopped flow leaves in its Durable Object (workerd via Miniflar
     ],
   ];
 
-  it.each(auths)('%s: the stop push removes the trigger and its keys; only the tombstone, the outbox and idempotency keys stay', async (_type, auth, secrets, sign) => {
+  it.each(auths)('%s: the control API never shows the keys; the stop push removes the trigger and its keys; only the tombstone, the outbox and idempotency keys stay', async (_type, auth, secrets, sign) => {
     const flowId = randomUUID();
     await edge.push({ flowId, webhooks: { auth }, version: 100 });
     const body = '{"paid":true}';
@@ -46,6 +46,10 @@ describe('what a stopped flow leaves in its Durable Object (workerd via Miniflar
     expect(call.status).toBe(202);
     const live = await storage(flowId);
     for (const secret of secrets) expect(live.text).toContain(secret);
+    // The control API shows the trigger, never its keys.
+    const shown = JSON.stringify(await control('GET', `/control/flows/${flowId}`));
+    for (const secret of secrets) expect(shown).not.toContain(secret);
+    expect(shown).toContain('[hidden]');
 
     expect(await control('DELETE', `/control/flows/${flowId}?version=200`)).toEqual({ data: { removed: true } });
     const stopped = await storage(flowId);

@@ -164,6 +164,19 @@ describe('a step reads only secrets the user who started its flow may read', () 
     expect((await saving(bob.token, bobsPrivate)).status).toBe(201);
   });
 
+  it('keys a webhook only with secrets its author may read, and says so before anything of the secret', async () => {
+    const bobsKey = await secretOf(bob, { name: 'bob’s webhook key', type: 'API_KEY', value: { key: `bobs-long-webhook-key-${randomUUID()}` } });
+    const hmac = (secretId: string) => flowBody({ flowSettings: { webhooks: { auth: { type: 'hmac', secretId } } } });
+    const refused = await cp.request('POST', '/flows', { token: ann.token, body: hmac(bobsKey) });
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors[0].message).toBe(`flowSettings.webhooks.auth: no secret ${bobsKey} that you may read (a webhook's keys are secrets you own or your tenant shares)`);
+    const bobsFlow = await cp.request('POST', '/flows', { token: bob.token, body: hmac(bobsKey) });
+    expect(bobsFlow.status).toBe(201);
+    const started = await cp.request('POST', `/flows/${bobsFlow.body.data.id}/start`, { token: ann.token });
+    expect(started.status).toBe(403);
+    expect(started.body.errors[0].message).toMatch(new RegExp(`^You may not start flow ${bobsFlow.body.data.id}: flowSettings.webhooks.auth names secret ${bobsKey}, which you may not read`));
+  });
+
   it('lets no one else change or start a flow that names a private secret', async () => {
     const bobsFlow = (await saving(bob.token, bobsPrivate)).body.data;
     const renamed = await cp.request('PATCH', `/flows/${bobsFlow.id}`, { token: ann.token, body: { name: 'renamed by ann' } });
@@ -171,7 +184,7 @@ describe('a step reads only secrets the user who started its flow may read', () 
     expect(renamed.body.errors[0].message).toBe(noSecret(bobsPrivate));
     const started = await cp.request('POST', `/flows/${bobsFlow.id}/start`, { token: ann.token });
     expect(started.status).toBe(403);
-    expect(started.body.errors[0].message).toMatch(new RegExp(`^You may not start flow ${bobsFlow.id}: node "push" names secret ${bobsPrivate}, which you may not read`));
+    expect(started.body.errors[0].message).toMatch(new RegExp(`^You may not start flow ${bobsFlow.id}: graph.nodes: node "push": credentials_id names secret ${bobsPrivate}, which you may not read`));
     expect((await cp.request('GET', `/flows/${bobsFlow.id}`, { token: bob.token })).body.data.status).toBe('inactive');
     expect((await cp.request('POST', `/flows/${bobsFlow.id}/start`, { token: bob.token })).status).toBe(200);
     await placed(cp, bobsFlow.id);
