@@ -20,7 +20,11 @@ import { waitFor } from '../test/support/events.js';
 import { startTestRunner } from '../test/support/runner.js';
 
 const { values: args } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, drivers: { type: 'string', default: 'process,docker' }, help: { type: 'boolean', short: 'h' } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    drivers: { type: 'string', default: 'process,docker' },
+    help: { type: 'boolean', short: 'h' },
+  },
 });
 if (args.help) {
   console.log('Usage: npx tsx bench/deploy-time.ts [--rounds N] [--drivers process,docker]');
@@ -51,7 +55,11 @@ async function bareContainers(docker: Docker): Promise<number> {
   const began = performance.now();
   await Promise.all(
     Array.from({ length: STEPS }, async () => {
-      const container = await docker.createContainer({ Image: NODE_BASE_IMAGE, Cmd: ['node', '-e', 'console.log("ready")'], HostConfig: { NetworkMode: 'host' } });
+      const container = await docker.createContainer({
+        Image: NODE_BASE_IMAGE,
+        Cmd: ['node', '-e', 'console.log("ready")'],
+        HostConfig: { NetworkMode: 'host' },
+      });
       await container.start();
       await container.wait();
       await container.remove({ force: true });
@@ -71,7 +79,12 @@ async function main(): Promise<void> {
       try {
         const nodes = [
           { id: 's1', componentId: 'webhook', function: 'receive' },
-          ...Array.from({ length: STEPS - 2 }, (_, i) => ({ id: `s${i + 2}`, componentId: 'jsonata', function: 'map', fields: { expression: '$' } })),
+          ...Array.from({ length: STEPS - 2 }, (_, i) => ({
+            id: `s${i + 2}`,
+            componentId: 'jsonata',
+            function: 'map',
+            fields: { expression: '$' },
+          })),
           { id: `s${STEPS}`, componentId: 'debug', function: 'record' },
         ];
         const edges = nodes.slice(1).map((node, i) => ({ source: nodes[i]!.id, target: node.id }));
@@ -93,8 +106,12 @@ async function main(): Promise<void> {
           times.push(took);
           floors.push(floor);
         }
-        console.log(`${driver}: start → active ${times.map((t) => Math.round(t)).join(', ')} ms; floor ${floors.map((t) => Math.round(t)).join(', ')} ms`);
-        rows.push(`| ${driver} | ${Math.round(median(times))} ms | ${Math.round(Math.min(...times))}–${Math.round(Math.max(...times))} ms | ${Math.round(median(floors))} ms | ${(median(times) / median(floors)).toFixed(1)}× |`);
+        console.log(
+          `${driver}: start → active ${times.map((t) => Math.round(t)).join(', ')} ms; floor ${floors.map((t) => Math.round(t)).join(', ')} ms`,
+        );
+        rows.push(
+          `| ${driver} | ${Math.round(median(times))} ms | ${Math.round(Math.min(...times))}–${Math.round(Math.max(...times))} ms | ${Math.round(median(floors))} ms | ${(median(times) / median(floors)).toFixed(1)}× |`,
+        );
       } finally {
         await runner.stop();
       }
@@ -102,7 +119,9 @@ async function main(): Promise<void> {
   } finally {
     await cp.close();
   }
-  console.log(`\nfive-step flow, ${rounds} rounds (after one to warm up)\n\n| driver | start → active, median | range | floor: ${STEPS} bare ${'workers'} at once, median | Hookline / floor |\n|---|---|---|---|---|`);
+  console.log(
+    `\nfive-step flow, ${rounds} rounds (after one to warm up)\n\n| driver | start → active, median | range | floor: ${STEPS} bare ${'workers'} at once, median | Hookline / floor |\n|---|---|---|---|---|`,
+  );
   for (const row of rows) console.log(row);
 }
 

@@ -28,7 +28,12 @@ if (args.help) {
   console.log('Usage: npx tsx bench/edge-ingest.ts [--duration SECONDS] [--rounds N] [--connections N] [--flows N]');
   process.exit(0);
 }
-const [duration, rounds, connections, flowCount] = [args.duration, args.rounds, args.connections, args.flows].map(Number) as [number, number, number, number];
+const [duration, rounds, connections, flowCount] = [args.duration, args.rounds, args.connections, args.flows].map(Number) as [
+  number,
+  number,
+  number,
+  number,
+];
 
 interface Figures {
   rps: number;
@@ -50,7 +55,11 @@ async function load(base: string, paths: string[], seconds: number): Promise<Fig
   const caller = async () => {
     while (Date.now() < end) {
       const started = performance.now();
-      const res = await fetch(new URL(paths[next++ % paths.length]!, base), { method: 'POST', headers: { 'content-type': 'application/json' }, body: BODY });
+      const res = await fetch(new URL(paths[next++ % paths.length]!, base), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: BODY,
+      });
       await res.arrayBuffer();
       if (res.status !== 202) throw new Error(`${base}: answered ${res.status}`);
       latencies.push(performance.now() - started);
@@ -60,7 +69,11 @@ async function load(base: string, paths: string[], seconds: number): Promise<Fig
   await Promise.all(Array.from({ length: connections }, caller));
   const elapsed = (performance.now() - began) / 1000;
   latencies.sort((a, b) => a - b);
-  return { rps: latencies.length / elapsed, p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
+  return {
+    rps: latencies.length / elapsed,
+    p50: latencies[Math.floor(latencies.length * 0.5)]!,
+    p99: latencies[Math.floor(latencies.length * 0.99)]!,
+  };
 }
 
 /** The control plane as the edge sees it: acknowledges every batch. Its own cost is bench/flows-api.ts's question. */
@@ -72,11 +85,17 @@ async function acknowledgingControlPlane(): Promise<{ url: string; delivered: ()
     req.on('end', () => {
       const ids = (JSON.parse(body) as { executions: { flowExecId: string }[] }).executions.map((e) => e.flowExecId);
       delivered += ids.length;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { accepted: ids, duplicates: [], rejected: [] } }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ data: { accepted: ids, duplicates: [], rejected: [] } }));
     });
   }).listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, delivered: () => delivered, close: () => server.close() };
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    delivered: () => delivered,
+    close: () => server.close(),
+  };
 }
 
 async function main() {
@@ -85,11 +104,18 @@ async function main() {
   const edge = await startTestEdge({ CONTROL_PLANE_URL: controlPlane.url });
   const flows = Array.from({ length: flowCount }, () => randomUUID());
   for (const flowId of flows) await edge.push({ flowId });
-  const bare = new Miniflare({ modules: true, scriptPath: await bundleWorker('bench/support/bare-worker.ts'), compatibilityDate: '2026-04-01', cf: false });
+  const bare = new Miniflare({
+    modules: true,
+    scriptPath: await bundleWorker('bench/support/bare-worker.ts'),
+    compatibilityDate: '2026-04-01',
+    cf: false,
+  });
   const targets = { bare: (await bare.ready).toString(), hookline: (await edge.mf.ready).toString() };
   const paths = flows.map((id) => `/hook/${id}`);
   console.log('ready');
-  console.log(`local workerd (Miniflare), ${connections} callers over ${flowCount} flows, ${rounds} rounds of ${duration} s (medians of the rounds); delivery to an acknowledging stand-in control plane included\n`);
+  console.log(
+    `local workerd (Miniflare), ${connections} callers over ${flowCount} flows, ${rounds} rounds of ${duration} s (medians of the rounds); delivery to an acknowledging stand-in control plane included\n`,
+  );
   try {
     await load(targets.bare, paths, 1);
     await load(targets.hookline, paths, 1);
@@ -99,10 +125,15 @@ async function main() {
       figures.bare.push(await load(targets.bare, paths, duration));
       figures.hookline.push(await load(targets.hookline, paths, duration));
     }
-    const summary = (list: Figures[]) => ({ rps: median(list.map((f) => f.rps)), p50: median(list.map((f) => f.p50)), p99: median(list.map((f) => f.p99)) });
+    const summary = (list: Figures[]) => ({
+      rps: median(list.map((f) => f.rps)),
+      p50: median(list.map((f) => f.p50)),
+      p99: median(list.map((f) => f.p99)),
+    });
     const [b, h] = [summary(figures.bare), summary(figures.hookline)];
     await new Promise((resolve) => setTimeout(resolve, 2000));
-    const row = (name: string, f: Figures) => `  ${name.padEnd(34)} ${f.rps.toFixed(0).padStart(6)} req/s   p50 ${f.p50.toFixed(1)} ms   p99 ${f.p99.toFixed(1)} ms`;
+    const row = (name: string, f: Figures) =>
+      `  ${name.padEnd(34)} ${f.rps.toFixed(0).padStart(6)} req/s   p50 ${f.p50.toFixed(1)} ms   p99 ${f.p99.toFixed(1)} ms`;
     console.log(`\rPOST /hook/{flowId}        `);
     console.log(row('bare hono Worker, 202 (baseline)', b));
     console.log(row('hookline (Durable Object outbox)', h));

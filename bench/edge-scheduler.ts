@@ -43,12 +43,18 @@ async function main() {
     let body = '';
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
-      const executions = (JSON.parse(body) as { executions: { flowId: string; flowExecId: string; message: { data: { scheduledAt: string; firedAt: string } } }[] }).executions;
+      const executions = (
+        JSON.parse(body) as {
+          executions: { flowId: string; flowExecId: string; message: { data: { scheduledAt: string; firedAt: string } } }[];
+        }
+      ).executions;
       for (const e of executions) {
         const slot = Date.parse(e.message.data.scheduledAt);
         fired.push({ flowId: e.flowId, flowExecId: e.flowExecId, slot, lag: Date.parse(e.message.data.firedAt) - slot });
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { accepted: executions.map((e) => e.flowExecId), duplicates: [], rejected: [] } }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ data: { accepted: executions.map((e) => e.flowExecId), duplicates: [], rejected: [] } }));
     });
   }).listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -79,8 +85,12 @@ async function main() {
   const silent = flows.filter((flowId) => !fired.some((f) => f.flowId === flowId)).length;
   console.log(`\n${flowCount} flows, "${args.cron}", ${seconds} s after arming at ${new Date(armedAt).toISOString()}`);
   const inWindow = fired.filter((f) => f.slot >= armedAt && f.slot < armedAt + seconds * 1000).length;
-  console.log(`  slots run          ${(inWindow / seconds).toFixed(0)}/s once all were armed (ideal ${(flowCount * 1000) / step}/s); ${fired.length} in all`);
-  console.log(`  dispatch lag       p50 ${quantile(lags, 0.5).toFixed(0)} ms   p99 ${quantile(lags, 0.99).toFixed(0)} ms   max ${lags.at(-1)?.toFixed(0)} ms   (baseline: 0 ms, the slot's own time)`);
+  console.log(
+    `  slots run          ${(inWindow / seconds).toFixed(0)}/s once all were armed (ideal ${(flowCount * 1000) / step}/s); ${fired.length} in all`,
+  );
+  console.log(
+    `  dispatch lag       p50 ${quantile(lags, 0.5).toFixed(0)} ms   p99 ${quantile(lags, 0.99).toFixed(0)} ms   max ${lags.at(-1)?.toFixed(0)} ms   (baseline: 0 ms, the slot's own time)`,
+  );
   console.log(`  duplicate slots    ${duplicates}`);
   console.log(`  missed slots       ${missed}   (flows that never fired: ${silent})`);
   await edge.close();

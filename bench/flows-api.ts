@@ -43,7 +43,10 @@ const flowBody = (n: number) => ({
 
 async function startServer(script: string, env: Record<string, string>): Promise<{ url: string; process: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
@@ -77,9 +80,17 @@ async function main() {
   try {
     process.stdout.write('starting the control plane and the bare server... ');
     const password = 'bench-admin-password';
-    const hookline = await startServer('control-plane/main.ts', { DATABASE_URL: database.url, ADMIN_PASSWORD: password, LOG_LEVEL: 'warn' });
+    const hookline = await startServer('control-plane/main.ts', {
+      DATABASE_URL: database.url,
+      ADMIN_PASSWORD: password,
+      LOG_LEVEL: 'warn',
+    });
     children.push(hookline.process);
-    const login = await fetch(`${hookline.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin@hookline.local', password }) });
+    const login = await fetch(`${hookline.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin@hookline.local', password }),
+    });
     const token = ((await login.json()) as { data: { token: string } }).data.token;
     const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const created = await fetch(`${hookline.url}/flows`, { method: 'POST', headers: auth, body: JSON.stringify(flowBody(0)) });
@@ -95,7 +106,12 @@ async function main() {
         hookline: { url: `${hookline.url}/flows/${flow.id}`, headers: auth },
       },
       'POST /flows': {
-        bare: { url: `${bare.url}/flows`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: JSON.stringify(flowBody(1)) },
+        bare: {
+          url: `${bare.url}/flows`,
+          method: 'POST' as const,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(flowBody(1)),
+        },
         hookline: { url: `${hookline.url}/flows`, method: 'POST' as const, headers: auth, body: JSON.stringify(flowBody(1)) },
       },
     };
@@ -108,12 +124,20 @@ async function main() {
         figures.bare.push(await load(targets.bare));
         figures.hookline.push(await load(targets.hookline));
       }
-      const summary = (list: Figures[]) => ({ rps: median(list.map((f) => f.rps)), p50: median(list.map((f) => f.p50)), p99: median(list.map((f) => f.p99)) });
+      const summary = (list: Figures[]) => ({
+        rps: median(list.map((f) => f.rps)),
+        p50: median(list.map((f) => f.p50)),
+        p99: median(list.map((f) => f.p99)),
+      });
       const b = summary(figures.bare);
       const h = summary(figures.hookline);
       console.log(`\r${name}${' '.repeat(20)}`);
-      console.log(`  bare hono + pg (baseline)   ${b.rps.toFixed(0).padStart(7)} req/s   p50 ${b.p50.toFixed(1)} ms   p99 ${b.p99.toFixed(1)} ms`);
-      console.log(`  hookline (auth, full stack) ${h.rps.toFixed(0).padStart(7)} req/s   p50 ${h.p50.toFixed(1)} ms   p99 ${h.p99.toFixed(1)} ms`);
+      console.log(
+        `  bare hono + pg (baseline)   ${b.rps.toFixed(0).padStart(7)} req/s   p50 ${b.p50.toFixed(1)} ms   p99 ${b.p99.toFixed(1)} ms`,
+      );
+      console.log(
+        `  hookline (auth, full stack) ${h.rps.toFixed(0).padStart(7)} req/s   p50 ${h.p50.toFixed(1)} ms   p99 ${h.p99.toFixed(1)} ms`,
+      );
       console.log(`  throughput ratio hookline/bare: ${(h.rps / b.rps).toFixed(2)}\n`);
     }
   } finally {

@@ -23,7 +23,15 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, type ConfirmChannel } from 'amqplib';
 import { pino } from 'pino';
-import { entryExchange, EXECUTION_MESSAGE_DEFAULTS, flowTopology, STEP_DEFAULTS, STEP_HEADERS, type DeploymentSpec, type StepSpec } from '../protocol/fleet.js';
+import {
+  entryExchange,
+  EXECUTION_MESSAGE_DEFAULTS,
+  flowTopology,
+  STEP_DEFAULTS,
+  STEP_HEADERS,
+  type DeploymentSpec,
+  type StepSpec,
+} from '../protocol/fleet.js';
 import type { StepResult } from '../protocol/events.js';
 import { AmqpFleetBroker } from '../runner/broker/amqp.js';
 import { ProcessDriver } from '../runner/drivers/process.js';
@@ -45,11 +53,18 @@ if (args.help) {
   console.log('Usage: npx tsx bench/step-hop.ts [--messages N] [--rounds N] [--bytes N] [--rate FRACTION] [--concurrency N]');
   process.exit(0);
 }
-const [messages, rounds, bytes, rate, concurrency] = [args.messages, args.rounds, args.bytes, args.rate, args.concurrency].map(Number) as [number, number, number, number, number];
+const [messages, rounds, bytes, rate, concurrency] = [args.messages, args.rounds, args.bytes, args.rate, args.concurrency].map(Number) as [
+  number,
+  number,
+  number,
+  number,
+  number,
+];
 const url = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const namespace = `bench_${Date.now().toString(36)}`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((values.length * p) / 100))]!;
+const percentile = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor((values.length * p) / 100))]!;
 /** The data of every message: `bytes` of JSON, whatever the field. */
 const payload = { blob: 'x'.repeat(Math.max(0, bytes - 12)) };
 
@@ -63,7 +78,13 @@ interface Figures {
  * Publishes `count` messages through `publish` and waits for `arrived` to have seen each.
  * `interval` (ms between messages) paces them for the latency phase; 0 sends as fast as confirms allow.
  */
-async function drive(count: number, interval: number, publish: (i: number, sentAt: number) => Promise<void>, arrived: Map<number, number>, sent: Map<number, number>): Promise<{ seconds: number; latencies: number[] }> {
+async function drive(
+  count: number,
+  interval: number,
+  publish: (i: number, sentAt: number) => Promise<void>,
+  arrived: Map<number, number>,
+  sent: Map<number, number>,
+): Promise<{ seconds: number; latencies: number[] }> {
   arrived.clear();
   sent.clear();
   const began = performance.now();
@@ -121,8 +142,13 @@ async function main(): Promise<void> {
     const rawA = `${namespace}.raw.a`;
     const rawB = `${namespace}.raw.b`;
     for (const queue of [rawA, rawB]) await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-    cleanups.push(() => channel.deleteQueue(rawA), () => channel.deleteQueue(rawB));
-    const raw: ChildProcess = spawn(process.execPath, ['-e', RAW_HOP, url, rawA, rawB, String(concurrency + STEP_DEFAULTS.extraPrefetch)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    cleanups.push(
+      () => channel.deleteQueue(rawA),
+      () => channel.deleteQueue(rawB),
+    );
+    const raw: ChildProcess = spawn(process.execPath, ['-e', RAW_HOP, url, rawA, rawB, String(concurrency + STEP_DEFAULTS.extraPrefetch)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     cleanups.push(async () => raw.kill());
     await once(raw, 'message');
     const rawConsumer = await connection.createChannel();
@@ -133,7 +159,13 @@ async function main(): Promise<void> {
     });
     const publishRaw = (i: number) =>
       new Promise<void>((resolve, reject) =>
-        channel.publish('', rawA, Buffer.from(JSON.stringify({ id: randomUUID(), data: payload })), { persistent: true, messageId: randomUUID(), headers: { i } }, (err) => (err ? reject(err) : resolve())),
+        channel.publish(
+          '',
+          rawA,
+          Buffer.from(JSON.stringify({ id: randomUUID(), data: payload })),
+          { persistent: true, messageId: randomUUID(), headers: { i } },
+          (err) => (err ? reject(err) : resolve()),
+        ),
       );
 
     // --- the same hop through two Hookline steps (their workers as the process driver runs them)
@@ -155,7 +187,15 @@ async function main(): Promise<void> {
       cpus: STEP_DEFAULTS.cpus,
       outputSchema: null,
     });
-    const spec: DeploymentSpec = { flowId, tenant: randomUUID(), generation: 1, retry: { baseDelayMs: 1000, maxDelayMs: 1000, levels: 0 }, maxMessages: EXECUTION_MESSAGE_DEFAULTS.maxMessages, passthrough: false, steps: [step('a', ['b'], true), step('b', [], false)] };
+    const spec: DeploymentSpec = {
+      flowId,
+      tenant: randomUUID(),
+      generation: 1,
+      retry: { baseDelayMs: 1000, maxDelayMs: 1000, levels: 0 },
+      maxMessages: EXECUTION_MESSAGE_DEFAULTS.maxMessages,
+      passthrough: false,
+      steps: [step('a', ['b'], true), step('b', [], false)],
+    };
     const broker = new AmqpFleetBroker(url, namespace);
     await broker.declareFlow(spec);
     cleanups.push(async () => {
@@ -169,12 +209,28 @@ async function main(): Promise<void> {
     cleanups.push(() => Promise.all(workers.map((w) => w.stop())));
     await Promise.all(
       spec.steps.map(async (s) => {
-        const config: WorkerConfig = { flowId, tenant: spec.tenant, generation: 1, step: s, retry: spec.retry, maxMessages: spec.maxMessages, passthrough: false, controlPlaneUrl: 'http://127.0.0.1:9', outboundAllowedNetworks: [], broker: broker.workerBroker };
+        const config: WorkerConfig = {
+          flowId,
+          tenant: spec.tenant,
+          generation: 1,
+          step: s,
+          retry: spec.retry,
+          maxMessages: spec.maxMessages,
+          passthrough: false,
+          controlPlaneUrl: 'http://127.0.0.1:9',
+          outboundAllowedNetworks: [],
+          broker: broker.workerBroker,
+        };
         let ready!: () => void;
         const isReady = new Promise<void>((resolve) => (ready = resolve));
         workers.push(
           await driver.start(
-            { key: { flowId, stepId: s.id, generation: 1 }, config, secrets: { stepToken: null, amqpUrl: url }, specHash: specHash(config) },
+            {
+              key: { flowId, stepId: s.id, generation: 1 },
+              config,
+              secrets: { stepToken: null, amqpUrl: url },
+              specHash: specHash(config),
+            },
             { ready, crashed: (info) => console.error(`worker ${s.id} crashed: ${info.output}`), log: () => {} },
           ),
         );
@@ -203,11 +259,23 @@ async function main(): Promise<void> {
       byExec.set(flowExecId, i);
       const message = { id: randomUUID(), data: payload, attachments: {}, headers: {}, metadata: {}, passthrough: {} };
       return new Promise<void>((resolve, reject) =>
-        channel.publish(names.exchange, names.stepKey('a'), Buffer.from(JSON.stringify(message)), { persistent: true, messageId: randomUUID(), headers: { [STEP_HEADERS.flowExecId]: flowExecId, [STEP_HEADERS.tenant]: spec.tenant } }, (err) => (err ? reject(err) : resolve())),
+        channel.publish(
+          names.exchange,
+          names.stepKey('a'),
+          Buffer.from(JSON.stringify(message)),
+          {
+            persistent: true,
+            messageId: randomUUID(),
+            headers: { [STEP_HEADERS.flowExecId]: flowExecId, [STEP_HEADERS.tenant]: spec.tenant },
+          },
+          (err) => (err ? reject(err) : resolve()),
+        ),
       );
     };
 
-    console.log(`step-to-step hop, ${messages} messages of ${bytes} bytes, concurrency ${concurrency}, ${rounds} rounds (RabbitMQ ${url.replace(/\/\/[^@]*@/, '//')})`);
+    console.log(
+      `step-to-step hop, ${messages} messages of ${bytes} bytes, concurrency ${concurrency}, ${rounds} rounds (RabbitMQ ${url.replace(/\/\/[^@]*@/, '//')})`,
+    );
     const figures = { raw: [] as Figures[], hookline: [] as Figures[] };
     for (let round = 1; round <= rounds; round++) {
       const rawRun = await drive(messages, 0, publishRaw, arrived, sent);
@@ -221,10 +289,15 @@ async function main(): Promise<void> {
       figures.hookline.push({ perSecond: messages / hookRun.seconds, p50: percentile(hookLatency, 50), p99: percentile(hookLatency, 99) });
       console.log(`  round ${round}: raw ${Math.round(rawPerSecond)} msg/s, hookline ${Math.round(messages / hookRun.seconds)} msg/s`);
     }
-    const summary = (all: Figures[]) => ({ perSecond: median(all.map((f) => f.perSecond)), p50: median(all.map((f) => f.p50)), p99: median(all.map((f) => f.p99)) });
+    const summary = (all: Figures[]) => ({
+      perSecond: median(all.map((f) => f.perSecond)),
+      p50: median(all.map((f) => f.p50)),
+      p99: median(all.map((f) => f.p99)),
+    });
     const raw2 = summary(figures.raw);
     const hook = summary(figures.hookline);
-    const line = (name: string, f: Figures) => `| ${name} | ${Math.round(f.perSecond)} msg/s | ${f.p50.toFixed(1)} ms | ${f.p99.toFixed(1)} ms |`;
+    const line = (name: string, f: Figures) =>
+      `| ${name} | ${Math.round(f.perSecond)} msg/s | ${f.p50.toFixed(1)} ms | ${f.p99.toFixed(1)} ms |`;
     console.log(`\n| hop | throughput | p50 latency | p99 latency (at ${rate} of the slower side's throughput) |\n|---|---|---|---|`);
     console.log(line('raw amqplib (consume, publish with confirm, ack)', raw2));
     console.log(line('Hookline step → step', hook));

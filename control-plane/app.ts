@@ -34,12 +34,21 @@ export function createApp(services: Services) {
     // Runners call these every few seconds: logged only when they fail, or at debug level.
     const routine = c.res.status < 400 && RUNNER_ROUTINE.test(c.req.path);
     logger[routine ? 'debug' : 'info'](
-      { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      {
+        requestId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+      },
       'request',
     );
   });
   const limit = (maxSize: number) =>
-    bodyLimit({ maxSize, onError: (c) => c.json(errorBody({ message: `Request body is larger than ${maxSize} bytes`, code: 'payload_too_large' }), 413) });
+    bodyLimit({
+      maxSize,
+      onError: (c) => c.json(errorBody({ message: `Request body is larger than ${maxSize} bytes`, code: 'payload_too_large' }), 413),
+    });
   const apiLimit = limit(config.BODY_LIMIT_BYTES);
   // The edge's deliveries have a limit of their own: the one the edge cuts its batches by (protocol/edge.ts).
   const deliveryLimit = limit(DELIVERY_LIMITS.bytes);
@@ -61,10 +70,18 @@ export function createApp(services: Services) {
   app.route('/api/v1/auth-clients', authClientRoutes());
   app.route('/', oauthCallbackRoutes());
 
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or hlk_ service token' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT or hlk_ service token',
+  });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'Hookline control plane', version: '0.1.0', description: 'Flows, IAM and the audit log. Errors are `{ errors: [{ message, code }] }`.' },
+    info: {
+      title: 'Hookline control plane',
+      version: '0.1.0',
+      description: 'Flows, IAM and the audit log. Errors are `{ errors: [{ message, code }] }`.',
+    },
   });
   app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Hookline API' }));
   return app;

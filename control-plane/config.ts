@@ -2,20 +2,28 @@ import { z } from 'zod';
 import { EXECUTION_MESSAGE_DEFAULTS } from '../protocol/fleet.js';
 import { allowedNetworksSetting } from '../protocol/outbound.js';
 
-const port = z.coerce.number({ message: 'must be a port number' }).int('must be a whole number').min(0, 'must be 0..65535 (0: any free port)').max(65535, 'must be 0..65535 (0: any free port)');
+const port = z.coerce
+  .number({ message: 'must be a port number' })
+  .int('must be a whole number')
+  .min(0, 'must be 0..65535 (0: any free port)')
+  .max(65535, 'must be 0..65535 (0: any free port)');
 const seconds = z.coerce.number({ message: 'must be a number of seconds' }).int('must be a whole number').positive('must be positive');
 const url = (protocols: string[]) =>
   z.string().refine((v) => protocols.some((p) => v.startsWith(p)), `must start with ${protocols.join(' or ')}`);
 const whole = (min: number, max?: number) => {
   const expected = max === undefined ? `a whole number of at least ${min}` : `a whole number from ${min} to ${max}`;
-  const number = z.coerce.number({ message: `must be ${expected}` }).int(`must be ${expected}`).min(min, `must be ${expected}`);
+  const number = z.coerce
+    .number({ message: `must be ${expected}` })
+    .int(`must be ${expected}`)
+    .min(min, `must be ${expected}`);
   return max === undefined ? number : number.max(max, `must be ${expected}`);
 };
 /** `<id>:<32 bytes in base64>`, such as `k2:q0Zk...=`; `openssl rand -base64 32` makes the bytes. */
 const masterKey = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/]{43}=$/, 'must be <id>:<32 bytes in base64>, such as k1:$(openssl rand -base64 32)');
-const oneOf = <const V extends readonly [string, ...string[]]>(values: V) => z.enum(values, { message: `must be one of ${values.join(', ')}` });
+const oneOf = <const V extends readonly [string, ...string[]]>(values: V) =>
+  z.enum(values, { message: `must be one of ${values.join(', ')}` });
 
 const schema = z.object({
   PORT: port.default(3000),
@@ -30,7 +38,10 @@ const schema = z.object({
   NEON_WS_PROXY: z.string().min(1).optional(),
   /** Unset: the in-process bus. amqp:// or amqps://: RabbitMQ. */
   AMQP_URL: url(['amqp://', 'amqps://']).optional(),
-  BUS_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _').default('hookline'),
+  BUS_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _')
+    .default('hookline'),
   BUS_MAX_ATTEMPTS: whole(1, 100).default(5),
   JWT_ALGORITHM: oneOf(['HS256', 'RS256', 'EdDSA']).default('HS256'),
   /** HS256 key (at least 32 characters). Unset: one is generated once and kept in the database. */
@@ -49,7 +60,12 @@ const schema = z.object({
   /** Former master keys, comma-separated, still accepted until POST /api/v1/secrets/master-key/rotate re-wrapped every data key. */
   SECRETS_OLD_MASTER_KEYS: z
     .string()
-    .transform((value) => value.split(',').map((key) => key.trim()).filter(Boolean))
+    .transform((value) =>
+      value
+        .split(',')
+        .map((key) => key.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(masterKey))
     .optional(),
   SECRETS_MASTER_KEY_FILE: z.string().min(1).default('.hookline/secrets-master.key'),
@@ -76,7 +92,14 @@ export type Config = z.infer<typeof schema> & { databaseDriver: 'pglite' | 'pg' 
 
 export class ConfigError extends Error {}
 
-const SECRETS = new Set(['JWT_SECRET', 'JWT_PRIVATE_KEY', 'ADMIN_PASSWORD', 'SECRETS_MASTER_KEY', 'SECRETS_OLD_MASTER_KEYS', 'EDGE_CONTROL_SECRET']);
+const SECRETS = new Set([
+  'JWT_SECRET',
+  'JWT_PRIVATE_KEY',
+  'ADMIN_PASSWORD',
+  'SECRETS_MASTER_KEY',
+  'SECRETS_OLD_MASTER_KEYS',
+  'EDGE_CONTROL_SECRET',
+]);
 
 /** `NAME="value"` for an error message; secrets and the passwords in URLs are not repeated, since such messages end up in logs. */
 function shown(name: string, value: string): string {
@@ -101,7 +124,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`Invalid configuration:\n  DATABASE_URL: is required when DATABASE_DRIVER=${databaseDriver}`);
   }
   if (config.EDGE_URL && !config.EDGE_CONTROL_SECRET) {
-    throw new ConfigError('Invalid configuration:\n  EDGE_CONTROL_SECRET: is required with EDGE_URL (the same value as the Worker\'s secret)');
+    throw new ConfigError(
+      "Invalid configuration:\n  EDGE_CONTROL_SECRET: is required with EDGE_URL (the same value as the Worker's secret)",
+    );
   }
   if (config.JWT_ALGORITHM === 'HS256' && config.JWT_PRIVATE_KEY) {
     throw new ConfigError('Invalid configuration:\n  JWT_PRIVATE_KEY: is for RS256 or EdDSA; set JWT_ALGORITHM or use JWT_SECRET');

@@ -24,7 +24,14 @@ export async function purgeExpired(
   db: Database,
   options: { auditRetentionDays: number; stepLogRetentionDays: number },
   now = new Date(),
-): Promise<{ sessions: number; processedEvents: number; edgeExecutions: number; executions: number; auditRecords: number; stepLogs: number }> {
+): Promise<{
+  sessions: number;
+  processedEvents: number;
+  edgeExecutions: number;
+  executions: number;
+  auditRecords: number;
+  stepLogs: number;
+}> {
   const sessions = await db
     .delete(tokens)
     .where(and(eq(tokens.kind, 'session'), lt(tokens.expiresAt, new Date(now.getTime() - SESSION_GRACE_MS))))
@@ -52,11 +59,22 @@ export async function purgeExpired(
     .delete(stepLogs)
     .where(lt(stepLogs.at, new Date(now.getTime() - options.stepLogRetentionDays * DAY_MS)))
     .returning({ seq: stepLogs.seq });
-  return { sessions: sessions.length, processedEvents: handled.length, edgeExecutions: edge.length, executions: records.length, auditRecords: audit.length, stepLogs: logs.length };
+  return {
+    sessions: sessions.length,
+    processedEvents: handled.length,
+    edgeExecutions: edge.length,
+    executions: records.length,
+    auditRecords: audit.length,
+    stepLogs: logs.length,
+  };
 }
 
 /** Runs `purgeExpired` at start and hourly; returns the function that stops it. */
-export function startJanitor(db: Database, logger: Logger, options: { auditRetentionDays: number; stepLogRetentionDays: number }): () => void {
+export function startJanitor(
+  db: Database,
+  logger: Logger,
+  options: { auditRetentionDays: number; stepLogRetentionDays: number },
+): () => void {
   const run = () =>
     purgeExpired(db, options).then(
       (purged) => logger[Object.values(purged).some((n) => n > 0) ? 'info' : 'debug'](purged, 'janitor purged expired rows'),

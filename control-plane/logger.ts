@@ -12,7 +12,16 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     level,
     base: { service: 'control-plane' },
     redact: {
-      paths: ['password', '*.password', 'token', '*.token', 'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization'],
+      paths: [
+        'password',
+        '*.password',
+        'token',
+        '*.token',
+        'authorization',
+        '*.authorization',
+        'headers.authorization',
+        'req.headers.authorization',
+      ],
       censor: '[redacted]',
     },
     serializers: { err: (error: unknown) => stdSerializers.err(withoutQueryParameters(error) as Error) },

@@ -45,12 +45,28 @@ export async function startControlPlane(config: Config, logger: Logger = createL
   const relay = new OutboxRelay(db, bus, logger);
   const notifier = new DesiredStateNotifier();
   const placement = { kick: () => {} };
-  const services: Services = { config, database, db, bus, relay, logger, signingKey, tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS), keys, notifier, placement, outbound: outboundFetch(new OutboundPolicy(config.OUTBOUND_ALLOWED_NETWORKS)) };
+  const services: Services = {
+    config,
+    database,
+    db,
+    bus,
+    relay,
+    logger,
+    signingKey,
+    tokens: new TokenService(db, signingKey, config.TOKEN_TTL_SECONDS),
+    keys,
+    notifier,
+    placement,
+    outbound: outboundFetch(new OutboundPolicy(config.OUTBOUND_ALLOWED_NETWORKS)),
+  };
   const placementLoop = new PlacementLoop(services);
   placement.kick = () => placementLoop.kick();
   relay.start();
   placementLoop.start();
-  const stopJanitor = startJanitor(db, logger, { auditRetentionDays: config.AUDIT_RETENTION_DAYS, stepLogRetentionDays: config.STEP_LOG_RETENTION_DAYS });
+  const stopJanitor = startJanitor(db, logger, {
+    auditRetentionDays: config.AUDIT_RETENTION_DAYS,
+    stepLogRetentionDays: config.STEP_LOG_RETENTION_DAYS,
+  });
   await subscribeFlowRepository(services);
   await subscribeAuditLog(services);
   await subscribeSecrets(services);
@@ -131,12 +147,19 @@ export function banner(running: RunningControlPlane, config: Config): string[] {
     lines.push(
       '',
       `First admin created: ${running.admin.username}`,
-      running.admin.generated ? `  password: ${running.admin.password}   (shown once; set ADMIN_PASSWORD to choose it)` : '  password: the ADMIN_PASSWORD you set',
+      running.admin.generated
+        ? `  password: ${running.admin.password}   (shown once; set ADMIN_PASSWORD to choose it)`
+        : '  password: the ADMIN_PASSWORD you set',
     );
   } else {
     lines.push('', `Admin: ${config.ADMIN_USERNAME}, with the password printed on the first start (lost it? npm run reset-admin-password)`);
   }
-  lines.push('', 'Log in:', `  curl -s -X POST ${base}/login -H 'content-type: application/json' \\`, `       -d '{"username":"${config.ADMIN_USERNAME}","password":"<password>"}'`);
+  lines.push(
+    '',
+    'Log in:',
+    `  curl -s -X POST ${base}/login -H 'content-type: application/json' \\`,
+    `       -d '{"username":"${config.ADMIN_USERNAME}","password":"<password>"}'`,
+  );
   return lines;
 }
 

@@ -2,7 +2,10 @@ import { lookup } from 'node:dns';
 import { Agent, buildConnector, fetch } from 'undici';
 import type { OutboundPolicy } from '../protocol/outbound.js';
 
-export type OutboundFetch = (url: URL, init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal }) => Promise<Response>;
+export type OutboundFetch = (
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
+) => Promise<Response>;
 
 /**
  * fetch for the calls the control plane makes on a tenant's behalf (OAuth2 token requests): only

@@ -4,7 +4,6 @@ import { CONTROL_PLANE_TOKEN_PARTY, EDGE_TOKEN_PARTY, edgeTriggerSchema, trigger
 import type { Env } from './env.js';
 import { errorResponse } from './errors.js';
 
-
 const stub = (env: Env, flowId: string) => env.FLOW_TRIGGERS.get(env.FLOW_TRIGGERS.idFromName(flowId));
 
 /** `/control/flows/{flowId}`: the control plane pushes, removes and inspects flow triggers. */
@@ -13,7 +12,11 @@ export const control = new Hono<{ Bindings: Env }>()
     const token = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
     if (!token) return errorResponse(401, 'Missing bearer token', 'unauthorized');
     try {
-      await jwtVerify(token, new TextEncoder().encode(c.env.EDGE_CONTROL_SECRET), { audience: EDGE_TOKEN_PARTY, issuer: CONTROL_PLANE_TOKEN_PARTY, algorithms: ['HS256'] });
+      await jwtVerify(token, new TextEncoder().encode(c.env.EDGE_CONTROL_SECRET), {
+        audience: EDGE_TOKEN_PARTY,
+        issuer: CONTROL_PLANE_TOKEN_PARTY,
+        algorithms: ['HS256'],
+      });
     } catch {
       return errorResponse(401, 'Invalid or expired token', 'unauthorized');
     }

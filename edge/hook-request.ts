@@ -19,17 +19,27 @@ const SUPPORTED = ['application/json', 'text/*', 'application/x-www-form-urlenco
  */
 export async function admitHookRequest(request: Request, limit: number): Promise<Uint8Array> {
   if (request.method === 'HEAD' || request.method === 'GET') return new Uint8Array();
-  if (request.method !== 'POST') throw new Rejection(errorResponse(405, 'Use GET, POST or HEAD', 'method_not_allowed', { allow: 'GET, POST, HEAD' }));
+  if (request.method !== 'POST')
+    throw new Rejection(errorResponse(405, 'Use GET, POST or HEAD', 'method_not_allowed', { allow: 'GET, POST, HEAD' }));
   checkContentType(request);
   return readLimited(request, limit);
 }
 
 /** Refuses a POST without a content type, or with one Hookline does not parse, before reading its body. */
 export function checkContentType(request: Request): string {
-  const type = request.headers.get('content-type')?.split(';')[0]!.trim().toLowerCase();
+  const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (!type) throw new Rejection(errorResponse(415, `Send a Content-Type: one of ${SUPPORTED.join(', ')}`, 'unsupported_media_type'));
-  const supported = type === 'application/json' || type.endsWith('+json') || type.startsWith('text/') || type === 'application/x-www-form-urlencoded' || type === 'application/xml' || type.endsWith('+xml');
-  if (!supported) throw new Rejection(errorResponse(415, `Content-Type ${type} is not supported: send one of ${SUPPORTED.join(', ')}`, 'unsupported_media_type'));
+  const supported =
+    type === 'application/json' ||
+    type.endsWith('+json') ||
+    type.startsWith('text/') ||
+    type === 'application/x-www-form-urlencoded' ||
+    type === 'application/xml' ||
+    type.endsWith('+xml');
+  if (!supported)
+    throw new Rejection(
+      errorResponse(415, `Content-Type ${type} is not supported: send one of ${SUPPORTED.join(', ')}`, 'unsupported_media_type'),
+    );
   return type;
 }
 
@@ -85,7 +95,8 @@ export function parseBody(type: string, bytes: Uint8Array): unknown {
   if (type === 'application/x-www-form-urlencoded') return Object.fromEntries(new URLSearchParams(text));
   if (type === 'application/xml' || type === 'text/xml' || type.endsWith('+xml')) {
     const valid = XMLValidator.validate(text);
-    if (valid !== true) throw new Rejection(errorResponse(400, `The body is not valid XML: ${valid.err.msg} (line ${valid.err.line})`, 'bad_request'));
+    if (valid !== true)
+      throw new Rejection(errorResponse(400, `The body is not valid XML: ${valid.err.msg} (line ${valid.err.line})`, 'bad_request'));
     return xml.parse(text);
   }
   return text;

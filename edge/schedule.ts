@@ -34,11 +34,17 @@ export function planSlots(cron: string, timezone: string | null, misfire: Misfir
   if (nextDue < graceStart) {
     const [previous] = new Cron(cron, { timezone: timezone ?? 'UTC' }).previousRuns(1, new Date(graceStart));
     latestLate = previous && previous.getTime() >= nextDue && previous.getTime() < graceStart ? previous.getTime() : null;
-    for (let slot: number | null = nextDue; slot !== null && slot < graceStart && skipped < MAX_COUNTED; slot = nextSlot(cron, timezone, slot)) skipped++;
+    for (
+      let slot: number | null = nextDue;
+      slot !== null && slot < graceStart && skipped < MAX_COUNTED;
+      slot = nextSlot(cron, timezone, slot)
+    )
+      skipped++;
   }
   const fire: number[] = [];
   let slot: number | null = nextDue >= graceStart ? nextDue : nextSlot(cron, timezone, graceStart - 1);
   for (; slot !== null && slot <= now; slot = nextSlot(cron, timezone, slot)) fire.push(slot);
-  if (misfire === 'run-latest' && fire.length === 0 && latestLate !== null) return { fire: [latestLate], skipped: skipped - 1, nextDue: slot };
+  if (misfire === 'run-latest' && fire.length === 0 && latestLate !== null)
+    return { fire: [latestLate], skipped: skipped - 1, nextDue: slot };
   return { fire, skipped, nextDue: slot };
 }

@@ -36,7 +36,12 @@ interface Remembered {
 function withoutKeys(trigger: EdgeTrigger | null): EdgeTrigger | null {
   const auth = trigger?.webhooks.auth;
   if (!trigger || !auth) return trigger;
-  const hidden = auth.type === 'hmac' ? { ...auth, secret: HIDDEN } : auth.type === 'bearer' ? { ...auth, token: HIDDEN } : { ...auth, secrets: auth.secrets.map(() => HIDDEN) };
+  const hidden =
+    auth.type === 'hmac'
+      ? { ...auth, secret: HIDDEN }
+      : auth.type === 'bearer'
+        ? { ...auth, token: HIDDEN }
+        : { ...auth, secrets: auth.secrets.map(() => HIDDEN) };
   return { ...trigger, webhooks: { ...trigger.webhooks, auth: hidden } };
 }
 const HIDDEN = '[hidden]';
@@ -90,7 +95,14 @@ export class FlowTrigger extends DurableObject<Env> {
    * The trigger, the next slot, failed deliveries in a row, undelivered executions (the first 100)
    * and those set aside (the first 100, with the reason), for the control plane and operators.
    */
-  async state(): Promise<{ trigger: EdgeTrigger | null; nextDue: number | null; pending: number; failures: number; executions: FlowExecuted[]; setAside: SetAside[] }> {
+  async state(): Promise<{
+    trigger: EdgeTrigger | null;
+    nextDue: number | null;
+    pending: number;
+    failures: number;
+    executions: FlowExecuted[];
+    setAside: SetAside[];
+  }> {
     const outbox = await this.storage.list<FlowExecuted>({ prefix: 'outbox:' });
     return {
       trigger: withoutKeys((await this.storage.get<EdgeTrigger>('trigger')) ?? null),
@@ -117,9 +129,10 @@ export class FlowTrigger extends DurableObject<Env> {
     const trigger = await this.storage.get<EdgeTrigger>('trigger');
     const nextDue = await this.storage.get<number>('nextDue');
     const now = Date.now();
-    if (!trigger || trigger.status !== 'live' || !trigger.cron || nextDue === undefined || nextDue > now) return;
+    if (trigger?.status !== 'live' || !trigger.cron || nextDue === undefined || nextDue > now) return;
     const plan = planSlots(trigger.cron, trigger.timezone, trigger.misfire, nextDue, now);
-    if (plan.skipped > 0) console.warn(`flow ${trigger.flowId}: ${plan.skipped} missed schedule slots skipped (misfire: ${trigger.misfire})`);
+    if (plan.skipped > 0)
+      console.warn(`flow ${trigger.flowId}: ${plan.skipped} missed schedule slots skipped (misfire: ${trigger.misfire})`);
     let seq = (await this.storage.get<number>('seq')) ?? 0;
     const entries: Record<string, unknown> = {};
     for (const slot of plan.fire) {
@@ -179,7 +192,11 @@ export class FlowTrigger extends DurableObject<Env> {
     let bytes = 0;
     let after: string | undefined;
     for (;;) {
-      const page = await this.storage.list<FlowExecuted>({ prefix: 'outbox:', limit: OUTBOX_PAGE, ...(after ? { startAfter: after } : {}) });
+      const page = await this.storage.list<FlowExecuted>({
+        prefix: 'outbox:',
+        limit: OUTBOX_PAGE,
+        ...(after ? { startAfter: after } : {}),
+      });
       for (const [key, execution] of page) {
         const next = outgoing(key, execution);
         if (batch.length > 0 && !fits(batch.length, bytes, next.bytes)) return batch;
@@ -195,7 +212,8 @@ export class FlowTrigger extends DurableObject<Env> {
     const settled = await deliver(this.env, batch);
     await this.storage.delete(batch.filter((e) => settled.has(e.flowExecId)).map((e) => e.key));
     await this.storage.delete(['failures', 'retryAt']);
-    for (const unanswered of batch.filter((e) => !settled.has(e.flowExecId))) await this.setAside(unanswered, 'the control plane did not answer for this execution');
+    for (const unanswered of batch.filter((e) => !settled.has(e.flowExecId)))
+      await this.setAside(unanswered, 'the control plane did not answer for this execution');
   }
 
   private async backOff(error: Error): Promise<void> {
@@ -216,7 +234,9 @@ export class FlowTrigger extends DurableObject<Env> {
   /** Idempotency keys past their 24 hours. */
   private async forgetOldKeys(): Promise<void> {
     const cutoff = Date.now() - IDEMPOTENCY_MS;
-    const old = [...(await this.storage.list<Remembered>({ prefix: 'idem:' }))].filter(([, remembered]) => remembered.at < cutoff).map(([key]) => key);
+    const old = [...(await this.storage.list<Remembered>({ prefix: 'idem:' }))]
+      .filter(([, remembered]) => remembered.at < cutoff)
+      .map(([key]) => key);
     for (let i = 0; i < old.length; i += 128) await this.storage.delete(old.slice(i, i + 128));
   }
 
@@ -235,7 +255,8 @@ export class FlowTrigger extends DurableObject<Env> {
     const due: number[] = [];
     const nextDue = await this.storage.get<number>('nextDue');
     if (nextDue !== undefined && nextDue !== null) due.push(nextDue);
-    if ((await this.storage.list({ prefix: 'outbox:', limit: 1 })).size > 0) due.push((await this.storage.get<number>('retryAt')) ?? Date.now());
+    if ((await this.storage.list({ prefix: 'outbox:', limit: 1 })).size > 0)
+      due.push((await this.storage.get<number>('retryAt')) ?? Date.now());
     const keys = await this.storage.list<Remembered>({ prefix: 'idem:', limit: 1 });
     const oldestKey = [...keys.values()][0];
     if (oldestKey) due.push(oldestKey.at + IDEMPOTENCY_MS);
@@ -247,7 +268,7 @@ export class FlowTrigger extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const trigger = await this.storage.get<EdgeTrigger>('trigger');
     // A cron flow has no webhook (as OIH's webhooks service ignores flows with a cron).
-    if (!trigger || trigger.status !== 'live' || trigger.cron) return notLive();
+    if (trigger?.status !== 'live' || trigger.cron) return notLive();
     try {
       return await this.receive(trigger, request);
     } catch (error) {
@@ -272,12 +293,16 @@ export class FlowTrigger extends DurableObject<Env> {
     const now = Date.now();
     if (key) {
       const seen = await this.storage.get<Remembered>(`idem:${key}`);
-      if (seen && now - seen.at < IDEMPOTENCY_MS) return Response.json(seen.body, { status: 202, headers: { 'idempotent-replayed': 'true' } });
+      if (seen && now - seen.at < IDEMPOTENCY_MS)
+        return Response.json(seen.body, { status: 202, headers: { 'idempotent-replayed': 'true' } });
     }
 
     const flowExecId = crypto.randomUUID();
     const requestId = request.headers.get('x-request-id') ?? crypto.randomUUID();
-    const hidden = new Set([...PRIVATE_HEADERS, ...(trigger.webhooks.auth?.type === 'hmac' ? [trigger.webhooks.auth.header.toLowerCase()] : [])]);
+    const hidden = new Set([
+      ...PRIVATE_HEADERS,
+      ...(trigger.webhooks.auth?.type === 'hmac' ? [trigger.webhooks.auth.header.toLowerCase()] : []),
+    ]);
     const execution: FlowExecuted = {
       flowId: trigger.flowId,
       flowExecId,
@@ -299,12 +324,22 @@ export class FlowTrigger extends DurableObject<Env> {
     };
     const bytes = jsonBytes(execution);
     if (bytes > MAX_EXECUTION_BYTES) {
-      throw new Rejection(errorResponse(413, `The call takes ${bytes} bytes as an execution (JSON, with its headers and query), more than the ${MAX_EXECUTION_BYTES} one may carry`, 'payload_too_large'));
+      throw new Rejection(
+        errorResponse(
+          413,
+          `The call takes ${bytes} bytes as an execution (JSON, with its headers and query), more than the ${MAX_EXECUTION_BYTES} one may carry`,
+          'payload_too_large',
+        ),
+      );
     }
     const answer: Remembered['body'] = { data: { requestId, flowExecId } };
     // One atomic write: the execution, its place in the outbox and its idempotency key, or none of them.
     const seq = ((await this.storage.get<number>('seq')) ?? 0) + 1;
-    await this.storage.put({ seq, [`outbox:${String(seq).padStart(12, '0')}`]: execution, ...(key ? { [`idem:${key}`]: { at: now, body: answer } } : {}) });
+    await this.storage.put({
+      seq,
+      [`outbox:${String(seq).padStart(12, '0')}`]: execution,
+      ...(key ? { [`idem:${key}`]: { at: now, body: answer } } : {}),
+    });
     await this.deliverSoon(now);
     return Response.json(answer, { status: 202 });
   }

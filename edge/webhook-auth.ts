@@ -30,7 +30,10 @@ async function hmacMatches(secret: Uint8Array, hash: string, signature: Uint8Arr
 
 /** Constant-time equality of two strings of any length: their SHA-256 digests are compared. */
 async function sameText(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([crypto.subtle.digest('SHA-256', encoder.encode(a)), crypto.subtle.digest('SHA-256', encoder.encode(b))]);
+  const [x, y] = await Promise.all([
+    crypto.subtle.digest('SHA-256', encoder.encode(a)),
+    crypto.subtle.digest('SHA-256', encoder.encode(b)),
+  ]);
   return crypto.subtle.timingSafeEqual(x, y);
 }
 

@@ -57,7 +57,11 @@ const hook = async (c: Context<{ Bindings: Env }>) => {
     if (flowId.length > 64) return notLive();
     const body = await admitHookRequest(request, bodyLimit(c.env));
     const trigger = c.env.FLOW_TRIGGERS.get(c.env.FLOW_TRIGGERS.idFromName(flowId));
-    return await trigger.fetch(request.url, { method: request.method, headers: request.headers, body: request.method === 'POST' ? body : undefined });
+    return await trigger.fetch(request.url, {
+      method: request.method,
+      headers: request.headers,
+      body: request.method === 'POST' ? body : undefined,
+    });
   } catch (error) {
     if (error instanceof Rejection) return error.response;
     throw error;

@@ -5,7 +5,8 @@ export const COMPONENT_ACCESS = ['public', 'private'] as const;
 export const FUNCTION_KINDS = ['trigger', 'action'] as const;
 
 /** A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], path in lower case. */
-const IMAGE = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const IMAGE =
+  /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::\w[\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 /** How a component's `module` names a built-in: `hookline:http`. Only the platform's seeded components use it. */
 export const BUILTIN_MODULE_PREFIX = 'hookline:';
@@ -23,7 +24,8 @@ const MODULE_SEGMENT = /^[\w.~+-]+$/;
 export function moduleProblem(module: string): string | null {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(module);
   if (scheme) return `must be a package name or a relative path (./...), not a URL: ${scheme[1]}: modules are refused`;
-  if (module.startsWith('/') || module.startsWith('\\')) return 'must be a package name or a relative path (./...), not an absolute path: a runner resolves it inside the folders its operator trusts';
+  if (module.startsWith('/') || module.startsWith('\\'))
+    return 'must be a package name or a relative path (./...), not an absolute path: a runner resolves it inside the folders its operator trusts';
   const segments = module.split('/');
   const relative = segments[0] === '.';
   const rest = relative ? segments.slice(1) : segments;
@@ -31,7 +33,8 @@ export function moduleProblem(module: string): string | null {
     if (rest.length < 2) return 'must name a package of the scope: @scope/name';
     rest[0] = rest[0].slice(1);
   }
-  if (rest.some((segment) => segment === '.' || segment === '..')) return 'may not have . or .. segments: a path stays inside the folders the runner trusts';
+  if (rest.some((segment) => segment === '.' || segment === '..'))
+    return 'may not have . or .. segments: a path stays inside the folders the runner trusts';
   if (rest.length === 0 || !rest.every((segment) => MODULE_SEGMENT.test(segment))) {
     return 'must be a package name (@acme/crm, @acme/crm/actions.js) or a relative path (./crm/index.mjs): letters, digits, . _ - ~ + between slashes';
   }

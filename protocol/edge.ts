@@ -41,10 +41,16 @@ export const webhookAuthSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('standard-webhooks'),
     /** `whsec_<base64>` secrets; every one is tried, so a new one can be added before the old one goes. */
-    secrets: z.array(z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be whsec_<base64>')).min(1).max(5),
+    secrets: z
+      .array(z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be whsec_<base64>'))
+      .min(1)
+      .max(5),
     toleranceSeconds: z.number().int().min(1).max(3600).default(300),
   }),
-  z.strictObject({ type: z.literal('bearer'), token: z.string().min(16, 'must be at least 16 characters (the key of the API_KEY secret the flow names)').max(1000) }),
+  z.strictObject({
+    type: z.literal('bearer'),
+    token: z.string().min(16, 'must be at least 16 characters (the key of the API_KEY secret the flow names)').max(1000),
+  }),
 ]);
 export type WebhookAuth = z.infer<typeof webhookAuthSchema>;
 
@@ -63,7 +69,11 @@ export const webhookAuthSettingsSchema = z.discriminatedUnion('type', [
     encoding: z.enum(['hex', 'base64']).default('hex'),
     prefix: z.string().max(50).default('sha256='),
   }),
-  z.strictObject({ type: z.literal('standard-webhooks'), secretIds: z.array(secretId).min(1).max(5), toleranceSeconds: z.number().int().min(1).max(3600).default(300) }),
+  z.strictObject({
+    type: z.literal('standard-webhooks'),
+    secretIds: z.array(secretId).min(1).max(5),
+    toleranceSeconds: z.number().int().min(1).max(3600).default(300),
+  }),
   z.strictObject({ type: z.literal('bearer'), secretId }),
 ]);
 export type WebhookAuthSettings = z.infer<typeof webhookAuthSettingsSchema>;

@@ -16,11 +16,7 @@ export const eventEnvelopeSchema = z.object({
 export type EventHeaders = z.infer<typeof eventHeadersSchema>;
 export type EventEnvelope<P = Record<string, unknown>> = { headers: EventHeaders; payload: P };
 
-export function createEnvelope<P extends Record<string, unknown>>(
-  name: string,
-  payload: P,
-  serviceName: string,
-): EventEnvelope<P> {
+export function createEnvelope<P extends Record<string, unknown>>(name: string, payload: P, serviceName: string): EventEnvelope<P> {
   return {
     headers: { id: crypto.randomUUID(), name, createdAt: new Date().toISOString(), serviceName },
     payload,

@@ -48,7 +48,12 @@ export type StepSettings = z.infer<typeof stepSettingsSchema>;
 /** `flowSettings.retry`: the delays between the tries of a rebounded input, doubling from `baseDelayMs`. */
 export const retrySettingsSchema = z.strictObject({
   baseDelayMs: z.number().int().min(10).max(3_600_000).optional(),
-  maxDelayMs: z.number().int().min(10).max(24 * 3_600_000).optional(),
+  maxDelayMs: z
+    .number()
+    .int()
+    .min(10)
+    .max(24 * 3_600_000)
+    .optional(),
 });
 export type RetrySettings = z.infer<typeof retrySettingsSchema>;
 

@@ -1,7 +1,15 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { scheduleSettingsSchema, webhookSettingsSchema } from './edge.js';
-import { EXECUTION_MESSAGE_DEFAULTS, MAX_FLOW_EDGES, MAX_FLOW_STEPS, retrySettingsSchema, STEP_ID, STEP_ID_MESSAGE, stepSettingsSchema } from './fleet.js';
+import {
+  EXECUTION_MESSAGE_DEFAULTS,
+  MAX_FLOW_EDGES,
+  MAX_FLOW_STEPS,
+  retrySettingsSchema,
+  STEP_ID,
+  STEP_ID_MESSAGE,
+  stepSettingsSchema,
+} from './fleet.js';
 
 export const FLOW_STATUSES = ['inactive', 'starting', 'active', 'stopping'] as const;
 export type FlowStatus = (typeof FLOW_STATUSES)[number];
@@ -122,7 +130,11 @@ type Definition = { cron?: string | null; timezone?: string | null; graph: FlowG
 export function checkFlowRules(flow: Definition, ctx: z.RefinementCtx): void {
   for (const message of graphProblems(flow.graph)) ctx.addIssue({ code: 'custom', message, path: ['graph'] });
   if (flow.timezone != null && !isTimeZone(flow.timezone)) {
-    ctx.addIssue({ code: 'custom', path: ['timezone'], message: `timezone: "${flow.timezone}" is not an IANA time zone such as Europe/Berlin` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['timezone'],
+      message: `timezone: "${flow.timezone}" is not an IANA time zone such as Europe/Berlin`,
+    });
   } else if (flow.cron != null) {
     const problem = cronProblem(flow.cron, flow.timezone);
     if (problem) ctx.addIssue({ code: 'custom', path: ['cron'], message: problem });

@@ -38,6 +38,7 @@ export function newSchemaCompiler(): Ajv {
 export function checkPatterns(schema: object): void {
   traverse(schema, (node: traverse.SchemaObject) => {
     if (typeof node.pattern === 'string') compileLinear(node.pattern, 'u');
-    if (node.patternProperties && typeof node.patternProperties === 'object') for (const key of Object.keys(node.patternProperties)) compileLinear(key, 'u');
+    if (node.patternProperties && typeof node.patternProperties === 'object')
+      for (const key of Object.keys(node.patternProperties)) compileLinear(key, 'u');
   });
 }

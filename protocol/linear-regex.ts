@@ -11,7 +11,8 @@ const NAMED_BACKREFERENCE = /(?:^|[^\\])(?:\\\\)*\\k</;
 
 /** The pattern (JavaScript syntax and flags: `i`, `m`, `s`; `g`, `u`, `y` change nothing here) compiled by RE2, or an Error saying why it cannot be. */
 export function compileLinear(source: string, flags = ''): RE2JS {
-  const refuse = (why: string) => new Error(`pattern ${JSON.stringify(source)} cannot be run in linear time: ${why} (backreferences and lookarounds are not supported)`);
+  const refuse = (why: string) =>
+    new Error(`pattern ${JSON.stringify(source)} cannot be run in linear time: ${why} (backreferences and lookarounds are not supported)`);
   if (NAMED_BACKREFERENCE.test(source)) throw refuse('it has a named backreference (\\k<...>)');
   let options = 0;
   if (flags.includes('i')) options |= RE2JS.CASE_INSENSITIVE;

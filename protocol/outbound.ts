@@ -93,7 +93,8 @@ export class OutboundPolicy {
     // process() turns IPv4-mapped IPv6 (::ffff:127.0.0.1) into the IPv4 address it stands for.
     const ip = ipaddr.process(address);
     const range = ip.range();
-    if (range === 'unicast' || this.networks.some(([network, bits]) => network.kind() === ip.kind() && ip.match(network, bits))) return null;
+    if (range === 'unicast' || this.networks.some(([network, bits]) => network.kind() === ip.kind() && ip.match(network, bits)))
+      return null;
     const subject = host === address ? address : `${host} resolves to ${address}, which`;
     return new OutboundRefused(
       `${subject} is a private address (${RANGES[range] ?? `special-purpose: ${range}`}); outbound calls reach private networks only where the operator allows them (${OUTBOUND_SETTING})`,
@@ -112,7 +113,11 @@ export class OutboundPolicy {
         const addresses = found as LookupAddress[];
         const allowed = addresses.filter(({ address }) => !this.refusal(address));
         const [first] = allowed;
-        if (!first) return callback(addresses[0] ? this.refusal(addresses[0].address, hostname) : new OutboundRefused(`${hostname} resolves to no address`), options.all ? [] : '');
+        if (!first)
+          return callback(
+            addresses[0] ? this.refusal(addresses[0].address, hostname) : new OutboundRefused(`${hostname} resolves to no address`),
+            options.all ? [] : '',
+          );
         if (options.all) callback(null, allowed);
         else callback(null, first.address, first.family);
       });
@@ -120,7 +125,9 @@ export class OutboundPolicy {
   }
 
   /** Wraps a connector (undici's) so that a host given as an IP address, which no lookup sees, is checked too. */
-  guardConnect<O extends { hostname: string }, C extends (error: Error, socket: null) => void>(connect: (options: O, callback: C) => void): (options: O, callback: C) => void {
+  guardConnect<O extends { hostname: string }, C extends (error: Error, socket: null) => void>(
+    connect: (options: O, callback: C) => void,
+  ): (options: O, callback: C) => void {
     return (options, callback) => {
       const host = options.hostname.replace(/^\[(.*)\]$/, '$1');
       const refused = ipaddr.isValid(host) ? this.refusal(host) : null;
@@ -150,7 +157,10 @@ const ORIGIN_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
  * body), so that each hop connects through the guard again and credentials stay with their origin.
  */
 export async function followRedirects(
-  send: (url: URL, init: { method: string; headers: Headers; body?: string; signal?: AbortSignal; redirect: 'manual' }) => Promise<Response>,
+  send: (
+    url: URL,
+    init: { method: string; headers: Headers; body?: string; signal?: AbortSignal; redirect: 'manual' },
+  ) => Promise<Response>,
   url: URL,
   request: OutboundRequest,
   maxRedirects = MAX_REDIRECTS,
@@ -172,7 +182,8 @@ export async function followRedirects(
     await response.body?.cancel();
     if (hop >= maxRedirects) throw new OutboundRefused(`more than ${maxRedirects} redirects`);
     const next = new URL(location, current);
-    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new OutboundRefused(`redirected to ${next.protocol} URL, not http(s)`);
+    if (next.protocol !== 'http:' && next.protocol !== 'https:')
+      throw new OutboundRefused(`redirected to ${next.protocol} URL, not http(s)`);
     if (response.status === 303 ? method !== 'HEAD' : (response.status === 301 || response.status === 302) && method === 'POST') {
       method = 'GET';
       body = undefined;

@@ -34,7 +34,12 @@ export function trustsModule(trusted: TrustedModules, module: string): boolean {
 
 /** What a runner says about itself when it registers. */
 export const runnerRegistrationSchema = z.strictObject({
-  name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -'),
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -'),
   host: z.string().trim().min(1).max(255),
   driver: z.enum(RUNNER_DRIVERS),
   /** How many step workers it takes at most. */

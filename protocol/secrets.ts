@@ -31,6 +31,7 @@ const SENSITIVE: Record<SecretType, string[]> = {
 
 /** The value with every sensitive field masked (every field of a MIXED payload). */
 export function maskSecretValue(type: SecretType, value: Record<string, unknown>): Record<string, unknown> {
-  if (type === 'MIXED') return { payload: Object.fromEntries(Object.keys((value.payload as Record<string, unknown>) ?? {}).map((key) => [key, MASK])) };
+  if (type === 'MIXED')
+    return { payload: Object.fromEntries(Object.keys((value.payload as Record<string, unknown>) ?? {}).map((key) => [key, MASK])) };
   return Object.fromEntries(Object.entries(value).map(([key, field]) => [key, SENSITIVE[type].includes(key) ? MASK : field]));
 }

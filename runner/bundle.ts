@@ -21,7 +21,9 @@ export async function bundleForNode(entry: string, options: { external?: string[
     logLevel: 'silent',
     external: options.external ?? [],
     // Bundled CommonJS packages call require() for Node's own modules.
-    banner: { js: "import { createRequire as __hooklineCreateRequire } from 'node:module';\nconst require = __hooklineCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __hooklineCreateRequire } from 'node:module';\nconst require = __hooklineCreateRequire(import.meta.url);",
+    },
   });
   const output = result.outputFiles.find((file) => file.path.endsWith('.mjs'));
   if (!output) throw new Error(`esbuild produced no bundle of ${entry}`);
@@ -41,7 +43,13 @@ export async function stepWorkerBundle(): Promise<string> {
   const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
   const dir = join(ROOT, 'node_modules', '.cache', 'hookline');
   const file = join(dir, `step-worker-${hash}.mjs`);
-  if (await stat(file).then(() => true, () => false)) return file;
+  if (
+    await stat(file).then(
+      () => true,
+      () => false,
+    )
+  )
+    return file;
   await mkdir(dir, { recursive: true });
   const partial = `${file}.${process.pid}.${Date.now()}`;
   await writeFile(partial, code);

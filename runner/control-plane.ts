@@ -27,7 +27,11 @@ export class ControlPlaneClient {
       signal: signal ? AbortSignal.any([timeout, signal]) : timeout,
     });
     const answer = (await response.json().catch(() => null)) as { data?: T; errors?: { message: string }[] } | null;
-    if (!response.ok) throw new ControlPlaneError(response.status, `${method} ${path}: ${response.status} ${answer?.errors?.map((e) => e.message).join('; ') ?? ''}`.trim());
+    if (!response.ok)
+      throw new ControlPlaneError(
+        response.status,
+        `${method} ${path}: ${response.status} ${answer?.errors?.map((e) => e.message).join('; ') ?? ''}`.trim(),
+      );
     return answer?.data as T;
   }
 
@@ -41,7 +45,13 @@ export class ControlPlaneClient {
 
   /** The desired state, once it is newer than `after` (or after `waitSeconds` as it is). */
   async desired(runnerId: string, after: number, waitSeconds: number, signal?: AbortSignal): Promise<DesiredState> {
-    const data = await this.call('GET', `/runners/${runnerId}/deployments?after=${after}&wait=${waitSeconds}`, undefined, (waitSeconds + 10) * 1000, signal);
+    const data = await this.call(
+      'GET',
+      `/runners/${runnerId}/deployments?after=${after}&wait=${waitSeconds}`,
+      undefined,
+      (waitSeconds + 10) * 1000,
+      signal,
+    );
     return desiredStateSchema.parse(data);
   }
 

@@ -33,7 +33,14 @@ export class LogShipper {
     const second = Math.floor(at.getTime() / 1000);
     const rate = this.rates.get(key) ?? { second, count: 0, dropped: 0 };
     if (rate.second !== second) {
-      if (rate.dropped > 0) this.push({ flowId, stepId, at: at.toISOString(), stream: 'stderr', line: `[hookline] ${rate.dropped} lines dropped: a step may log ${LINES_PER_SECOND} lines a second` });
+      if (rate.dropped > 0)
+        this.push({
+          flowId,
+          stepId,
+          at: at.toISOString(),
+          stream: 'stderr',
+          line: `[hookline] ${rate.dropped} lines dropped: a step may log ${LINES_PER_SECOND} lines a second`,
+        });
       Object.assign(rate, { second, count: 0, dropped: 0 });
     }
     this.rates.set(key, rate);
@@ -41,7 +48,13 @@ export class LogShipper {
       rate.dropped++;
       return;
     }
-    this.push({ flowId, stepId, at: at.toISOString(), stream, line: line.length > MAX_LOG_LINE ? `${line.slice(0, MAX_LOG_LINE - 1)}…` : line });
+    this.push({
+      flowId,
+      stepId,
+      at: at.toISOString(),
+      stream,
+      line: line.length > MAX_LOG_LINE ? `${line.slice(0, MAX_LOG_LINE - 1)}…` : line,
+    });
   }
 
   private push(line: StepLogLine): void {

@@ -27,8 +27,13 @@ import { parseTrustedModules, realTrustedFolders, trustReport } from './trusted-
 
 const configSchema = z.object({
   CONTROL_PLANE_URL: z.url({ message: 'must be the control plane’s URL, such as http://127.0.0.1:3000' }),
-  RUNNER_TOKEN: z.string({ message: 'is required: a service-account token (hlk_...) with runners.write' }).regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
-  RUNNER_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -').default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
+  RUNNER_TOKEN: z
+    .string({ message: 'is required: a service-account token (hlk_...) with runners.write' })
+    .regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
+  RUNNER_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -')
+    .default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
   RUNNER_DRIVER: z.enum(RUNNER_DRIVERS).default('process'),
   RUNNER_CAPACITY: z.coerce.number().int().min(1).max(MAX_RUNNER_CAPACITY).default(16),
   RUNNER_DATA_DIR: z.string().min(1).optional(),
@@ -39,11 +44,20 @@ const configSchema = z.object({
     .transform((value, ctx) => {
       const parsed = parseTrustedModules(value);
       if (!('wrong' in parsed)) return parsed;
-      ctx.addIssue({ code: 'custom', message: `must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${parsed.wrong} is neither` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${parsed.wrong} is neither`,
+      });
       return z.NEVER;
     }),
-  AMQP_URL: z.string().regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://').optional(),
-  BUS_NAMESPACE: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _').default('hookline'),
+  AMQP_URL: z
+    .string()
+    .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
+    .optional(),
+  BUS_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _')
+    .default('hookline'),
   LOG_LEVEL: z.string().default('info'),
   OUTBOUND_ALLOWED_NETWORKS: allowedNetworksSetting,
 });
@@ -80,13 +94,18 @@ export interface RunningRunner {
 }
 
 /** A runner on a host of its own needs RabbitMQ; only the one npm start runs may share the control plane's in-process bus. */
-const standaloneSchema = configSchema.extend({ AMQP_URL: z.string({ message: 'is required: the RabbitMQ the control plane uses' }).regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://') });
+const standaloneSchema = configSchema.extend({
+  AMQP_URL: z
+    .string({ message: 'is required: the RabbitMQ the control plane uses' })
+    .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://'),
+});
 
 /** Reads the configuration; a wrong value names the variable and what it expects. */
 export function loadRunnerConfig(env: Record<string, string | undefined>, options: { standalone?: boolean } = {}): RunnerConfig {
   const schema = options.standalone ? standaloneSchema : configSchema;
   const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
-  if (!parsed.success) throw new Error(`Invalid configuration:\n${parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join('\n')}`);
+  if (!parsed.success)
+    throw new Error(`Invalid configuration:\n${parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join('\n')}`);
   return parsed.data;
 }
 
@@ -108,10 +127,15 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     await memory.start();
     broker = memory;
   } else {
-    throw new Error('AMQP_URL is required: a runner on its own shares RabbitMQ with the control plane (only the runner npm start runs inside the control plane may do without)');
+    throw new Error(
+      'AMQP_URL is required: a runner on its own shares RabbitMQ with the control plane (only the runner npm start runs inside the control plane may do without)',
+    );
   }
-  if (config.RUNNER_DRIVER === 'docker' && broker.kind !== 'amqp') throw new Error('RUNNER_DRIVER=docker needs RabbitMQ (AMQP_URL): containers cannot reach an in-process broker');
-  const driver: StepDriver = docker ? new DockerDriver({ docker: new Docker(), runnerName: config.RUNNER_NAME, logger }) : new ProcessDriver({ dataDir, logger, trusted });
+  if (config.RUNNER_DRIVER === 'docker' && broker.kind !== 'amqp')
+    throw new Error('RUNNER_DRIVER=docker needs RabbitMQ (AMQP_URL): containers cannot reach an in-process broker');
+  const driver: StepDriver = docker
+    ? new DockerDriver({ docker: new Docker(), runnerName: config.RUNNER_NAME, logger })
+    : new ProcessDriver({ dataDir, logger, trusted });
 
   const registration = {
     name: config.RUNNER_NAME,

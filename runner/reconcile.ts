@@ -108,13 +108,17 @@ export class Reconciler {
       if (!wanted || !step || specHash(this.workerConfig(wanted.spec, step)) !== hash) return null;
       // Its step token went to its stdin with its earlier run: a start after a crash gets one minted now, once.
       let secrets: Promise<WorkerSecrets> | undefined;
-      const mint = async () => ({ stepToken: await this.options.client.stepToken(key.flowId, key.stepId), amqpUrl: this.options.broker.workerUrl });
+      const mint = async () => ({
+        stepToken: await this.options.client.stepToken(key.flowId, key.stepId),
+        amqpUrl: this.options.broker.workerUrl,
+      });
       return {
         observer: this.observer(this.deploymentFor(wanted.spec), step.id),
-        secrets: () => (secrets ??= mint().catch((error: unknown) => {
-          secrets = undefined;
-          throw error;
-        })),
+        secrets: () =>
+          (secrets ??= mint().catch((error: unknown) => {
+            secrets = undefined;
+            throw error;
+          })),
       };
     });
     for (const worker of adopted) {
@@ -132,7 +136,12 @@ export class Reconciler {
       desired: 'running',
       state: 'deploying',
       reason: undefined,
-      steps: new Map(spec.steps.map((step) => [step.id, { spec: step, worker: undefined, state: 'starting', restarts: 0, reason: undefined, everReady: false }])),
+      steps: new Map(
+        spec.steps.map((step) => [
+          step.id,
+          { spec: step, worker: undefined, state: 'starting', restarts: 0, reason: undefined, everReady: false },
+        ]),
+      ),
       deadline: undefined,
       retired: false,
       scheduled: false,
@@ -142,8 +151,10 @@ export class Reconciler {
   }
 
   /** Runs `work` after whatever is under way for the flow. */
-  private then(flowId: string, work: () => Promise<void>): void {
-    const next = (this.chains.get(flowId) ?? Promise.resolve()).then(work).catch((error: Error) => this.options.logger.error({ err: error, flowId }, 'reconcile step failed'));
+  private afterFlowWork(flowId: string, work: () => Promise<void>): void {
+    const next = (this.chains.get(flowId) ?? Promise.resolve())
+      .then(work)
+      .catch((error: Error) => this.options.logger.error({ err: error, flowId }, 'reconcile step failed'));
     this.chains.set(flowId, next);
   }
 
@@ -157,30 +168,30 @@ export class Reconciler {
           if (!current.scheduled) this.schedule(current);
           continue;
         }
-        if (current) this.then(wanted.flowId, () => this.retire(current));
+        if (current) this.afterFlowWork(wanted.flowId, () => this.retire(current));
         this.schedule(this.deploymentFor(wanted.spec));
       } else {
         if (current && current.spec.generation === wanted.generation && current.desired === 'removed') continue;
         // Removing a generation other than the one here (a cleanup of a flow that moved): its workers go first.
-        if (current && current.spec.generation !== wanted.generation) this.then(wanted.flowId, () => this.retire(current));
+        if (current && current.spec.generation !== wanted.generation) this.afterFlowWork(wanted.flowId, () => this.retire(current));
         const deployment = this.deploymentFor(wanted.spec);
         deployment.desired = 'removed';
         deployment.state = 'removing';
         this.options.changed();
-        this.then(wanted.flowId, () => this.remove(deployment));
+        this.afterFlowWork(wanted.flowId, () => this.remove(deployment));
       }
     }
     // No longer ours (moved to another runner while this one was away): the workers go, the queues stay.
     for (const [flowId, deployment] of this.deployments) {
       if (listed.has(flowId)) continue;
       this.deployments.delete(flowId);
-      this.then(flowId, () => this.retire(deployment));
+      this.afterFlowWork(flowId, () => this.retire(deployment));
     }
   }
 
   private schedule(deployment: Deployment): void {
     deployment.scheduled = true;
-    this.then(deployment.spec.flowId, () => this.deploy(deployment));
+    this.afterFlowWork(deployment.spec.flowId, () => this.deploy(deployment));
   }
 
   reports(): DeploymentReport[] {
@@ -189,7 +200,12 @@ export class Reconciler {
       generation: d.spec.generation,
       state: d.state,
       ...(d.reason ? { reason: d.reason } : {}),
-      steps: [...d.steps.values()].map((s) => ({ stepId: s.spec.id, state: s.state, restarts: s.restarts, ...(s.reason ? { reason: s.reason } : {}) })),
+      steps: [...d.steps.values()].map((s) => ({
+        stepId: s.spec.id,
+        state: s.state,
+        restarts: s.restarts,
+        ...(s.reason ? { reason: s.reason } : {}),
+      })),
     }));
   }
 
@@ -204,7 +220,10 @@ export class Reconciler {
         if (deployment.state === 'deploying' && [...deployment.steps.values()].every((x) => x.state === 'ready')) {
           deployment.state = 'ready';
           clearTimeout(deployment.deadline);
-          this.options.logger.info({ flowId: deployment.spec.flowId, generation: deployment.spec.generation }, 'flow deployed: every step is ready');
+          this.options.logger.info(
+            { flowId: deployment.spec.flowId, generation: deployment.spec.generation },
+            'flow deployed: every step is ready',
+          );
         }
         this.options.changed();
       },
@@ -240,7 +259,10 @@ export class Reconciler {
       const tokens = await Promise.all(missing.map((s) => client.stepToken(spec.flowId, s.spec.id)));
       deployment.deadline = setTimeout(() => {
         const late = [...deployment.steps.values()].filter((s) => s.state !== 'ready').map((s) => s.spec.id);
-        this.fail(deployment, `step${late.length === 1 ? '' : 's'} ${late.join(', ')} did not get ready within ${Math.round(this.options.deployTimeoutMs / 1000)} s`);
+        this.fail(
+          deployment,
+          `step${late.length === 1 ? '' : 's'} ${late.join(', ')} did not get ready within ${Math.round(this.options.deployTimeoutMs / 1000)} s`,
+        );
       }, this.options.deployTimeoutMs);
       await Promise.all(
         missing.map(async (step, i) => {
@@ -272,7 +294,7 @@ export class Reconciler {
     deployment.reason = reason.slice(0, 4000);
     this.options.logger.error({ flowId: deployment.spec.flowId, reason }, 'flow could not be deployed');
     this.options.changed();
-    this.then(deployment.spec.flowId, () => this.stopWorkers(deployment));
+    this.afterFlowWork(deployment.spec.flowId, () => this.stopWorkers(deployment));
   }
 
   private async stopWorkers(deployment: Deployment): Promise<void> {

@@ -20,7 +20,10 @@ export interface TrustedModuleList {
 /** The setting's entries (comma-separated), or the first one that is neither a package name nor an absolute folder path. */
 export function parseTrustedModules(value: string | undefined): TrustedModuleList | { wrong: string } {
   const list: TrustedModuleList = { packages: [], folders: [] };
-  for (const entry of (value ?? '').split(',').map((part) => part.trim()).filter(Boolean)) {
+  for (const entry of (value ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
     if (isAbsolute(entry)) list.folders.push(entry);
     else if (isPackageName(entry)) list.packages.push(entry);
     else return { wrong: entry };
@@ -56,7 +59,8 @@ export async function resolveTrustedModule(list: TrustedModuleList, module: stri
   if (problem) return { refused: `module ${module} is refused: it ${problem} (${runsOnly})` };
   const name = packageOf(module);
   if (name !== null) {
-    if (!list.packages.includes(name)) return { refused: `module ${module} is not trusted here: ${runsOnly}, and package ${name} is not among them` };
+    if (!list.packages.includes(name))
+      return { refused: `module ${module} is not trusted here: ${runsOnly}, and package ${name} is not among them` };
     let url: string;
     try {
       url = import.meta.resolve(module);
@@ -71,7 +75,10 @@ export async function resolveTrustedModule(list: TrustedModuleList, module: stri
   for (const folder of list.folders) {
     const real = await realpath(resolve(folder, module)).catch(() => null);
     if (!real) continue;
-    if (!list.folders.some((trusted) => inside(trusted, real))) return { refused: `module ${module} resolves outside the folders ${TRUSTED_MODULES_SETTING} lists (a symbolic link leads out): refused` };
+    if (!list.folders.some((trusted) => inside(trusted, real)))
+      return {
+        refused: `module ${module} resolves outside the folders ${TRUSTED_MODULES_SETTING} lists (a symbolic link leads out): refused`,
+      };
     if (!(await stat(real)).isFile()) continue;
     return { module: pathToFileURL(real).href };
   }

@@ -14,7 +14,14 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { bundleForNode, bundleStepWorker } from '../runner/bundle.js';
-import { COMPONENT_MODULE_IN_IMAGE, HOOKLINE_VERSION, NODE_BASE_IMAGE, STEP_WORKER_IMAGE, WORKER_ENTRY_IN_IMAGE, WORKER_USER } from '../runner/images.js';
+import {
+  COMPONENT_MODULE_IN_IMAGE,
+  HOOKLINE_VERSION,
+  NODE_BASE_IMAGE,
+  STEP_WORKER_IMAGE,
+  WORKER_ENTRY_IN_IMAGE,
+  WORKER_USER,
+} from '../runner/images.js';
 import { WORKER_ENV } from '../runner/worker/config.js';
 
 /** The example component's image: runner/components/examples/greeter.ts, function `greet`. */
@@ -149,7 +156,9 @@ async function importNodeBaseImage(options: BuildOptions): Promise<BuiltImage> {
   }
   const node = await realpath(process.execPath);
   const libraries = sharedLibraries(node);
-  const files: { name: string; mode: number; content: Buffer }[] = [{ name: 'usr/local/bin/node', mode: 0o755, content: await readFile(node) }];
+  const files: { name: string; mode: number; content: Buffer }[] = [
+    { name: 'usr/local/bin/node', mode: 0o755, content: await readFile(node) },
+  ];
   for (const library of libraries) files.push({ name: library.slice(1), mode: 0o755, content: await readFile(await realpath(library)) });
   const text = (name: string, content: string) => files.push({ name, mode: 0o644, content: Buffer.from(content) });
   text('etc/passwd', BASE_PASSWD);
@@ -157,7 +166,9 @@ async function importNodeBaseImage(options: BuildOptions): Promise<BuiltImage> {
   text('etc/nsswitch.conf', 'passwd: files\ngroup: files\nhosts: files dns\n');
 
   const bytes = files.reduce((sum, file) => sum + file.content.length, 0);
-  log(`${NODE_BASE_IMAGE}: importing node ${process.version} (${node}) and ${libraries.length} libraries, ${(bytes / 1048576).toFixed(0)} MB`);
+  log(
+    `${NODE_BASE_IMAGE}: importing node ${process.version} (${node}) and ${libraries.length} libraries, ${(bytes / 1048576).toFixed(0)} MB`,
+  );
   const archive = pack();
   const mtime = new Date();
   for (const dir of ['etc', 'root', 'tmp', 'usr', 'usr/local', 'usr/local/bin', 'hookline']) {
@@ -245,7 +256,7 @@ async function bundleStepWorkerImage(options: BuildOptions): Promise<BuiltImage>
       image: STEP_WORKER_IMAGE,
       from: NODE_BASE_IMAGE,
       instructions: [
-        'COPY worker.mjs ' + WORKER_ENTRY_IN_IMAGE,
+        `COPY worker.mjs ${WORKER_ENTRY_IN_IMAGE}`,
         'COPY passwd group /etc/',
         'ENV NODE_ENV=production',
         `USER ${WORKER_USER.uid}:${WORKER_USER.gid}`,
@@ -291,10 +302,14 @@ export const IMAGE_TARGETS = { base: buildNodeBaseImage, worker: buildStepWorker
 export type ImageTarget = keyof typeof IMAGE_TARGETS;
 
 /** Builds the targets in order (default all: base, worker, example). */
-export async function buildImages(targets: ImageTarget[] = ['base', 'worker', 'example'], options: BuildOptions = {}): Promise<BuiltImage[]> {
+export async function buildImages(
+  targets: ImageTarget[] = ['base', 'worker', 'example'],
+  options: BuildOptions = {},
+): Promise<BuiltImage[]> {
   const built: BuiltImage[] = [];
   options = { ...options, session: options.session ?? new Map() };
-  for (const target of (['base', 'worker', 'example'] as const).filter((name) => targets.includes(name))) built.push(await IMAGE_TARGETS[target](options));
+  for (const target of (['base', 'worker', 'example'] as const).filter((name) => targets.includes(name)))
+    built.push(await IMAGE_TARGETS[target](options));
   return built;
 }
 
@@ -340,7 +355,9 @@ async function main(): Promise<void> {
   const log = (line: string) => console.log(`[images] ${line}`);
   try {
     const built = await buildImages(targets, { docker, force: values.force, log });
-    log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${built.map((image) => `${image.image}${image.built ? ' (built)' : ''}`).join(', ')}`);
+    log(
+      `done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${built.map((image) => `${image.image}${image.built ? ' (built)' : ''}`).join(', ')}`,
+    );
   } catch (error) {
     console.error(`[images] failed: ${(error as Error).message}`);
     process.exitCode = 1;
@@ -348,4 +365,3 @@ async function main(): Promise<void> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
-

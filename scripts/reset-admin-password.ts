@@ -40,14 +40,19 @@ try {
       .where(eq(users.username, username))
       .returning({ id: users.id });
     if (!user) return false;
-    await tx.update(tokens).set({ revokedAt: new Date() }).where(and(eq(tokens.userId, user.id), eq(tokens.kind, 'session'), isNull(tokens.revokedAt)));
+    await tx
+      .update(tokens)
+      .set({ revokedAt: new Date() })
+      .where(and(eq(tokens.userId, user.id), eq(tokens.kind, 'session'), isNull(tokens.revokedAt)));
     return true;
   });
   if (!changed) {
     console.error(`No account ${username}: set ADMIN_USERNAME to the admin's username.`);
     process.exitCode = 1;
   } else {
-    console.log(config.ADMIN_PASSWORD ? `Password of ${username} set to ADMIN_PASSWORD.` : `New password of ${username}: ${password}   (shown once)`);
+    console.log(
+      config.ADMIN_PASSWORD ? `Password of ${username} set to ADMIN_PASSWORD.` : `New password of ${username}: ${password}   (shown once)`,
+    );
   }
 } finally {
   await database.close();

@@ -52,7 +52,10 @@ function localEdgeSecret(): string {
 }
 
 const edgeSecret = process.env.EDGE_CONTROL_SECRET ?? localEdgeSecret();
-const config = configOrExit({ ...process.env, ...(withEdge ? { EDGE_URL: process.env.EDGE_URL ?? edgeUrl, EDGE_CONTROL_SECRET: edgeSecret } : {}) });
+const config = configOrExit({
+  ...process.env,
+  ...(withEdge ? { EDGE_URL: process.env.EDGE_URL ?? edgeUrl, EDGE_CONTROL_SECRET: edgeSecret } : {}),
+});
 const running = await startControlPlane(config);
 
 /** wrangler dev, its output in .hookline/wrangler.log; resolves once the Worker answers, or with the reason it does not. */
@@ -82,7 +85,10 @@ async function startEdge(): Promise<WranglerDev | { error: string }> {
 async function localRunnerToken(): Promise<string> {
   const file = `${DATA}/runner-token`;
   const { db, tokens } = running.services;
-  await db.insert(users).values({ username: 'local-runner', kind: 'service', tenantId: null, permissions: ['runners.write', 'runners.read'] }).onConflictDoNothing();
+  await db
+    .insert(users)
+    .values({ username: 'local-runner', kind: 'service', tenantId: null, permissions: ['runners.write', 'runners.read'] })
+    .onConflictDoNothing();
   // Before runners could be platform-wide, the local runner belonged to tenant default.
   await db.update(users).set({ tenantId: null }).where(eq(users.username, 'local-runner'));
   try {
@@ -93,7 +99,11 @@ async function localRunnerToken(): Promise<string> {
     // none yet, or revoked: mint one
   }
   const [account] = await db.select({ id: users.id }).from(users).where(eq(users.username, 'local-runner'));
-  const { token } = await tokens.issueServiceToken(db, { userId: account!.id, description: 'the runner npm start runs', createdBy: account!.id });
+  const { token } = await tokens.issueServiceToken(db, {
+    userId: account!.id,
+    description: 'the runner npm start runs',
+    createdBy: account!.id,
+  });
   writeFileSync(file, `${token}\n`, { mode: 0o600 });
   return token;
 }
@@ -103,8 +113,18 @@ async function localRunnerToken(): Promise<string> {
  * control plane's (its queues in memory), on RabbitMQ when AMQP_URL is set. Its log: .hookline/runner.log.
  */
 async function startLocalRunner() {
-  const runnerConfig = loadRunnerConfig({ ...process.env, CONTROL_PLANE_URL: running.url, RUNNER_TOKEN: await localRunnerToken(), RUNNER_NAME: 'local', RUNNER_DRIVER: 'process', BUS_NAMESPACE: config.BUS_NAMESPACE });
-  const logger = pino({ level: runnerConfig.LOG_LEVEL, base: { service: 'runner' } }, pino.destination({ dest: `${DATA}/runner.log`, mkdir: true }));
+  const runnerConfig = loadRunnerConfig({
+    ...process.env,
+    CONTROL_PLANE_URL: running.url,
+    RUNNER_TOKEN: await localRunnerToken(),
+    RUNNER_NAME: 'local',
+    RUNNER_DRIVER: 'process',
+    BUS_NAMESPACE: config.BUS_NAMESPACE,
+  });
+  const logger = pino(
+    { level: runnerConfig.LOG_LEVEL, base: { service: 'runner' } },
+    pino.destination({ dest: `${DATA}/runner.log`, mkdir: true }),
+  );
   return startRunner(runnerConfig, logger, { events: running.services.bus });
 }
 

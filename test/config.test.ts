@@ -37,11 +37,21 @@ describe('loadConfig', () => {
   });
 
   it('treats an empty variable as unset', () => {
-    expect(loadConfig({ PORT: '', DATABASE_URL: '', LOG_LEVEL: '' })).toMatchObject({ PORT: 3000, databaseDriver: 'pglite', LOG_LEVEL: 'info' });
+    expect(loadConfig({ PORT: '', DATABASE_URL: '', LOG_LEVEL: '' })).toMatchObject({
+      PORT: 3000,
+      databaseDriver: 'pglite',
+      LOG_LEVEL: 'info',
+    });
   });
 
   it('reads the values it is given, and picks node-postgres for a postgres:// URL', () => {
-    const config = loadConfig({ PORT: '8080', LOG_LEVEL: 'debug', DATABASE_URL: 'postgres://u:p@db:5432/hookline', AMQP_URL: 'amqp://mq', TOKEN_TTL_SECONDS: '60' });
+    const config = loadConfig({
+      PORT: '8080',
+      LOG_LEVEL: 'debug',
+      DATABASE_URL: 'postgres://u:p@db:5432/hookline',
+      AMQP_URL: 'amqp://mq',
+      TOKEN_TTL_SECONDS: '60',
+    });
     expect(config).toMatchObject({ PORT: 8080, LOG_LEVEL: 'debug', databaseDriver: 'pg', AMQP_URL: 'amqp://mq', TOKEN_TTL_SECONDS: 60 });
     expect(loadConfig({ DATABASE_URL: 'postgresql://db/x', DATABASE_DRIVER: 'neon' }).databaseDriver).toBe('neon');
   });
@@ -63,7 +73,10 @@ describe('loadConfig', () => {
     [{ TOKEN_TTL_SECONDS: '-5' }, 'TOKEN_TTL_SECONDS="-5": must be positive'],
     [{ BODY_LIMIT_BYTES: '100' }, 'BODY_LIMIT_BYTES="100": must be a whole number of at least 1024'],
     [{ ADMIN_PASSWORD: 'short' }, 'ADMIN_PASSWORD (5 characters, not shown): must be at least 12 characters'],
-    [{ JWT_PRIVATE_KEY: 'x'.repeat(40), JWT_ALGORITHM: 'RS256' }, 'JWT_PRIVATE_KEY (40 characters, not shown): must be a PKCS#8 PEM private key'],
+    [
+      { JWT_PRIVATE_KEY: 'x'.repeat(40), JWT_ALGORITHM: 'RS256' },
+      'JWT_PRIVATE_KEY (40 characters, not shown): must be a PKCS#8 PEM private key',
+    ],
     [{ PUBLIC_URL: 'hookline.example' }, 'PUBLIC_URL="hookline.example": must start with http:// or https://'],
     [
       { OUTBOUND_ALLOWED_NETWORKS: '127.0.0.1/32,intranet' },
@@ -78,18 +91,30 @@ describe('loadConfig', () => {
 
   it('lists every wrong variable at once', () => {
     const text = rejection({ PORT: 'abc', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x' });
-    expect(text.split('\n').slice(1).map((line) => line.trim().split(/[=: (]/)[0])).toEqual(['PORT', 'LOG_LEVEL', 'DATABASE_URL']);
+    expect(
+      text
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim().split(/[=: (]/)[0]),
+    ).toEqual(['PORT', 'LOG_LEVEL', 'DATABASE_URL']);
   });
 
   it('never repeats a secret or the password in a URL', () => {
-    const text = rejection({ JWT_SECRET: 'hunter2-hunter2', ADMIN_PASSWORD: 'hunter2', DATABASE_URL: 'mysql://root:hunter2@db/x', AMQP_URL: 'http://guest:hunter2@mq' });
+    const text = rejection({
+      JWT_SECRET: 'hunter2-hunter2',
+      ADMIN_PASSWORD: 'hunter2',
+      DATABASE_URL: 'mysql://root:hunter2@db/x',
+      AMQP_URL: 'http://guest:hunter2@mq',
+    });
     expect(text).not.toContain('hunter2');
     expect(text).toContain('DATABASE_URL="mysql://root:***@db/x"');
     expect(text).toContain('AMQP_URL="http://guest:***@mq"');
   });
 
   it('refuses a private key for HS256', () => {
-    expect(rejection({ JWT_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----' })).toContain('JWT_PRIVATE_KEY: is for RS256 or EdDSA');
+    expect(rejection({ JWT_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----' })).toContain(
+      'JWT_PRIVATE_KEY: is for RS256 or EdDSA',
+    );
   });
 });
 
@@ -128,6 +153,7 @@ describe('control-plane/main.ts', () => {
     const run = await runMain(['--help'], { PORT: 'abc' });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Usage:');
-    for (const name of ['PORT', 'DATABASE_URL', 'AMQP_URL', 'JWT_SECRET', 'LOG_LEVEL', 'OUTBOUND_ALLOWED_NETWORKS']) expect(run.stdout).toContain(name);
+    for (const name of ['PORT', 'DATABASE_URL', 'AMQP_URL', 'JWT_SECRET', 'LOG_LEVEL', 'OUTBOUND_ALLOWED_NETWORKS'])
+      expect(run.stdout).toContain(name);
   });
 });

@@ -33,7 +33,10 @@ describe('GET /healthcheck on a healthy control plane', () => {
     const res = await cp.request('GET', '/healthcheck');
     expect(res.body.outbox).toEqual({ pending: 2 });
     cp.services.relay.start();
-    await waitFor(async () => (await cp.services.db.select({ n: count() }).from(outbox))[0]!.n, (n) => n === 0);
+    await waitFor(
+      async () => (await cp.services.db.select({ n: count() }).from(outbox))[0]!.n,
+      (n) => n === 0,
+    );
     expect((await cp.request('GET', '/healthcheck')).body.outbox).toEqual({ pending: 0 });
   });
 });

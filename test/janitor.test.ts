@@ -49,12 +49,37 @@ describe('the janitor', () => {
 
     const headers = (id: string) => ({ id, name: 'audit.test', createdAt: now.toISOString(), serviceName: 'janitor-test' });
     await db.insert(auditRecords).values([
-      { eventId: 'old-audit', name: 'audit.test', serviceName: 'janitor-test', headers: headers('old-audit'), payload: {}, createdAt: ago(400 * 24 * HOUR), receivedAt: ago(400 * 24 * HOUR) },
-      { eventId: 'recent-audit', name: 'audit.test', serviceName: 'janitor-test', headers: headers('recent-audit'), payload: {}, createdAt: ago(HOUR), receivedAt: ago(HOUR) },
+      {
+        eventId: 'old-audit',
+        name: 'audit.test',
+        serviceName: 'janitor-test',
+        headers: headers('old-audit'),
+        payload: {},
+        createdAt: ago(400 * 24 * HOUR),
+        receivedAt: ago(400 * 24 * HOUR),
+      },
+      {
+        eventId: 'recent-audit',
+        name: 'audit.test',
+        serviceName: 'janitor-test',
+        headers: headers('recent-audit'),
+        payload: {},
+        createdAt: ago(HOUR),
+        receivedAt: ago(HOUR),
+      },
     ]);
-    const logLine = (line: string, at: Date) => ({ flowId: randomUUID(), tenantId: admin!.tenantId!, stepId: 'map', at, stream: 'stdout' as const, line });
+    const logLine = (line: string, at: Date) => ({
+      flowId: randomUUID(),
+      tenantId: admin!.tenantId!,
+      stepId: 'map',
+      at,
+      stream: 'stdout' as const,
+      line,
+    });
     await db.insert(stepLogs).values([logLine('old-line', ago(8 * 24 * HOUR)), logLine('recent-line', ago(HOUR))]);
-    expect((await purgeExpired(db, { auditRetentionDays: 0, stepLogRetentionDays: 7 }, new Date(now.getTime() - 365 * 24 * HOUR))).auditRecords).toBe(0);
+    expect(
+      (await purgeExpired(db, { auditRetentionDays: 0, stepLogRetentionDays: 7 }, new Date(now.getTime() - 365 * 24 * HOUR))).auditRecords,
+    ).toBe(0);
 
     const purged = await purgeExpired(db, { auditRetentionDays: 365, stepLogRetentionDays: 7 }, now);
 

@@ -25,7 +25,9 @@ describe('structured logs', () => {
     const generated = await cp.request('GET', '/flows');
     const id = generated.headers.get('x-request-id');
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(lines).toContainEqual(expect.objectContaining({ msg: 'request', requestId: 'trace-me-123', method: 'GET', path: '/healthcheck', status: 200 }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ msg: 'request', requestId: 'trace-me-123', method: 'GET', path: '/healthcheck', status: 200 }),
+    );
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'request', requestId: id, path: '/flows', status: 401 }));
   });
 
@@ -36,7 +38,9 @@ describe('structured logs', () => {
     // Whatever a module logs, secrets in the object are redacted.
     cp.services.logger.info({ password: 'logged-by-mistake', user: { token }, headers: { authorization: `Bearer ${token}` } }, 'probe');
     const text = JSON.stringify(lines);
-    expect(lines).toContainEqual(expect.objectContaining({ msg: 'probe', password: '[redacted]', headers: { authorization: '[redacted]' } }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({ msg: 'probe', password: '[redacted]', headers: { authorization: '[redacted]' } }),
+    );
     expect(text).not.toContain('logged-by-mistake');
     expect(text).not.toContain(ADMIN.password);
     expect(text).not.toContain('a-wrong-password-to-log');

@@ -140,7 +140,8 @@ describe('GET /openapi.json', () => {
     }
     for (const { path, method, operation } of operations()) {
       for (const requirement of operation.security ?? []) {
-        for (const scheme of Object.keys(requirement)) expect(doc.components.securitySchemes?.[scheme], `${method} ${path}: ${scheme}`).toBeDefined();
+        for (const scheme of Object.keys(requirement))
+          expect(doc.components.securitySchemes?.[scheme], `${method} ${path}: ${scheme}`).toBeDefined();
       }
     }
   });
@@ -149,7 +150,11 @@ describe('GET /openapi.json', () => {
     const anyId = '00000000-0000-4000-8000-000000000000';
     for (const { path, method, operation } of operations()) {
       if (!operation.security?.length) continue;
-      const res = await cp.request(method.toUpperCase(), path.replace(/\{\w+\}/g, anyId), method === 'get' || method === 'delete' ? {} : { body: {} });
+      const res = await cp.request(
+        method.toUpperCase(),
+        path.replace(/\{\w+\}/g, anyId),
+        method === 'get' || method === 'delete' ? {} : { body: {} },
+      );
       expect(res.status, `${method} ${path}`).toBe(401);
     }
   });

@@ -16,7 +16,9 @@ describe('npm run reset-admin-password', () => {
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
   const reset = (env: Record<string, string> = {}) =>
-    run(process.execPath, ['--import', 'tsx', 'scripts/reset-admin-password.ts'], { env: { ...process.env, PGLITE_DIR: join(dir, 'pglite'), LOG_LEVEL: 'silent', ADMIN_PASSWORD: '', ...env } });
+    run(process.execPath, ['--import', 'tsx', 'scripts/reset-admin-password.ts'], {
+      env: { ...process.env, PGLITE_DIR: join(dir, 'pglite'), LOG_LEVEL: 'silent', ADMIN_PASSWORD: '', ...env },
+    });
 
   it('gives the admin a new password, shown once; the old one and its sessions stop working', async () => {
     let cp = await startTestControlPlane({ env: { PGLITE_DIR: join(dir, 'pglite') } });

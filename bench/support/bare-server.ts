@@ -17,10 +17,12 @@ app.get('/flows/:id', async (c) => {
 
 app.post('/flows', async (c) => {
   const body = await c.req.json();
-  const { rows } = await pool.query(
-    'insert into flows (tenant_id, name, owners, graph) values ($1, $2, $3, $4) returning *',
-    [tenantId, body.name, JSON.stringify([]), JSON.stringify(body.graph)],
-  );
+  const { rows } = await pool.query('insert into flows (tenant_id, name, owners, graph) values ($1, $2, $3, $4) returning *', [
+    tenantId,
+    body.name,
+    JSON.stringify([]),
+    JSON.stringify(body.graph),
+  ]);
   return c.json({ data: rows[0] }, 201);
 });
 

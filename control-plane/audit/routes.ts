@@ -12,7 +12,9 @@ const auditRecord = z
     payload: z.record(z.string(), z.unknown()),
     tenant: z.string().nullable().openapi({ description: 'The tenant the record belongs to; null for events about no tenant' }),
     receivedAt: z.string().openapi({ format: 'date-time', description: 'When the audit log stored it' }),
-    origin: z.enum(['event', 'pushed']).openapi({ description: 'event: Hookline published it; pushed: a caller sent it to POST /logs (its headers are what the caller said)' }),
+    origin: z.enum(['event', 'pushed']).openapi({
+      description: 'event: Hookline published it; pushed: a caller sent it to POST /logs (its headers are what the caller said)',
+    }),
     pushedBy: z.string().nullable().openapi({ description: 'The user or service account that pushed it; null for events' }),
   })
   .openapi('AuditRecord');
@@ -42,7 +44,10 @@ const listQuery = z
   .strictObject({
     ...pagingQuery,
     'filter[service]': z.string().min(1).max(200).optional().openapi({ description: 'Only events of this serviceName' }),
-    'filter[origin]': z.enum(['event', 'pushed']).optional().openapi({ description: 'Only what Hookline published (event), or only what callers pushed (pushed)' }),
+    'filter[origin]': z
+      .enum(['event', 'pushed'])
+      .optional()
+      .openapi({ description: 'Only what Hookline published (event), or only what callers pushed (pushed)' }),
     'filter[pushedBy]': z.string().min(1).max(200).optional().openapi({ description: 'Only records this user or service account pushed' }),
     'filter[name]': z
       .string()
@@ -51,20 +56,22 @@ const listQuery = z
       .openapi({ description: 'An event name, or a prefix ending in * (flow.* matches flow.started)' }),
     'filter[from]': dateTime('Only events created at or after this time'),
     'filter[to]': dateTime('Only events created before this time'),
-    sort: sortQuery(['createdAt'], '-createdAt').openapi({ description: "createdAt (oldest first) or -createdAt (newest first, the default): the event's headers.createdAt" }),
+    sort: sortQuery(['createdAt'], '-createdAt').openapi({
+      description: "createdAt (oldest first) or -createdAt (newest first, the default): the event's headers.createdAt",
+    }),
   })
   // Runs on the raw strings too when a date is malformed, so it compares only dates it could read.
   .refine(({ 'filter[from]': from, 'filter[to]': to }) => !(from instanceof Date && to instanceof Date) || from <= to, {
     message: 'filter[from] must not be later than filter[to]',
   });
 
-
 const list = createRoute({
   method: 'get',
   path: '/',
   tags: ['audit'],
   summary: 'Read the audit log',
-  description: "Your tenant's records (holders of `all`: every tenant's), filtered, sorted by the event's createdAt and paged; totals count the filtered records.",
+  description:
+    "Your tenant's records (holders of `all`: every tenant's), filtered, sorted by the event's createdAt and paged; totals count the filtered records.",
   security,
   middleware: guard('logs.read'),
   request: { query: listQuery },
@@ -76,8 +83,7 @@ const push = createRoute({
   path: '/',
   tags: ['audit'],
   summary: 'Add a record to the audit log',
-  description:
-    `One event envelope, stored with \`origin: pushed\` and \`pushedBy\` you. The record belongs to your tenant: payload.tenant may be left out or name your tenant, any other is a 403 (holders of \`all\` may name any tenant). A name in the namespaces of Hookline's own events (${SYSTEM_NAMESPACES.map((namespace) => `${namespace}.*`).join(', ')}) or the serviceName of one of its services (${SYSTEM_SERVICES.join(', ')}) is a 400: a pushed record cannot pose as one of Hookline's.`,
+  description: `One event envelope, stored with \`origin: pushed\` and \`pushedBy\` you. The record belongs to your tenant: payload.tenant may be left out or name your tenant, any other is a 403 (holders of \`all\` may name any tenant). A name in the namespaces of Hookline's own events (${SYSTEM_NAMESPACES.map((namespace) => `${namespace}.*`).join(', ')}) or the serviceName of one of its services (${SYSTEM_SERVICES.join(', ')}) is a 400: a pushed record cannot pose as one of Hookline's.`,
   security,
   middleware: guard('logs.push'),
   request: { body: { required: true, content: { 'application/json': { schema: pushBody } } } },

@@ -12,7 +12,17 @@ import { auditRecords, type RecordOrigin } from './schema.js';
 export const SERVICE_NAME = 'audit-log';
 
 /** The serviceNames of Hookline's own services (each module's SERVICE_NAME): no pushed record may carry one. */
-export const SYSTEM_SERVICES: readonly string[] = ['audit-log', 'components', 'edge-bridge', 'executions', 'fleet', 'flow-repository', 'iam', 'metadata', 'secrets'];
+export const SYSTEM_SERVICES: readonly string[] = [
+  'audit-log',
+  'components',
+  'edge-bridge',
+  'executions',
+  'fleet',
+  'flow-repository',
+  'iam',
+  'metadata',
+  'secrets',
+];
 
 /** The namespaces of the events Hookline publishes (flow, flowrepo, iam, secrets, ...): no pushed record may take a name in one. */
 export const SYSTEM_NAMESPACES: readonly string[] = [...new Set(Object.keys(EVENTS).map((name) => name.split('.')[0]!))];
@@ -84,7 +94,12 @@ function userOf(payload: Record<string, unknown>): string | null {
  * Stores a checked envelope once, as pushed by `pushedBy` or, when null, as an event; returns null
  * when a record with its event id exists already (a redelivery, or a second push of the same id).
  */
-export async function storeRecord(db: Database, envelope: EventEnvelope, tenant: string | null, pushedBy: string | null = null): Promise<AuditRecord | null> {
+export async function storeRecord(
+  db: Database,
+  envelope: EventEnvelope,
+  tenant: string | null,
+  pushedBy: string | null = null,
+): Promise<AuditRecord | null> {
   const [row] = await db
     .insert(auditRecords)
     .values({
@@ -117,10 +132,14 @@ export type PushedEnvelope = { headers: Omit<EventEnvelope['headers'], 'id'> & {
 function refuseSystemLookalike({ headers }: EventEnvelope): void {
   const namespace = headers.name.split('.')[0]!;
   if (SYSTEM_NAMESPACES.includes(namespace)) {
-    throw badRequest(`headers.name: ${namespace}.* names are Hookline's own events, which only Hookline records; push under audit.* or a namespace of your own`);
+    throw badRequest(
+      `headers.name: ${namespace}.* names are Hookline's own events, which only Hookline records; push under audit.* or a namespace of your own`,
+    );
   }
   if (SYSTEM_SERVICES.includes(headers.serviceName)) {
-    throw badRequest(`headers.serviceName: ${headers.serviceName} is a Hookline service, whose events only Hookline records; name your own service`);
+    throw badRequest(
+      `headers.serviceName: ${headers.serviceName} is a Hookline service, whose events only Hookline records; name your own service`,
+    );
   }
 }
 
@@ -161,7 +180,11 @@ function nameCondition(name: string): SQL {
 }
 
 /** The records the caller may see (their tenant's; every tenant's for holders of `all`), filtered, sorted by the event's createdAt and paged. */
-export async function listRecords(db: Database, principal: Principal, query: AuditQuery): Promise<{ records: AuditRecord[]; total: number }> {
+export async function listRecords(
+  db: Database,
+  principal: Principal,
+  query: AuditQuery,
+): Promise<{ records: AuditRecord[]; total: number }> {
   const scope = tenantScope(principal);
   const where = and(
     scope === null ? undefined : eq(auditRecords.tenantId, scope),

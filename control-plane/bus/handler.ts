@@ -3,10 +3,7 @@ import { EVENTS, type EventName, type EventPayload } from '../../protocol/events
 import { PoisonEventError, type EventHandler } from './types.js';
 
 /** A handler for one known event whose payload is checked against its schema first; a bad payload is poison. */
-export function on<N extends EventName>(
-  name: N,
-  handle: (payload: EventPayload<N>, event: EventEnvelope) => Promise<void>,
-): EventHandler {
+export function on<N extends EventName>(name: N, handle: (payload: EventPayload<N>, event: EventEnvelope) => Promise<void>): EventHandler {
   return async (event) => {
     const parsed = EVENTS[name].safeParse(event.payload);
     if (!parsed.success) {

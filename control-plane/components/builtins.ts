@@ -26,7 +26,8 @@ export async function seedBuiltinComponents(db: Database, builtins: readonly Bui
     // A built-in's module is its `hookline:` name, which a client may not write; the rest is checked as a client's would be.
     const checked = componentCreateSchema.safeParse({ ...definition, access: 'public' });
     if (!checked.success) throw new Error(`Built-in component ${builtin.name} is not a valid component: ${checked.error.message}`);
-    if (!module.startsWith(BUILTIN_MODULE_PREFIX)) throw new Error(`Built-in component ${builtin.name} is not a valid component: its module must be ${BUILTIN_MODULE_PREFIX}<name>`);
+    if (!module.startsWith(BUILTIN_MODULE_PREFIX))
+      throw new Error(`Built-in component ${builtin.name} is not a valid component: its module must be ${BUILTIN_MODULE_PREFIX}<name>`);
   }
   return db.transaction(async (tx) => {
     // Replicas starting at once seed one after another: concurrent upserts by id can still collide

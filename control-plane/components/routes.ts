@@ -25,10 +25,18 @@ const list = createRoute({
   request: {
     query: z.strictObject({
       ...pagingQuery,
-      'filter[name]': z.string().min(1).max(200).optional().openapi({ description: 'Only components of exactly this name (how a flow node may name one)' }),
+      'filter[name]': z
+        .string()
+        .min(1)
+        .max(200)
+        .optional()
+        .openapi({ description: 'Only components of exactly this name (how a flow node may name one)' }),
     }),
   },
-  responses: { 200: json(z.object({ data: z.array(component), meta: pageMetaSchema }).openapi('ComponentList'), 'A page of components'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.array(component), meta: pageMetaSchema }).openapi('ComponentList'), 'A page of components'),
+    ...errors,
+  },
 });
 
 const create = createRoute({
@@ -85,12 +93,19 @@ export function componentRoutes() {
     .openapi(list, async (c) => {
       const query = c.req.valid('query');
       const paging = page(query);
-      const { components, total } = await listComponents(c.get('services').db, c.get('principal'), { name: query['filter[name]'], ...paging });
+      const { components, total } = await listComponents(c.get('services').db, c.get('principal'), {
+        name: query['filter[name]'],
+        ...paging,
+      });
       return c.json({ data: components, meta: paging.meta(total) }, 200);
     })
     .openapi(create, async (c) => c.json({ data: await createComponent(c.get('services'), c.get('principal'), c.req.valid('json')) }, 201))
-    .openapi(read, async (c) => c.json({ data: await getComponent(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200))
-    .openapi(patch, async (c) => c.json({ data: await updateComponent(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200))
+    .openapi(read, async (c) =>
+      c.json({ data: await getComponent(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200),
+    )
+    .openapi(patch, async (c) =>
+      c.json({ data: await updateComponent(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200),
+    )
     .openapi(remove, async (c) => {
       await deleteComponent(c.get('services'), c.get('principal'), c.req.valid('param').id);
       return c.body(null, 204);

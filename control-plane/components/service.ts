@@ -29,7 +29,8 @@ const toComponent = (row: ComponentRow): Component => ({
 });
 
 /** Public components of every tenant (the built-ins among them), and the private ones of `tenantId`. */
-const visibleTo = (tenantId: string | null) => or(eq(components.access, 'public'), tenantId ? eq(components.tenantId, tenantId) : undefined);
+const visibleTo = (tenantId: string | null) =>
+  or(eq(components.access, 'public'), tenantId ? eq(components.tenantId, tenantId) : undefined);
 
 /** Holders of `all` read every component. */
 const readable = (principal: Principal): SQL | undefined => (principal.isAdmin ? undefined : visibleTo(principal.tenantId));
@@ -53,11 +54,16 @@ function withOwners(given: Owner[] | undefined, ...required: Owner[]): Owner[] {
 async function findComponent(db: Database, principal: Principal, id: string, access: 'read'): Promise<ComponentRow>;
 async function findComponent(db: Database, principal: Principal, id: string, access: 'write'): Promise<ComponentRow & { tenantId: string }>;
 async function findComponent(db: Database, principal: Principal, id: string, access: 'read' | 'write'): Promise<ComponentRow> {
-  const query = db.select().from(components).where(and(eq(components.id, id), readable(principal)));
+  const query = db
+    .select()
+    .from(components)
+    .where(and(eq(components.id, id), readable(principal)));
   const [row] = access === 'write' ? await query.for('update') : await query;
   if (!row) throw notFound(`No component ${id} that you may see`);
   if (access === 'write' && row.tenantId === null) {
-    throw forbidden(`Built-in components cannot be changed or deleted: ${row.name} (${id}) is one. A component of your tenant named ${row.name} takes its place in your tenant's flows`);
+    throw forbidden(
+      `Built-in components cannot be changed or deleted: ${row.name} (${id}) is one. A component of your tenant named ${row.name} takes its place in your tenant's flows`,
+    );
   }
   if (access === 'write' && !principal.isAdmin && row.tenantId !== principal.tenantId) {
     throw forbidden(`Component ${id} belongs to another tenant: it is public, so you may read it, not change it`);
@@ -65,10 +71,20 @@ async function findComponent(db: Database, principal: Principal, id: string, acc
   return row;
 }
 
-export async function listComponents(db: Database, principal: Principal, query: { name?: string; limit: number; offset: number }): Promise<{ components: Component[]; total: number }> {
+export async function listComponents(
+  db: Database,
+  principal: Principal,
+  query: { name?: string; limit: number; offset: number },
+): Promise<{ components: Component[]; total: number }> {
   const where = and(readable(principal), query.name === undefined ? undefined : eq(components.name, query.name));
   const [rows, [counted]] = await Promise.all([
-    db.select().from(components).where(where).orderBy(asc(components.name), asc(components.createdAt), asc(components.id)).limit(query.limit).offset(query.offset),
+    db
+      .select()
+      .from(components)
+      .where(where)
+      .orderBy(asc(components.name), asc(components.createdAt), asc(components.id))
+      .limit(query.limit)
+      .offset(query.offset),
     db.select({ total: count() }).from(components).where(where),
   ]);
   return { components: rows.map(toComponent), total: counted?.total ?? 0 };

@@ -13,7 +13,9 @@ class TriggerRefused extends Error {}
 /** The messages of the edge's error envelope, or the text as it came. */
 function errorMessages(text: string): string {
   try {
-    const messages = ((JSON.parse(text) as { errors?: { message?: unknown }[] }).errors ?? []).map((e) => e.message).filter((m) => typeof m === 'string');
+    const messages = ((JSON.parse(text) as { errors?: { message?: unknown }[] }).errors ?? [])
+      .map((e) => e.message)
+      .filter((m) => typeof m === 'string');
     return messages.length > 0 ? messages.join('; ') : text;
   } catch {
     return text;
@@ -51,9 +53,14 @@ export async function subscribeEdgeBridge(services: Services): Promise<void> {
     try {
       await call('PUT', `/control/flows/${flow.id}`, await triggerOf(services, flow, status, versionOf(event)));
     } catch (error) {
-      const reason = error instanceof TriggerRefused ? error.message : error instanceof ApiError && error.status < 500 ? `the flow's webhook cannot be set up: ${error.message}` : null;
+      const reason =
+        error instanceof TriggerRefused
+          ? error.message
+          : error instanceof ApiError && error.status < 500
+            ? `the flow's webhook cannot be set up: ${error.message}`
+            : null;
       if (!reason) throw error;
-      services.logger.warn({ flowId: flow.id, reason }, 'the edge cannot take the flow\'s trigger: the flow fails');
+      services.logger.warn({ flowId: flow.id, reason }, "the edge cannot take the flow's trigger: the flow fails");
       await transact(services, (tx) => emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason }));
     }
   };
@@ -61,14 +68,23 @@ export async function subscribeEdgeBridge(services: Services): Promise<void> {
   await services.bus.subscribe(SERVICE_NAME, {
     'flow.starting': on('flow.starting', (flow, event) => push(flow, 'starting', event)),
     'flow.started': on('flow.started', async (ref, event) => {
-      const flow = await services.db.query.flows.findFirst({ where: (f, { and, eq }) => and(eq(f.id, ref.id), eq(f.tenantId, ref.tenant)) });
+      const flow = await services.db.query.flows.findFirst({
+        where: (f, { and, eq }) => and(eq(f.id, ref.id), eq(f.tenantId, ref.tenant)),
+      });
       if (!flow) return;
       // Reported after a stop (the fleet's flow.started can be newer than flow.stopping): the stop stands.
       if (flow.status !== 'starting' && flow.status !== 'active') {
-        services.logger.info({ flowId: flow.id, status: flow.status }, 'flow.started for a flow that is not starting: its trigger is not pushed to the edge');
+        services.logger.info(
+          { flowId: flow.id, status: flow.status },
+          'flow.started for a flow that is not starting: its trigger is not pushed to the edge',
+        );
         return;
       }
-      await push({ id: flow.id, tenant: flow.tenantId, flowSettings: flow.flowSettings, cron: flow.cron, timezone: flow.timezone }, 'live', event);
+      await push(
+        { id: flow.id, tenant: flow.tenantId, flowSettings: flow.flowSettings, cron: flow.cron, timezone: flow.timezone },
+        'live',
+        event,
+      );
     }),
     'flow.stopping': on('flow.stopping', (flow, event) => call('DELETE', `/control/flows/${flow.id}?version=${versionOf(event)}`)),
   });

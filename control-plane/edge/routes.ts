@@ -25,7 +25,9 @@ const ingest = createRoute({
   summary: 'Executions from the edge Worker (webhook calls and schedule slots)',
   description:
     'For the edge only: a token signed with EDGE_CONTROL_SECRET. Each new flowExecId is published as flow.executed; one seen before is a duplicate and changes nothing, so the edge may send a batch again. One that can never run (malformed, or no such flow in its tenant) is rejected and recorded as a failed execution with the reason. Up to 100 executions and 4 MiB, whatever BODY_LIMIT_BYTES says (protocol/edge.ts).',
-  request: { body: jsonBody(z.strictObject({ executions: z.array(z.unknown()).min(1).max(DELIVERY_LIMITS.executions) }).openapi('EdgeIngest')) },
+  request: {
+    body: jsonBody(z.strictObject({ executions: z.array(z.unknown()).min(1).max(DELIVERY_LIMITS.executions) }).openapi('EdgeIngest')),
+  },
   responses: {
     200: json(answer, 'What became of each execution'),
     400: json(errorSchema, 'Not a batch of 1 to 100 executions'),
@@ -40,9 +42,13 @@ const triggers = createRoute({
   path: '/triggers',
   tags: ['edge'],
   summary: 'The flow triggers the edge should hold now (its reconcile)',
-  description: 'For the edge only. Every starting or active flow, versioned by its last change; `asOf` versions the removal of any other trigger.',
+  description:
+    'For the edge only. Every starting or active flow, versioned by its last change; `asOf` versions the removal of any other trigger.',
   responses: {
-    200: json(z.object({ data: z.object({ asOf: z.number(), triggers: z.array(z.record(z.string(), z.unknown())) }) }).openapi('EdgeTriggers'), 'The triggers'),
+    200: json(
+      z.object({ data: z.object({ asOf: z.number(), triggers: z.array(z.record(z.string(), z.unknown())) }) }).openapi('EdgeTriggers'),
+      'The triggers',
+    ),
     401: json(errorSchema, 'Not signed by the edge'),
     503: json(errorSchema, 'EDGE_CONTROL_SECRET is not set'),
   },

@@ -35,7 +35,11 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
   for (const item of batch) {
     const parsed = flowExecutedSchema.safeParse(item);
     if (parsed.success) valid.push(parsed.data);
-    else refused.push({ item, reason: `the edge delivered an execution that cannot be read: ${parsed.error.issues.map((issue) => describeIssue(issue, 'execution')).join('; ')}` });
+    else
+      refused.push({
+        item,
+        reason: `the edge delivered an execution that cannot be read: ${parsed.error.issues.map((issue) => describeIssue(issue, 'execution')).join('; ')}`,
+      });
   }
 
   await transact(services, async (tx) => {
@@ -44,7 +48,10 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
     for (const execution of valid) {
       const flow = known.find((f) => f.id === execution.flowId);
       if (!flow || flow.tenantId !== execution.tenant) {
-        refused.push({ item: execution, reason: `no flow ${execution.flowId} in this tenant when the execution arrived (it was deleted, or never was)` });
+        refused.push({
+          item: execution,
+          reason: `no flow ${execution.flowId} in this tenant when the execution arrived (it was deleted, or never was)`,
+        });
         continue;
       }
       const [fresh] = await tx
@@ -97,11 +104,21 @@ function refusedExecution(item: unknown): RefusedExecution | null {
  */
 export async function desiredTriggers(services: Services): Promise<{ asOf: number; triggers: EdgeTrigger[] }> {
   const asOf = Date.now();
-  const rows = await services.db.select().from(flows).where(inArray(flows.status, ['starting', 'active']));
+  const rows = await services.db
+    .select()
+    .from(flows)
+    .where(inArray(flows.status, ['starting', 'active']));
   const triggers: EdgeTrigger[] = [];
   for (const flow of rows) {
     try {
-      triggers.push(await triggerOf(services, { ...flow, tenant: flow.tenantId }, flow.status === 'active' ? 'live' : 'starting', flow.updatedAt.getTime()));
+      triggers.push(
+        await triggerOf(
+          services,
+          { ...flow, tenant: flow.tenantId },
+          flow.status === 'active' ? 'live' : 'starting',
+          flow.updatedAt.getTime(),
+        ),
+      );
     } catch (error) {
       services.logger.warn({ flowId: flow.id, err: error }, 'flow left out of the edge: its webhook secrets cannot be resolved');
     }
@@ -130,11 +147,20 @@ export async function triggerOf(
 }
 
 /** What the edge would say to the flow's trigger, were it pushed now (protocol/edge.ts triggerProblems), or null when it would take it. */
-export async function edgeRefusal(services: Services, db: Database, flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>): Promise<string | null> {
+export async function edgeRefusal(
+  services: Services,
+  db: Database,
+  flow: Pick<Flow, 'id' | 'tenant' | 'flowSettings' | 'cron' | 'timezone'>,
+): Promise<string | null> {
   return triggerProblems(await triggerOf(services, flow, 'starting', 0, db));
 }
 
-async function resolveWebhookAuth(services: Services, tenant: string, auth: WebhookAuthSettings | undefined, db: Database): Promise<WebhookAuth | undefined> {
+async function resolveWebhookAuth(
+  services: Services,
+  tenant: string,
+  auth: WebhookAuthSettings | undefined,
+  db: Database,
+): Promise<WebhookAuth | undefined> {
   if (!auth) return undefined;
   const ids = auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId];
   const keys = await apiKeyValues(services, tenant, ids, db);

@@ -6,7 +6,13 @@ const key = (secret: string) => new TextEncoder().encode(secret);
 
 /** The token the control plane calls the edge's control API with. */
 export const edgeControlToken = (secret: string) =>
-  new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer(CONTROL_PLANE_TOKEN_PARTY).setAudience(EDGE_TOKEN_PARTY).setIssuedAt().setExpirationTime('2m').sign(key(secret));
+  new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(CONTROL_PLANE_TOKEN_PARTY)
+    .setAudience(EDGE_TOKEN_PARTY)
+    .setIssuedAt()
+    .setExpirationTime('2m')
+    .sign(key(secret));
 
 /** Checks a call from the edge: a token it signed, for the control plane, not expired. */
 export async function verifyEdgeToken(secret: string, authorization: string | undefined): Promise<void> {

@@ -22,7 +22,8 @@ export async function subscribeExecutions(services: Services) {
 
   const results = async (event: EventEnvelope) => {
     const batch = batchSchema.safeParse(event.payload);
-    if (!batch.success) throw new PoisonEventError(`execution.step.results ${event.headers.id}: payload does not match its schema: ${batch.error.message}`);
+    if (!batch.success)
+      throw new PoisonEventError(`execution.step.results ${event.headers.id}: payload does not match its schema: ${batch.error.message}`);
     const valid: StepResult[] = [];
     const malformed: { index: number; problem: string }[] = [];
     batch.data.results.forEach((raw, index) => {
@@ -36,14 +37,19 @@ export async function subscribeExecutions(services: Services) {
     });
     if (outcome.finished > 0) relay.kick();
     if (malformed.length > 0) {
-      logger.warn({ eventId: event.headers.id, malformed: malformed.length, results: malformed.slice(0, LOGGED_RESULTS) }, 'step results ignored: they do not match their schema');
+      logger.warn(
+        { eventId: event.headers.id, malformed: malformed.length, results: malformed.slice(0, LOGGED_RESULTS) },
+        'step results ignored: they do not match their schema',
+      );
     }
     if (outcome.ignored.length > 0) {
       logger.warn(
         {
           eventId: event.headers.id,
           ignored: outcome.ignored.length,
-          results: outcome.ignored.slice(0, LOGGED_RESULTS).map((r) => ({ id: r.id, flowExecId: r.flowExecId, flowId: r.flowId, tenant: r.tenant })),
+          results: outcome.ignored
+            .slice(0, LOGGED_RESULTS)
+            .map((r) => ({ id: r.id, flowExecId: r.flowExecId, flowId: r.flowId, tenant: r.tenant })),
         },
         'step results ignored: their tenant is unknown, or the execution belongs to another tenant or flow',
       );

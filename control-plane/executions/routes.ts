@@ -8,10 +8,18 @@ import { MAX_RECORDED_PAYLOAD_BYTES } from '../../protocol/step-message.js';
 import { getExecution, listExecutions, MAX_ERROR_CHARS, MAX_MESSAGES } from './service.js';
 
 const dateTime = { format: 'date-time' } as const;
-const payload = z.unknown().openapi({ description: `As sent; when larger than ${MAX_RECORDED_PAYLOAD_BYTES} bytes of JSON, { truncated: true, bytes, preview }` });
+const payload = z
+  .unknown()
+  .openapi({ description: `As sent; when larger than ${MAX_RECORDED_PAYLOAD_BYTES} bytes of JSON, { truncated: true, bytes, preview }` });
 
 const stepStats = z
-  .object({ in: z.number(), out: z.number(), errors: z.number(), firstAt: z.string().openapi(dateTime), lastAt: z.string().openapi(dateTime) })
+  .object({
+    in: z.number(),
+    out: z.number(),
+    errors: z.number(),
+    firstAt: z.string().openapi(dateTime),
+    lastAt: z.string().openapi(dateTime),
+  })
   .openapi('ExecutionStep', {
     description:
       'in: inputs the step finished with (succeeded or failed); out: outputs it emitted; errors: inputs it failed (after any retries). firstAt: when its first input started; lastAt: when its last one ended',
@@ -23,12 +31,25 @@ const summaryFields = {
   flowId: z.string(),
   tenant: z.string(),
   status: z.enum(EXECUTION_STATUSES).openapi({
-    description: 'running until every message of it was handled by its step (or its flow stopped); then failed if any step failed an input, else succeeded',
+    description:
+      'running until every message of it was handled by its step (or its flow stopped); then failed if any step failed an input, else succeeded',
   }),
-  reason: z.string().nullable().openapi({ description: 'Why it failed: the first failing step and its error, the flow stopped, or the flow was not running' }),
+  reason: z
+    .string()
+    .nullable()
+    .openapi({ description: 'Why it failed: the first failing step and its error, the flow stopped, or the flow was not running' }),
   trigger: z.enum(['webhook', 'schedule', 'manual']).nullable().openapi({ description: 'Null until flow.executed has arrived' }),
-  startedAt: z.string().openapi({ ...dateTime, description: 'When the edge received the call (until flow.executed arrives, when the first step result started)' }),
-  finishedAt: z.string().nullable().openapi({ ...dateTime, description: 'When its last step result ended, or when it was failed (flow stopped or not running); null while running' }),
+  startedAt: z.string().openapi({
+    ...dateTime,
+    description: 'When the edge received the call (until flow.executed arrives, when the first step result started)',
+  }),
+  finishedAt: z
+    .string()
+    .nullable()
+    .openapi({
+      ...dateTime,
+      description: 'When its last step result ended, or when it was failed (flow stopped or not running); null while running',
+    }),
   durationMs: z.number().nullable(),
   steps: z.record(z.string(), stepStats).openapi({ description: 'Per step id' }),
 };
@@ -44,10 +65,21 @@ const execution = z
   .object({
     ...summaryFields,
     input: payload.openapi({ description: 'The first step’s input message' }),
-    outputs: z.array(z.object({ ...messageFields, message: payload })).openapi({ description: `The newest ${MAX_MESSAGES} output messages, oldest first` }),
+    outputs: z
+      .array(z.object({ ...messageFields, message: payload }))
+      .openapi({ description: `The newest ${MAX_MESSAGES} output messages, oldest first` }),
     errors: z
-      .array(z.object({ ...messageFields, error: z.object({ message: z.string(), stack: z.string().optional() }), input: payload, attempts: z.number().nullable() }))
-      .openapi({ description: `The newest ${MAX_MESSAGES} errors with the input that caused each, oldest first; messages and stacks cut at ${MAX_ERROR_CHARS} characters` }),
+      .array(
+        z.object({
+          ...messageFields,
+          error: z.object({ message: z.string(), stack: z.string().optional() }),
+          input: payload,
+          attempts: z.number().nullable(),
+        }),
+      )
+      .openapi({
+        description: `The newest ${MAX_MESSAGES} errors with the input that caused each, oldest first; messages and stacks cut at ${MAX_ERROR_CHARS} characters`,
+      }),
     dropped: z.object({ outputs: z.number(), errors: z.number() }).openapi({ description: 'How many fell off the capped lists' }),
   })
   .openapi('Execution');
@@ -67,7 +99,10 @@ const list = createRoute({
       'filter[status]': z.enum(EXECUTION_STATUSES).optional().openapi({ description: 'Only executions in this status' }),
     }),
   },
-  responses: { 200: json(z.object({ data: z.array(summary), meta: pageMetaSchema }).openapi('ExecutionList'), 'A page of executions'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.array(summary), meta: pageMetaSchema }).openapi('ExecutionList'), 'A page of executions'),
+    ...errors,
+  },
 });
 
 const read = createRoute({
@@ -78,9 +113,19 @@ const read = createRoute({
   security,
   middleware: guard('executions.read'),
   request: {
-    params: z.object({ id: z.string().min(1).max(200).openapi({ param: { name: 'id', in: 'path' }, description: 'The flowExecId, or the record id' }) }),
+    params: z.object({
+      id: z
+        .string()
+        .min(1)
+        .max(200)
+        .openapi({ param: { name: 'id', in: 'path' }, description: 'The flowExecId, or the record id' }),
+    }),
   },
-  responses: { 200: json(z.object({ data: execution }).openapi('ExecutionResponse'), 'The execution'), ...errors, ...notFoundError('execution') },
+  responses: {
+    200: json(z.object({ data: execution }).openapi('ExecutionResponse'), 'The execution'),
+    ...errors,
+    ...notFoundError('execution'),
+  },
 });
 
 /** `/executions`: what each run of a flow did, step by step. */
@@ -89,8 +134,14 @@ export function executionRoutes() {
     .openapi(list, async (c) => {
       const query = c.req.valid('query');
       const paging = page(query);
-      const found = await listExecutions(c.get('services').db, c.get('principal'), { flowId: query['filter[flowId]'], status: query['filter[status]'], ...paging });
+      const found = await listExecutions(c.get('services').db, c.get('principal'), {
+        flowId: query['filter[flowId]'],
+        status: query['filter[status]'],
+        ...paging,
+      });
       return c.json({ data: found.executions, meta: paging.meta(found.total) }, 200);
     })
-    .openapi(read, async (c) => c.json({ data: await getExecution(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200));
+    .openapi(read, async (c) =>
+      c.json({ data: await getExecution(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200),
+    );
 }

@@ -28,7 +28,9 @@ export const executions = pgTable(
     id: uuid('id').primaryKey().defaultRandom(),
     flowExecId: text('flow_exec_id').notNull().unique(),
     flowId: text('flow_id').notNull(),
-    tenantId: uuid('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
     status: text('status', { enum: EXECUTION_STATUSES }).notNull().default('running'),
     /** Why it failed: the first failing step and its error, the flow stopped, or the flow not running. */
     reason: text('reason'),
@@ -45,7 +47,10 @@ export const executions = pgTable(
     firstError: jsonb('first_error').$type<FirstError>(),
     ...timestamps,
   },
-  (t) => [index('executions_tenant_started_idx').on(t.tenantId, t.startedAt), index('executions_flow_started_idx').on(t.flowId, t.startedAt)],
+  (t) => [
+    index('executions_tenant_started_idx').on(t.tenantId, t.startedAt),
+    index('executions_flow_started_idx').on(t.flowId, t.startedAt),
+  ],
 );
 
 /**
@@ -56,7 +61,9 @@ export const executionMessages = pgTable(
   'execution_messages',
   {
     seq: bigserial('seq', { mode: 'number' }).primaryKey(),
-    executionId: uuid('execution_id').notNull().references(() => executions.id, { onDelete: 'cascade' }),
+    executionId: uuid('execution_id')
+      .notNull()
+      .references(() => executions.id, { onDelete: 'cascade' }),
     kind: text('kind', { enum: ['output', 'error'] }).notNull(),
     stepId: text('step_id').notNull(),
     /** The input delivery the step was working on (flow.executed's message id for the first step). */
@@ -80,7 +87,9 @@ export const executionMessages = pgTable(
 export const executionDeliveries = pgTable(
   'execution_deliveries',
   {
-    executionId: uuid('execution_id').notNull().references(() => executions.id, { onDelete: 'cascade' }),
+    executionId: uuid('execution_id')
+      .notNull()
+      .references(() => executions.id, { onDelete: 'cascade' }),
     deliveryId: text('delivery_id').notNull(),
     delivered: boolean('delivered').notNull().default(false),
     done: boolean('done').notNull().default(false),

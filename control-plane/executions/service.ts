@@ -32,7 +32,8 @@ type ExecutionRef = { flowExecId: string; flowId: string; tenant: string };
 /** What a batch says about one delivery of an execution. */
 type DeliveryMarks = Map<string, { delivered: boolean; done: boolean }>;
 
-const cut = (text: string, max = MAX_ERROR_CHARS) => (text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`);
+const cut = (text: string, max = MAX_ERROR_CHARS) =>
+  text.length <= max ? text : `${text.slice(0, max)}… (${text.length - max} more characters)`;
 
 /** Rows (or ids) per statement, well under PostgreSQL's 65535 parameters. */
 const CHUNK = 4000;
@@ -92,7 +93,10 @@ async function track(tx: Database, marks: Map<string, DeliveryMarks>): Promise<S
   const pending = new Set(open.map((d) => d.executionId));
   const unsure = [...marks.keys()].filter((id) => !pending.has(id));
   if (unsure.length > 0) {
-    const rows = await tx.selectDistinct({ executionId: executionDeliveries.executionId }).from(executionDeliveries).where(inArray(executionDeliveries.executionId, unsure));
+    const rows = await tx
+      .selectDistinct({ executionId: executionDeliveries.executionId })
+      .from(executionDeliveries)
+      .where(inArray(executionDeliveries.executionId, unsure));
     for (const row of rows) pending.add(row.executionId);
   }
   return pending;
@@ -101,7 +105,10 @@ async function track(tx: Database, marks: Map<string, DeliveryMarks>): Promise<S
 const totalErrors = (steps: Record<string, StepStats>) => Object.values(steps).reduce((sum, step) => sum + step.errors, 0);
 
 /** The end of an execution all of whose deliveries have a result: failed if any step failed an input, naming the first. */
-function outcome(steps: Record<string, StepStats>, firstError: FirstError | null): { status: 'succeeded' | 'failed'; reason: string | null } {
+function outcome(
+  steps: Record<string, StepStats>,
+  firstError: FirstError | null,
+): { status: 'succeeded' | 'failed'; reason: string | null } {
   if (!firstError) return { status: 'succeeded', reason: null };
   const errors = totalErrors(steps);
   const more = errors > 1 ? ` (${errors} inputs failed in all)` : '';
@@ -162,7 +169,8 @@ export async function recordExecuted(tx: Database, payload: EventPayload<'flow.e
   let ended: { status: 'succeeded' | 'failed'; reason: string | null; finishedAt: Date } | null = null;
   if (row.status === 'running') {
     const pending = await track(tx, new Map([[row.id, new Map([[payload.message.id, { delivered: true, done: false }]])]]));
-    if (!pending.has(row.id)) ended = { ...outcome(row.steps, row.firstError), finishedAt: lastResultEnd({ steps: row.steps, startedAt: receivedAt }) };
+    if (!pending.has(row.id))
+      ended = { ...outcome(row.steps, row.firstError), finishedAt: lastResultEnd({ steps: row.steps, startedAt: receivedAt }) };
   }
   await tx
     .update(executions)
@@ -190,11 +198,18 @@ export interface RefusedExecution {
  */
 export async function recordRefused(tx: Database, refused: RefusedExecution, reason: string): Promise<boolean> {
   const row = await lockRecord(tx, refused, refused.receivedAt);
-  if (!row || row.status !== 'running' || row.trigger !== null) return false;
+  if (row?.status !== 'running' || row.trigger !== null) return false;
   const why = cut(reason, MAX_REASON_MESSAGE_CHARS);
   await tx
     .update(executions)
-    .set({ status: 'failed', reason: why, trigger: refused.trigger, input: refused.message === undefined ? null : capPayload(refused.message), finishedAt: refused.receivedAt, updatedAt: new Date() })
+    .set({
+      status: 'failed',
+      reason: why,
+      trigger: refused.trigger,
+      input: refused.message === undefined ? null : capPayload(refused.message),
+      finishedAt: refused.receivedAt,
+      updatedAt: new Date(),
+    })
     .where(eq(executions.id, row.id));
   await tx.delete(executionDeliveries).where(eq(executionDeliveries.executionId, row.id));
   await emitFinished(tx, row, 'failed', why);
@@ -216,7 +231,12 @@ export async function recordFlowStopped(tx: Database, payload: EventPayload<'flo
     async (ids) => {
       await tx
         .update(executions)
-        .set({ status: 'failed', reason: STOPPED_REASON, finishedAt: sql`greatest(${at.toISOString()}::timestamptz, ${executions.startedAt})`, updatedAt: new Date() })
+        .set({
+          status: 'failed',
+          reason: STOPPED_REASON,
+          finishedAt: sql`greatest(${at.toISOString()}::timestamptz, ${executions.startedAt})`,
+          updatedAt: new Date(),
+        })
         .where(inArray(executions.id, ids));
       await tx.delete(executionDeliveries).where(inArray(executionDeliveries.executionId, ids));
     },
@@ -245,12 +265,17 @@ interface RecordChange {
 
 /** Counts one result more in `steps` (own properties only: a step may be called `__proto__`). */
 function counted(steps: Record<string, StepStats>, result: Timed): void {
-  const step = Object.hasOwn(steps, result.stepId) ? steps[result.stepId]! : { in: 0, out: 0, errors: 0, firstAt: result.start, lastAt: result.end };
+  const step = Object.hasOwn(steps, result.stepId)
+    ? steps[result.stepId]!
+    : { in: 0, out: 0, errors: 0, firstAt: result.start, lastAt: result.end };
   const value: StepStats = {
     in: step.in + 1,
     out: step.out + result.outputCount,
     errors: step.errors + (result.status === 'failed' ? 1 : 0),
+    // ISO timestamps of one format compare as text (Math.min would turn them into NaN).
+    // biome-ignore lint/complexity/useMathMinMax: strings, not numbers
     firstAt: step.firstAt < result.start ? step.firstAt : result.start,
+    // biome-ignore lint/complexity/useMathMinMax: strings, not numbers
     lastAt: step.lastAt > result.end ? step.lastAt : result.end,
   };
   Object.defineProperty(steps, result.stepId, { value, enumerable: true, writable: true, configurable: true });
@@ -286,7 +311,9 @@ async function trim(tx: Database, changes: Map<string, RecordChange>): Promise<v
   const ranked = tx
     .select({
       seq: executionMessages.seq,
-      n: sql<number>`row_number() over (partition by ${executionMessages.executionId}, ${executionMessages.kind} order by ${executionMessages.seq} desc)`.as('n'),
+      n: sql<number>`row_number() over (partition by ${executionMessages.executionId}, ${executionMessages.kind} order by ${executionMessages.seq} desc)`.as(
+        'n',
+      ),
     })
     .from(executionMessages)
     .where(inArray(executionMessages.executionId, [...changes.keys()]))
@@ -331,14 +358,19 @@ export async function recordResults(tx: Database, batch: StepResult[]): Promise<
   if (results.length === 0) return { ignored: [], finished: 0 };
 
   // One record per flowExecId, created by the first result of a known tenant when it does not exist yet.
-  const known = await knownTenants(tx, results.map((r) => r.tenant));
+  const known = await knownTenants(
+    tx,
+    results.map((r) => r.tenant),
+  );
   const ignored: StepResult[] = results.filter((r) => !known.has(r.tenant));
   const creating = new Map<string, typeof executions.$inferInsert>();
   for (const r of results) {
     if (!known.has(r.tenant)) continue;
     const record = creating.get(r.flowExecId);
-    if (!record) creating.set(r.flowExecId, { flowExecId: r.flowExecId, flowId: r.flowId, tenantId: r.tenant, startedAt: new Date(r.start) });
-    else if (record.tenantId === r.tenant && record.flowId === r.flowId && record.startedAt.getTime() > Date.parse(r.start)) record.startedAt = new Date(r.start);
+    if (!record)
+      creating.set(r.flowExecId, { flowExecId: r.flowExecId, flowId: r.flowId, tenantId: r.tenant, startedAt: new Date(r.start) });
+    else if (record.tenantId === r.tenant && record.flowId === r.flowId && record.startedAt.getTime() > Date.parse(r.start))
+      record.startedAt = new Date(r.start);
   }
   if (creating.size === 0) return { ignored, finished: 0 };
   // Sorted, so that batches sharing executions take their locks in one order.
@@ -347,7 +379,12 @@ export async function recordResults(tx: Database, batch: StepResult[]): Promise<
     flowExecIds.map((id) => creating.get(id)!),
     (chunk) => tx.insert(executions).values(chunk).onConflictDoNothing({ target: executions.flowExecId }),
   );
-  const rows = await tx.select().from(executions).where(inArray(executions.flowExecId, flowExecIds)).orderBy(asc(executions.flowExecId)).for('update');
+  const rows = await tx
+    .select()
+    .from(executions)
+    .where(inArray(executions.flowExecId, flowExecIds))
+    .orderBy(asc(executions.flowExecId))
+    .for('update');
 
   const changes = new Map<string, RecordChange>();
   const byExecId = new Map(rows.map((row) => [row.flowExecId, row]));
@@ -360,7 +397,16 @@ export async function recordResults(tx: Database, batch: StepResult[]): Promise<
     }
     let change = changes.get(row.id);
     if (!change) {
-      change = { row, results: [], steps: { ...row.steps }, startedAt: row.startedAt, firstError: row.firstError, droppedOutputs: row.droppedOutputs, droppedErrors: row.droppedErrors, ended: null };
+      change = {
+        row,
+        results: [],
+        steps: { ...row.steps },
+        startedAt: row.startedAt,
+        firstError: row.firstError,
+        droppedOutputs: row.droppedOutputs,
+        droppedErrors: row.droppedErrors,
+        ended: null,
+      };
       changes.set(row.id, change);
     }
     change.results.push(r);
@@ -399,7 +445,10 @@ export async function recordResults(tx: Database, batch: StepResult[]): Promise<
   for (const id of marks.keys()) {
     const change = changes.get(id)!;
     if (change.row.trigger === null || pending.has(id)) continue;
-    change.ended = { ...outcome(change.steps, change.firstError), finishedAt: lastResultEnd({ steps: change.steps, startedAt: change.startedAt }) };
+    change.ended = {
+      ...outcome(change.steps, change.firstError),
+      finishedAt: lastResultEnd({ steps: change.steps, startedAt: change.startedAt }),
+    };
   }
 
   // Every record in one update.
@@ -508,7 +557,13 @@ export async function listExecutions(
     query.status === undefined ? undefined : eq(executions.status, query.status),
   );
   const [rows, [total]] = await Promise.all([
-    db.select().from(executions).where(where).orderBy(desc(executions.startedAt), desc(executions.id)).limit(query.limit).offset(query.offset),
+    db
+      .select()
+      .from(executions)
+      .where(where)
+      .orderBy(desc(executions.startedAt), desc(executions.id))
+      .limit(query.limit)
+      .offset(query.offset),
     db.select({ total: count() }).from(executions).where(where),
   ]);
   return { executions: rows.map(toSummary), total: total?.total ?? 0 };
@@ -517,19 +572,27 @@ export async function listExecutions(
 /** By flowExecId or record id; another tenant's is a 404. */
 export async function getExecution(db: Database, principal: Principal, ref: string): Promise<Execution> {
   const scope = tenantScope(principal);
-  const matches: SQL | undefined = isUuid(ref) ? or(eq(executions.flowExecId, ref), eq(executions.id, ref)) : eq(executions.flowExecId, ref);
+  const matches: SQL | undefined = isUuid(ref)
+    ? or(eq(executions.flowExecId, ref), eq(executions.id, ref))
+    : eq(executions.flowExecId, ref);
   const [row] = await db
     .select()
     .from(executions)
     .where(and(matches, scope === null ? undefined : eq(executions.tenantId, scope)))
     .limit(1);
   if (!row) throw notFound(`No execution ${ref} that you may see`);
-  const messages = await db.select().from(executionMessages).where(eq(executionMessages.executionId, row.id)).orderBy(asc(executionMessages.at), asc(executionMessages.seq));
+  const messages = await db
+    .select()
+    .from(executionMessages)
+    .where(eq(executionMessages.executionId, row.id))
+    .orderBy(asc(executionMessages.at), asc(executionMessages.seq));
   return {
     ...toSummary(row),
     input: row.input,
     outputs: messages.filter((m) => m.kind === 'output').map((m) => ({ ...common(m), message: m.message })),
-    errors: messages.filter((m) => m.kind === 'error').map((m) => ({ ...common(m), error: m.error!, input: m.message, attempts: m.attempts })),
+    errors: messages
+      .filter((m) => m.kind === 'error')
+      .map((m) => ({ ...common(m), error: m.error!, input: m.message, attempts: m.attempts })),
     dropped: { outputs: row.droppedOutputs, errors: row.droppedErrors },
   };
 }

@@ -13,7 +13,11 @@ export async function subscribeFlowRepository(services: Services) {
       changed = await change(tx);
     });
     if (changed) services.relay.kick();
-    else if (fresh) services.logger.info({ event: event.headers.name, eventId: event.headers.id, flowId: ref.id, tenant: ref.tenant }, 'lifecycle event ignored: no flow of that tenant in the state it reports on');
+    else if (fresh)
+      services.logger.info(
+        { event: event.headers.name, eventId: event.headers.id, flowId: ref.id, tenant: ref.tenant },
+        'lifecycle event ignored: no flow of that tenant in the state it reports on',
+      );
   };
 
   await services.bus.subscribe(SERVICE_NAME, {

@@ -12,9 +12,7 @@ const flowBody = named(flowCreateSchema, 'FlowCreate');
 const flowPatchBody = named(flowPatchSchema, 'FlowPatch');
 const flowResponse = z.object({ data: flow }).openapi('FlowResponse');
 const flowListResponse = z.object({ data: z.array(flow), meta: pageMetaSchema }).openapi('FlowList');
-const flowStateResponse = z
-  .object({ data: z.object({ id: z.string(), status: z.enum(FLOW_STATUSES) }) })
-  .openapi('FlowState');
+const flowStateResponse = z.object({ data: z.object({ id: z.string(), status: z.enum(FLOW_STATUSES) }) }).openapi('FlowState');
 
 const flowId = idParam('flow');
 
@@ -23,7 +21,9 @@ const listQuery = z.strictObject({
   'filter[status]': z.enum(FLOW_STATUSES).optional().openapi({ description: 'Only flows in this status' }),
   'filter[type]': z.enum(FLOW_TYPES).optional().openapi({ description: 'Only flows of this type' }),
   'filter[user]': z.uuid().optional().openapi({ description: 'Only flows this user owns, among those you may see' }),
-  sort: sortQuery(['name', 'createdAt', 'updatedAt'], '-createdAt').openapi({ description: 'name, createdAt or updatedAt; a leading - sorts descending (default -createdAt)' }),
+  sort: sortQuery(['name', 'createdAt', 'updatedAt'], '-createdAt').openapi({
+    description: 'name, createdAt or updatedAt; a leading - sorts descending (default -createdAt)',
+  }),
   search: z.string().max(200).optional().openapi({ description: 'Case-insensitive text searched for in name and description' }),
 });
 
@@ -47,7 +47,8 @@ const create = createRoute({
   path: '/',
   tags: ['flows'],
   summary: 'Create a flow',
-  description: 'The flow belongs to your tenant; you and your tenant are added to its owners. It starts inactive. Every `credentials_id` must name a secret you may read (you own it, or your tenant shares it).',
+  description:
+    'The flow belongs to your tenant; you and your tenant are added to its owners. It starts inactive. Every `credentials_id` must name a secret you may read (you own it, or your tenant shares it).',
   security,
   middleware: guard('flows.write'),
   request: { body: { required: true, content: { 'application/json': { schema: flowBody } } } },
@@ -114,7 +115,13 @@ const stop = createRoute({
   responses: { 200: json(flowStateResponse, 'The flow is stopping, or was already inactive'), ...errors, ...unknownFlow },
 });
 
-const stepParams = flowId.extend({ stepId: z.string().min(1).max(30).openapi({ param: { name: 'stepId', in: 'path' } }) });
+const stepParams = flowId.extend({
+  stepId: z
+    .string()
+    .min(1)
+    .max(30)
+    .openapi({ param: { name: 'stepId', in: 'path' } }),
+});
 
 const stepLogs = createRoute({
   method: 'get',
@@ -136,7 +143,15 @@ const stepLogs = createRoute({
     200: json(
       z
         .object({
-          data: z.array(z.object({ seq: z.number(), at: z.string(), stream: z.enum(['stdout', 'stderr']), line: z.string(), runnerId: z.string().nullable() })),
+          data: z.array(
+            z.object({
+              seq: z.number(),
+              at: z.string(),
+              stream: z.enum(['stdout', 'stderr']),
+              line: z.string(),
+              runnerId: z.string().nullable(),
+            }),
+          ),
         })
         .openapi('StepLogs'),
       'The lines, oldest first',
@@ -158,7 +173,17 @@ const stepToken = createRoute({
   request: { params: stepParams },
   responses: {
     201: json(
-      z.object({ data: z.object({ id: z.string(), token: z.string(), flowId: z.string(), stepId: z.string(), credentialId: z.string().nullable() }) }).openapi('StepToken'),
+      z
+        .object({
+          data: z.object({
+            id: z.string(),
+            token: z.string(),
+            flowId: z.string(),
+            stepId: z.string(),
+            credentialId: z.string().nullable(),
+          }),
+        })
+        .openapi('StepToken'),
       'The token, shown once',
     ),
     ...errors,

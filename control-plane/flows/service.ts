@@ -116,7 +116,17 @@ function secretUses(flow: Pick<FlowCreate, 'graph' | 'flowSettings'>): { where: 
   const auth = flow.flowSettings?.webhooks?.auth;
   const keys = auth ? (auth.type === 'standard-webhooks' ? auth.secretIds : [auth.secretId]) : [];
   return [
-    ...flow.graph.nodes.flatMap((node) => (node.credentials_id ? [{ where: `graph.nodes: node "${node.id}": credentials_id`, id: node.credentials_id, why: 'a step reads only secrets you own or your tenant shares' }] : [])),
+    ...flow.graph.nodes.flatMap((node) =>
+      node.credentials_id
+        ? [
+            {
+              where: `graph.nodes: node "${node.id}": credentials_id`,
+              id: node.credentials_id,
+              why: 'a step reads only secrets you own or your tenant shares',
+            },
+          ]
+        : [],
+    ),
     ...keys.map((id) => ({ where: 'flowSettings.webhooks.auth', id, why: "a webhook's keys are secrets you own or your tenant shares" })),
   ];
 }
@@ -124,7 +134,12 @@ function secretUses(flow: Pick<FlowCreate, 'graph' | 'flowSettings'>): { where: 
 /** The uses of secrets in `flow` that `user` may not make. */
 async function unreadableUses(tx: Database, user: FlowUser, tenantId: string, flow: Pick<FlowCreate, 'graph' | 'flowSettings'>) {
   const uses = secretUses(flow);
-  const unreadable = await unreadableSecrets(tx, user, tenantId, uses.map((use) => use.id));
+  const unreadable = await unreadableSecrets(
+    tx,
+    user,
+    tenantId,
+    uses.map((use) => use.id),
+  );
   return uses.filter((use) => unreadable.has(use.id));
 }
 
@@ -135,7 +150,8 @@ async function unreadableUses(tx: Database, user: FlowUser, tenantId: string, fl
  */
 async function checkSecretUses(tx: Database, user: FlowUser, tenantId: string, flow: FlowCreate): Promise<void> {
   const unreadable = await unreadableUses(tx, user, tenantId, flow);
-  if (unreadable.length > 0) throw new InvalidFlowError(unreadable.map((use) => `${use.where}: no secret ${use.id} that you may read (${use.why})`));
+  if (unreadable.length > 0)
+    throw new InvalidFlowError(unreadable.map((use) => `${use.where}: no secret ${use.id} that you may read (${use.why})`));
 }
 
 /** Reads a flow the caller may see and locks it until the transaction ends, so status checks and changes cannot interleave. */
@@ -147,7 +163,9 @@ async function lockFlow(tx: Database, principal: Principal, id: string): Promise
 
 function requireInactive(row: FlowRow, action: 'edited' | 'deleted'): void {
   if (row.status !== 'inactive') {
-    throw conflict(`Flow ${row.id} is ${row.status}; only an inactive flow can be ${action}: stop it (POST /flows/${row.id}/stop) and wait until it is inactive`);
+    throw conflict(
+      `Flow ${row.id} is ${row.status}; only an inactive flow can be ${action}: stop it (POST /flows/${row.id}/stop) and wait until it is inactive`,
+    );
   }
 }
 
@@ -196,7 +214,16 @@ export async function updateFlow(services: Services, principal: Principal, id: s
   return transact(services, async (tx) => {
     const row = await lockFlow(tx, principal, id);
     requireInactive(row, 'edited');
-    const stored = { name: row.name, description: row.description, type: row.type, cron: row.cron, timezone: row.timezone, owners: row.owners, graph: row.graph, flowSettings: row.flowSettings ?? undefined };
+    const stored = {
+      name: row.name,
+      description: row.description,
+      type: row.type,
+      cron: row.cron,
+      timezone: row.timezone,
+      owners: row.owners,
+      graph: row.graph,
+      flowSettings: row.flowSettings ?? undefined,
+    };
     const merged = flowCreateSchema.safeParse({ ...stored, ...patch });
     if (!merged.success) throw new InvalidFlowError(merged.error.issues.map((issue) => describeIssue(issue, 'body')));
     await checkSecretUses(tx, principal, row.tenantId, merged.data);
@@ -227,12 +254,16 @@ export async function startFlow(services: Services, principal: Principal, id: st
   return transact(services, async (tx) => {
     const row = await lockFlow(tx, principal, id);
     if (row.status !== 'inactive') {
-      throw conflict(`Flow ${id} is ${row.status}; only an inactive flow can be started${row.status === 'stopping' ? ': wait until it is inactive' : ''}`);
+      throw conflict(
+        `Flow ${id} is ${row.status}; only an inactive flow can be started${row.status === 'stopping' ? ': wait until it is inactive' : ''}`,
+      );
     }
     // Its steps read their secrets, and its webhook is keyed, as the user who starts it.
     const unreadable = await unreadableUses(tx, principal, row.tenantId, { graph: row.graph, flowSettings: row.flowSettings ?? undefined });
     if (unreadable.length > 0) {
-      throw forbidden(`You may not start flow ${id}: ${unreadable.map((use) => `${use.where} names secret ${use.id}, which you may not read`).join('; ')} (a flow uses secrets as the user who starts it: one they own, or one the tenant shares)`);
+      throw forbidden(
+        `You may not start flow ${id}: ${unreadable.map((use) => `${use.where} names secret ${use.id}, which you may not read`).join('; ')} (a flow uses secrets as the user who starts it: one they own, or one the tenant shares)`,
+      );
     }
     const [updated] = await tx
       .update(flows)
@@ -260,7 +291,6 @@ export async function stopFlow(services: Services, principal: Principal, id: str
 
 /** A flow named by a lifecycle event; only a flow of that tenant is touched. */
 export type FlowRef = { id: string; tenant: string };
-
 
 /** Moves the referenced flow from `from` to `to`; returns the changed flow, or null when it is not in `from` (or not ours). */
 async function transition(tx: Database, ref: FlowRef, from: SQL, changes: Partial<FlowRow>): Promise<FlowRow | null> {

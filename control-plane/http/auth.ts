@@ -29,7 +29,8 @@ function guardWith(allowStepTokens: boolean, needed: Permission[]): MiddlewareHa
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized('Malformed Authorization header: expected Bearer <token>');
     const principal = await c.get('services').tokens.authenticate(match[1]!);
-    if (principal.step && !allowStepTokens) throw forbidden('A step token may only read the credential of its step (GET /api/v1/secrets/{id})');
+    if (principal.step && !allowStepTokens)
+      throw forbidden('A step token may only read the credential of its step (GET /api/v1/secrets/{id})');
     c.set('principal', principal);
     await next();
   };

@@ -32,11 +32,17 @@ export interface ErrorItem {
 }
 export const errorBody = (...errors: ErrorItem[]) => ({ errors });
 
-export const errorSchema = z
-  .object({ errors: z.array(z.object({ message: z.string(), code: z.string() })) })
-  .openapi('Errors');
+export const errorSchema = z.object({ errors: z.array(z.object({ message: z.string(), code: z.string() })) }).openapi('Errors');
 
-const CODES: Record<number, string> = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+const CODES: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+};
 
 /** Turns every thrown error into the error envelope; only unexpected ones are logged as errors and answered 500. */
 export function errorHandler(logger: Logger) {
@@ -60,6 +66,7 @@ export function describeIssue(issue: Issue, target: string): string {
   return `${where}: ${issue.message}`;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: zod-openapi's Hook is generic over every route's env and output; one hook serves them all.
 export const validationHook: Hook<unknown, any, string, any> = (result, c) => {
   if (result.success) return;
   const target = result.target === 'json' ? 'body' : String(result.target);

@@ -28,10 +28,12 @@ export const notFoundError = (what: string) => ({ 404: json(errorSchema, `No ${w
 export const conflictError = (why: string) => ({ 409: json(errorSchema, why) });
 
 /** A path parameter `id` that must be a UUID. */
-export const idParam = (what: string) => z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `The ${what} id` }) });
+export const idParam = (what: string) =>
+  z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `The ${what} id` }) });
 
 /**
  * Names a protocol schema in the OpenAPI document. protocol/ builds its schemas with plain zod, and
  * a schema built before @hono/zod-openapi was first imported lacks `.openapi`, so it is applied from the prototype.
  */
-export const named = <S extends z.ZodType>(schema: S, name: string): S => (z.ZodType.prototype.openapi as (this: S, refId: string) => S).call(schema, name);
+export const named = <S extends z.ZodType>(schema: S, name: string): S =>
+  (z.ZodType.prototype.openapi as (this: S, refId: string) => S).call(schema, name);

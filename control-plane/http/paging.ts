@@ -15,7 +15,11 @@ export type Paging = { 'page[size]': number; 'page[number]': number };
 export function page(query: Paging) {
   const perPage = query['page[size]'];
   const number = query['page[number]'];
-  return { limit: perPage, offset: (number - 1) * perPage, meta: (total: number) => ({ total, page: number, perPage, totalPages: Math.ceil(total / perPage) }) };
+  return {
+    limit: perPage,
+    offset: (number - 1) * perPage,
+    meta: (total: number) => ({ total, page: number, perPage, totalPages: Math.ceil(total / perPage) }),
+  };
 }
 
 /** `sort=name` or `sort=-createdAt` over the allowed fields. */

@@ -10,8 +10,27 @@ export const SYSTEM_ROLES = {
   ADMIN: ['all'],
   USER: [],
   TENANT_ADMIN: ['tenant.all'],
-  TENANT_INTEGRATOR: ['flows.read', 'flows.write', 'flows.control', 'logs.read', 'secrets.secret.read', 'secrets.secret.write', 'components.read', 'executions.read', 'runners.read', 'tenant.profile.read'],
-  TENANT_DEVELOPER: ['flows.read', 'flows.write', 'logs.read', 'components.read', 'components.write', 'executions.read', 'tenant.profile.read'],
+  TENANT_INTEGRATOR: [
+    'flows.read',
+    'flows.write',
+    'flows.control',
+    'logs.read',
+    'secrets.secret.read',
+    'secrets.secret.write',
+    'components.read',
+    'executions.read',
+    'runners.read',
+    'tenant.profile.read',
+  ],
+  TENANT_DEVELOPER: [
+    'flows.read',
+    'flows.write',
+    'logs.read',
+    'components.read',
+    'components.write',
+    'executions.read',
+    'tenant.profile.read',
+  ],
   TENANT_GUEST: ['flows.read', 'logs.read', 'executions.read', 'tenant.profile.read'],
 } as const;
 
@@ -22,7 +41,9 @@ const ADMIN_FIRSTNAME = 'Admin';
 /** Why ADMIN_PASSWORD fails the password policy (without repeating it), or null when it passes. */
 export async function adminPasswordProblem(password: string, username: string): Promise<string | null> {
   const weakness = await passwordWeakness(password, [username, ADMIN_FIRSTNAME]);
-  return weakness && `Invalid configuration:\n  ADMIN_PASSWORD (not shown): ${weakness} Choose another, or leave it unset to have one generated.`;
+  return (
+    weakness && `Invalid configuration:\n  ADMIN_PASSWORD (not shown): ${weakness} Choose another, or leave it unset to have one generated.`
+  );
 }
 
 /**
@@ -36,7 +57,9 @@ export async function bootstrapIam(
 ): Promise<{ created: false } | { created: true; username: string; password: string; generated: boolean }> {
   await db
     .insert(roles)
-    .values(Object.entries(SYSTEM_ROLES).map(([name, permissions]) => ({ name, permissions: [...permissions], isSystem: true, tenantId: null })))
+    .values(
+      Object.entries(SYSTEM_ROLES).map(([name, permissions]) => ({ name, permissions: [...permissions], isSystem: true, tenantId: null })),
+    )
     .onConflictDoNothing();
   const [{ users: existing } = { users: 0 }] = await db.select({ users: count() }).from(users);
   if (existing > 0) return { created: false };
@@ -49,11 +72,19 @@ export async function bootstrapIam(
     const password = admin.password ?? generatePassword();
     const [user] = await tx
       .insert(users)
-      .values({ username: admin.username.toLowerCase(), passwordHash: await hashPassword(password), tenantId: tenant!.id, firstname: ADMIN_FIRSTNAME })
+      .values({
+        username: admin.username.toLowerCase(),
+        passwordHash: await hashPassword(password),
+        tenantId: tenant!.id,
+        firstname: ADMIN_FIRSTNAME,
+      })
       .onConflictDoNothing()
       .returning({ id: users.id });
     if (!user) return { created: false } as const;
-    const [adminRole] = await tx.select({ id: roles.id }).from(roles).where(and(eq(roles.name, 'ADMIN'), isNull(roles.tenantId)));
+    const [adminRole] = await tx
+      .select({ id: roles.id })
+      .from(roles)
+      .where(and(eq(roles.name, 'ADMIN'), isNull(roles.tenantId)));
     await tx.insert(userRoles).values({ userId: user.id, roleId: adminRole!.id });
     return { created: true, username: admin.username.toLowerCase(), password, generated: !admin.password } as const;
   });

@@ -18,7 +18,8 @@ export interface SigningKey {
 }
 
 const PRIVATE_PARTS = ['d', 'p', 'q', 'dp', 'dq', 'qi'] as const;
-const publicPart = (jwk: JWK): JWK => Object.fromEntries(Object.entries(jwk).filter(([k]) => !(PRIVATE_PARTS as readonly string[]).includes(k))) as JWK;
+const publicPart = (jwk: JWK): JWK =>
+  Object.fromEntries(Object.entries(jwk).filter(([k]) => !(PRIVATE_PARTS as readonly string[]).includes(k))) as JWK;
 
 /**
  * The JWT signing key: from JWT_SECRET or JWT_PRIVATE_KEY when configured, else generated once and
@@ -41,7 +42,10 @@ export async function loadSigningKey(db: Database, config: Config): Promise<Sign
   const [existing] = await db.select().from(signingKeys).where(eq(signingKeys.id, id));
   if (!existing) {
     const created = await generate(algorithm, id);
-    await db.insert(signingKeys).values({ id, algorithm, ...created }).onConflictDoNothing();
+    await db
+      .insert(signingKeys)
+      .values({ id, algorithm, ...created })
+      .onConflictDoNothing();
   }
   const [row] = await db.select().from(signingKeys).where(eq(signingKeys.id, id));
   const privateJwk = row!.privateJwk as JWK;

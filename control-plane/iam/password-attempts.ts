@@ -13,7 +13,11 @@ import { SERVICE_NAME } from './service.js';
  * lock ends, whatever the password) get the 429. The claim that reaches the limit sets the lock;
  * a right password lifts it and clears the count, a wrong one is an `iam.user.loginFailed` event.
  */
-export async function checkPasswordAttempt(services: Services, user: { id: string; tenantId: string | null; passwordHash: string }, password: string): Promise<boolean> {
+export async function checkPasswordAttempt(
+  services: Services,
+  user: { id: string; tenantId: string | null; passwordHash: string },
+  password: string,
+): Promise<boolean> {
   const { db, config } = services;
   const now = new Date();
   const reachesLimit = sql`${users.failedLogins} + 1 >= ${config.LOGIN_MAX_FAILURES}`;
@@ -39,6 +43,8 @@ export async function checkPasswordAttempt(services: Services, user: { id: strin
   }
   const locked = claimed.lockedUntil !== null;
   const attempts = locked ? config.LOGIN_MAX_FAILURES : claimed.failedLogins;
-  await transact(services, (tx) => emit(tx, SERVICE_NAME, 'iam.user.loginFailed', { id: user.id, tenant: user.tenantId, attempts, locked }));
+  await transact(services, (tx) =>
+    emit(tx, SERVICE_NAME, 'iam.user.loginFailed', { id: user.id, tenant: user.tenantId, attempts, locked }),
+  );
   return false;
 }

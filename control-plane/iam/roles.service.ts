@@ -41,12 +41,18 @@ const taken = (name: string) => conflict(`A role named ${name} exists already th
 /** A tenant role may not take a global role's name: assigning that name would then mean two things. */
 async function assertNameFree(db: Database, name: string | undefined, tenantId: string | null): Promise<void> {
   if (!name || tenantId === null) return;
-  const [global] = await db.select({ id: roles.id }).from(roles).where(and(eq(roles.name, name), isNull(roles.tenantId)));
+  const [global] = await db
+    .select({ id: roles.id })
+    .from(roles)
+    .where(and(eq(roles.name, name), isNull(roles.tenantId)));
   if (global) throw conflict(`${name} is the name of a global role; choose another`);
 }
 
 async function findRole(db: Database, scope: string | null, id: string): Promise<RoleRow> {
-  const [row] = await db.select().from(roles).where(and(eq(roles.id, id), visible(scope)));
+  const [row] = await db
+    .select()
+    .from(roles)
+    .where(and(eq(roles.id, id), visible(scope)));
   if (!row) throw notFound(`No role ${id} that you may see`);
   return row;
 }
@@ -63,13 +69,21 @@ function assertChangeable(row: RoleRow, scope: string | null): void {
  */
 async function assertRoleNotOutranked(db: Database, principal: Principal, row: RoleRow): Promise<void> {
   const own = lacking(principal.permissions, row.permissions);
-  if (own.length > 0) throw forbidden(`Role ${row.name} holds permissions you lack (${own.join(', ')}), so you may not change or delete it`);
+  if (own.length > 0)
+    throw forbidden(`Role ${row.name} holds permissions you lack (${own.join(', ')}), so you may not change or delete it`);
   const holders = db.select({ id: userRoles.userId }).from(userRoles).where(eq(userRoles.roleId, row.id));
   const theirs = lacking(principal.permissions, await permissionsOf(db, holders));
-  if (theirs.length > 0) throw forbidden(`Role ${row.name} is held by accounts with permissions you lack (${theirs.join(', ')}), so you may not change or delete it`);
+  if (theirs.length > 0)
+    throw forbidden(
+      `Role ${row.name} is held by accounts with permissions you lack (${theirs.join(', ')}), so you may not change or delete it`,
+    );
 }
 
-export async function listRoles(db: Database, principal: Principal, query: { tenant?: string; limit: number; offset: number }): Promise<{ roles: Role[]; total: number }> {
+export async function listRoles(
+  db: Database,
+  principal: Principal,
+  query: { tenant?: string; limit: number; offset: number },
+): Promise<{ roles: Role[]; total: number }> {
   const scope = permissionScope(principal, 'iam.role.read', 'tenant.roles.read');
   const where = and(visible(scope), query.tenant ? eq(roles.tenantId, query.tenant) : undefined);
   const [rows, [counted]] = await Promise.all([
@@ -90,7 +104,8 @@ export async function createRole(
   input: { name: string; description?: string; permissions: string[]; tenant?: string | null },
 ): Promise<Role> {
   const scope = permissionScope(principal, 'iam.role.create', 'tenant.roles.create');
-  if (scope !== null && input.tenant !== undefined && input.tenant !== scope) throw forbidden('You may create roles in your own tenant only');
+  if (scope !== null && input.tenant !== undefined && input.tenant !== scope)
+    throw forbidden('You may create roles in your own tenant only');
   checkGrantable(principal, input.permissions);
   const tenantId = scope ?? input.tenant ?? null;
   return transact(services, async (tx) => {
@@ -110,7 +125,12 @@ export async function createRole(
   });
 }
 
-export async function updateRole(services: Services, principal: Principal, id: string, patch: { name?: string; description?: string; permissions?: string[] }): Promise<Role> {
+export async function updateRole(
+  services: Services,
+  principal: Principal,
+  id: string,
+  patch: { name?: string; description?: string; permissions?: string[] },
+): Promise<Role> {
   const scope = permissionScope(principal, 'iam.role.update', 'tenant.roles.update');
   if (patch.permissions) checkGrantable(principal, patch.permissions);
   return transact(services, async (tx) => {

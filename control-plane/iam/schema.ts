@@ -5,7 +5,9 @@ import { timestamps } from '../db/columns.js';
 export const tenants = pgTable('tenants', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),
-  status: text('status', { enum: ['active', 'disabled'] }).notNull().default('active'),
+  status: text('status', { enum: ['active', 'disabled'] })
+    .notNull()
+    .default('active'),
   ...timestamps,
 });
 
@@ -15,11 +17,15 @@ export const users = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     username: text('username').notNull().unique(),
-    kind: text('kind', { enum: ['person', 'service'] }).notNull().default('person'),
+    kind: text('kind', { enum: ['person', 'service'] })
+      .notNull()
+      .default('person'),
     passwordHash: text('password_hash'),
     firstname: text('firstname'),
     lastname: text('lastname'),
-    status: text('status', { enum: ['active', 'disabled'] }).notNull().default('active'),
+    status: text('status', { enum: ['active', 'disabled'] })
+      .notNull()
+      .default('active'),
     /** Null only for system accounts (the first admin). */
     tenantId: uuid('tenant_id').references(() => tenants.id, { onDelete: 'cascade' }),
     /** Permissions granted directly, on top of those of the user's roles. */
@@ -50,8 +56,12 @@ export const roles = pgTable(
 export const userRoles = pgTable(
   'user_roles',
   {
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    roleId: uuid('role_id').notNull().references(() => roles.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    roleId: uuid('role_id')
+      .notNull()
+      .references(() => roles.id, { onDelete: 'cascade' }),
   },
   (t) => [primaryKey({ columns: [t.userId, t.roleId] })],
 );
@@ -67,7 +77,9 @@ export const tokens = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     kind: text('kind', { enum: ['session', 'service', 'step'] }).notNull(),
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
     secretHash: text('secret_hash'),
     description: text('description'),
     createdBy: uuid('created_by'),

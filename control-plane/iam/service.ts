@@ -13,7 +13,10 @@ export const SERVICE_NAME = 'iam';
  * user ids or a subquery selecting them (such as the holders of a role).
  */
 export async function permissionsOf(db: Database, accounts: string[] | SQLWrapper): Promise<string[]> {
-  const direct = db.selectDistinct({ permission: sql<string>`unnest(${users.permissions})` }).from(users).where(inArray(users.id, accounts));
+  const direct = db
+    .selectDistinct({ permission: sql<string>`unnest(${users.permissions})` })
+    .from(users)
+    .where(inArray(users.id, accounts));
   const throughRoles = db
     .selectDistinct({ permission: sql<string>`unnest(${roles.permissions})` })
     .from(userRoles)
@@ -27,9 +30,15 @@ export async function permissionsOf(db: Database, accounts: string[] | SQLWrappe
  * Nobody may act on an account that holds a permission they lack (change it, delete it, mint its
  * tokens): whoever controls an account has what it holds, so that would be a way up.
  */
-export async function assertNotOutranked(db: Database, principal: Principal, account: { id: string; username: string }, action: string): Promise<void> {
+export async function assertNotOutranked(
+  db: Database,
+  principal: Principal,
+  account: { id: string; username: string },
+  action: string,
+): Promise<void> {
   const missing = lacking(principal.permissions, await permissionsOf(db, [account.id]));
-  if (missing.length > 0) throw forbidden(`Account ${account.username} holds permissions you lack (${missing.join(', ')}), so you may not ${action} it`);
+  if (missing.length > 0)
+    throw forbidden(`Account ${account.username} holds permissions you lack (${missing.join(', ')}), so you may not ${action} it`);
 }
 
 /** Checks permission names a caller wants to grant (to anyone, a role or themselves): each must exist, and the caller must hold it. */
@@ -44,7 +53,12 @@ export function checkGrantable(principal: Principal, permissions: string[]): voi
  * The roles named (by name or id), among the global ones and those of `tenantId`, which the caller
  * may assign: an unknown one is a 400, a role holding a permission the caller lacks a 403.
  */
-export async function resolveRoles(db: Database, principal: Principal, refs: string[], tenantId: string | null): Promise<{ id: string; name: string }[]> {
+export async function resolveRoles(
+  db: Database,
+  principal: Principal,
+  refs: string[],
+  tenantId: string | null,
+): Promise<{ id: string; name: string }[]> {
   const wanted = [...new Set(refs)];
   if (wanted.length === 0) return [];
   const ids = wanted.filter(isUuid).map((id) => id.toLowerCase());

@@ -29,7 +29,8 @@ const loginRoute = createRoute({
   path: '/login',
   tags: ['iam'],
   summary: 'Log in with a username and password',
-  description: 'Answers a short-lived token (TOKEN_TTL_SECONDS). After LOGIN_MAX_FAILURES wrong passwords in a row the account is locked for LOGIN_LOCK_SECONDS.',
+  description:
+    'Answers a short-lived token (TOKEN_TTL_SECONDS). After LOGIN_MAX_FAILURES wrong passwords in a row the account is locked for LOGIN_LOCK_SECONDS.',
   request: { body: jsonBody(loginBody) },
   responses: {
     200: json(sessionResponse, 'Logged in'),

@@ -23,7 +23,7 @@ export interface Session {
 export async function login(services: Services, username: string, password: string): Promise<Session> {
   const { db } = services;
   const [user] = await db.select().from(users).where(eq(users.username, username.toLowerCase()));
-  if (!user || !user.passwordHash || user.status !== 'active') {
+  if (!user?.passwordHash || user.status !== 'active') {
     await verifyPassword(password, DUMMY_HASH);
     throw unauthorized(WRONG_CREDENTIALS);
   }

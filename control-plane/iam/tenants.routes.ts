@@ -29,7 +29,10 @@ const list = createRoute({
   security,
   middleware: guard(),
   request: { query: z.strictObject(pagingQuery) },
-  responses: { 200: json(z.object({ data: z.array(tenant), meta: pageMetaSchema }).openapi('TenantList'), 'A page of tenants, by name'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.array(tenant), meta: pageMetaSchema }).openapi('TenantList'), 'A page of tenants, by name'),
+    ...errors,
+  },
 });
 
 const create = createRoute({
@@ -59,14 +62,21 @@ const patch = createRoute({
   path: '/{id}',
   tags: ['tenants'],
   summary: 'Rename a tenant, or disable or enable it',
-  description: 'tenant.profile.update renames your own tenant; iam.tenant.update changes any tenant, status included. A disabled tenant’s tokens stop working.',
+  description:
+    'tenant.profile.update renames your own tenant; iam.tenant.update changes any tenant, status included. A disabled tenant’s tokens stop working.',
   security,
   middleware: guard(),
   request: {
     params: tenantId,
     body: jsonBody(z.strictObject({ name: name.optional(), status: z.enum(['active', 'disabled']).optional() }).openapi('TenantPatch')),
   },
-  responses: { 200: json(tenantResponse, 'The tenant as stored'), ...errors, ...unknownTenant, ...conflictError('The name is taken, or you tried to disable your own tenant'), ...bodyErrors },
+  responses: {
+    200: json(tenantResponse, 'The tenant as stored'),
+    ...errors,
+    ...unknownTenant,
+    ...conflictError('The name is taken, or you tried to disable your own tenant'),
+    ...bodyErrors,
+  },
 });
 
 const remove = createRoute({
@@ -78,7 +88,12 @@ const remove = createRoute({
   security,
   middleware: guard('iam.tenant.delete'),
   request: { params: tenantId },
-  responses: { 204: { description: 'Deleted' }, ...errors, ...unknownTenant, ...conflictError('Flows of the tenant are running, or it is your own') },
+  responses: {
+    204: { description: 'Deleted' },
+    ...errors,
+    ...unknownTenant,
+    ...conflictError('Flows of the tenant are running, or it is your own'),
+  },
 });
 
 /** `/api/v1/tenants`. */
@@ -89,9 +104,13 @@ export function tenantRoutes() {
       const { tenants, total } = await listTenants(c.get('services').db, c.get('principal'), paging);
       return c.json({ data: tenants, meta: paging.meta(total) }, 200);
     })
-    .openapi(create, async (c) => c.json({ data: await createTenant(c.get('services'), c.get('principal'), c.req.valid('json').name) }, 201))
+    .openapi(create, async (c) =>
+      c.json({ data: await createTenant(c.get('services'), c.get('principal'), c.req.valid('json').name) }, 201),
+    )
     .openapi(read, async (c) => c.json({ data: await getTenant(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200))
-    .openapi(patch, async (c) => c.json({ data: await updateTenant(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200))
+    .openapi(patch, async (c) =>
+      c.json({ data: await updateTenant(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200),
+    )
     .openapi(remove, async (c) => {
       await deleteTenant(c.get('services'), c.get('principal'), c.req.valid('param').id);
       return c.body(null, 204);

@@ -19,17 +19,30 @@ export interface Tenant {
 
 type TenantRow = typeof tenants.$inferSelect;
 
-const toTenant = (row: TenantRow): Tenant => ({ id: row.id, name: row.name, status: row.status, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() });
+const toTenant = (row: TenantRow): Tenant => ({
+  id: row.id,
+  name: row.name,
+  status: row.status,
+  createdAt: row.createdAt.toISOString(),
+  updatedAt: row.updatedAt.toISOString(),
+});
 
 const taken = (name: string) => conflict(`A tenant named ${name} exists already`);
 
 async function findTenant(db: Database, scope: string | null, id: string): Promise<TenantRow> {
-  const [row] = await db.select().from(tenants).where(and(eq(tenants.id, id), scope === null ? undefined : eq(tenants.id, scope)));
+  const [row] = await db
+    .select()
+    .from(tenants)
+    .where(and(eq(tenants.id, id), scope === null ? undefined : eq(tenants.id, scope)));
   if (!row) throw notFound(`No tenant ${id} that you may see`);
   return row;
 }
 
-export async function listTenants(db: Database, principal: Principal, query: { limit: number; offset: number }): Promise<{ tenants: Tenant[]; total: number }> {
+export async function listTenants(
+  db: Database,
+  principal: Principal,
+  query: { limit: number; offset: number },
+): Promise<{ tenants: Tenant[]; total: number }> {
   const scope = permissionScope(principal, 'iam.tenant.read', 'tenant.profile.read');
   const where = scope === null ? undefined : eq(tenants.id, scope);
   const [rows, [counted]] = await Promise.all([
@@ -53,10 +66,16 @@ export async function createTenant(services: Services, principal: Principal, nam
 }
 
 /** Tenant admins may rename their own tenant (tenant.profile.update); only iam.tenant.update changes its status. */
-export async function updateTenant(services: Services, principal: Principal, id: string, patch: { name?: string; status?: Tenant['status'] }): Promise<Tenant> {
+export async function updateTenant(
+  services: Services,
+  principal: Principal,
+  id: string,
+  patch: { name?: string; status?: Tenant['status'] },
+): Promise<Tenant> {
   const scope = permissionScope(principal, 'iam.tenant.update', 'tenant.profile.update');
   if (scope !== null && patch.status !== undefined) throw forbidden('Missing permission: iam.tenant.update (to change a tenant’s status)');
-  if (patch.status === 'disabled' && id === principal.tenantId) throw conflict('You cannot disable your own tenant: you would lock yourself out');
+  if (patch.status === 'disabled' && id === principal.tenantId)
+    throw conflict('You cannot disable your own tenant: you would lock yourself out');
   return transact(services, async (tx) => {
     await findTenant(tx, scope, id);
     const [row] = await tx
@@ -77,7 +96,10 @@ export async function deleteTenant(services: Services, principal: Principal, id:
   if (id === principal.tenantId) throw conflict('You cannot delete your own tenant');
   await transact(services, async (tx) => {
     await findTenant(tx, null, id);
-    const [running] = await tx.select({ n: count() }).from(flows).where(and(eq(flows.tenantId, id), ne(flows.status, 'inactive')));
+    const [running] = await tx
+      .select({ n: count() })
+      .from(flows)
+      .where(and(eq(flows.tenantId, id), ne(flows.status, 'inactive')));
     if (running!.n > 0) throw conflict(`Tenant ${id} has ${running!.n} flows that are not inactive: stop them first`);
     await tx.delete(tenants).where(eq(tenants.id, id));
     await emit(tx, SERVICE_NAME, 'iam.tenant.deleted', { id, tenant: id, user: principal.userId });

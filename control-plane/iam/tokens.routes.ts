@@ -32,7 +32,9 @@ const createBody = z
   .openapi('ServiceTokenCreate');
 
 const createdResponse = z
-  .object({ data: serviceToken.extend({ token: z.string().openapi({ description: 'The token itself: shown this once, only its hash is kept' }) }) })
+  .object({
+    data: serviceToken.extend({ token: z.string().openapi({ description: 'The token itself: shown this once, only its hash is kept' }) }),
+  })
   .openapi('ServiceTokenCreated');
 
 const introspection = z
@@ -41,7 +43,11 @@ const introspection = z
       active: z.boolean(),
       tokenId: z.string().optional(),
       tokenKind: z.enum(['session', 'service', 'step']).optional(),
-      step: z.object({ flowId: z.string(), stepId: z.string() }).nullable().optional().openapi({ description: 'Step tokens: the step of the flow they act for' }),
+      step: z
+        .object({ flowId: z.string(), stepId: z.string() })
+        .nullable()
+        .optional()
+        .openapi({ description: 'Step tokens: the step of the flow they act for' }),
       user: z.object({ id: z.string(), username: z.string() }).optional(),
       tenant: z.string().nullable().optional(),
       roles: z.array(z.string()).optional(),
@@ -74,7 +80,13 @@ const list = createRoute({
   security,
   middleware: guard(),
   request: { query: z.strictObject({ ...pagingQuery, 'filter[accountId]': z.uuid().optional() }) },
-  responses: { 200: json(z.object({ data: z.array(serviceToken), meta: pageMetaSchema }).openapi('ServiceTokenList'), 'A page of tokens, newest first'), ...errors },
+  responses: {
+    200: json(
+      z.object({ data: z.array(serviceToken), meta: pageMetaSchema }).openapi('ServiceTokenList'),
+      'A page of tokens, newest first',
+    ),
+    ...errors,
+  },
 });
 
 const read = createRoute({
@@ -117,7 +129,9 @@ const introspectRoute = createRoute({
 export function tokenRoutes() {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
     .openapi(introspectRoute, async (c) => c.json({ data: await introspect(c.get('services'), c.req.valid('json').token) }, 200))
-    .openapi(create, async (c) => c.json({ data: await createServiceToken(c.get('services'), c.get('principal'), c.req.valid('json')) }, 201))
+    .openapi(create, async (c) =>
+      c.json({ data: await createServiceToken(c.get('services'), c.get('principal'), c.req.valid('json')) }, 201),
+    )
     .openapi(list, async (c) => {
       const query = c.req.valid('query');
       const paging = page(query);
@@ -128,7 +142,9 @@ export function tokenRoutes() {
       });
       return c.json({ data: tokens, meta: paging.meta(total) }, 200);
     })
-    .openapi(read, async (c) => c.json({ data: await getServiceToken(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200))
+    .openapi(read, async (c) =>
+      c.json({ data: await getServiceToken(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200),
+    )
     .openapi(revoke, async (c) => {
       await revokeServiceToken(c.get('services'), c.get('principal'), c.req.valid('param').id);
       return c.body(null, 204);

@@ -31,7 +31,11 @@ const columns = {
   expiresAt: tokens.expiresAt,
   revokedAt: tokens.revokedAt,
 };
-type Row = Omit<ServiceToken, 'createdAt' | 'expiresAt' | 'revokedAt'> & { createdAt: Date; expiresAt: Date | null; revokedAt: Date | null };
+type Row = Omit<ServiceToken, 'createdAt' | 'expiresAt' | 'revokedAt'> & {
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+};
 
 const toToken = (row: Row): ServiceToken => ({
   ...row,
@@ -40,7 +44,8 @@ const toToken = (row: Row): ServiceToken => ({
   revokedAt: row.revokedAt?.toISOString() ?? null,
 });
 
-const visible = (scope: string | null, ...more: (SQL | undefined)[]) => and(eq(tokens.kind, 'service'), scope === null ? undefined : eq(users.tenantId, scope), ...more);
+const visible = (scope: string | null, ...more: (SQL | undefined)[]) =>
+  and(eq(tokens.kind, 'service'), scope === null ? undefined : eq(users.tenantId, scope), ...more);
 
 /**
  * Mints a permanent token for a service account: tenant admins for their own tenant's accounts, and
@@ -54,7 +59,8 @@ export async function createServiceToken(
   const scope = permissionScope(principal, 'iam.token.create', 'tenant.token.create');
   const [account] = await services.db.select().from(users).where(eq(users.id, input.accountId));
   if (!account || (scope !== null && account.tenantId !== scope)) throw notFound(`No account ${input.accountId} that you may see`);
-  if (account.kind !== 'service') throw badRequest(`Account ${account.username} is a person, who logs in with POST /login; tokens are for service accounts`);
+  if (account.kind !== 'service')
+    throw badRequest(`Account ${account.username} is a person, who logs in with POST /login; tokens are for service accounts`);
   if (account.status !== 'active') throw badRequest(`Account ${account.username} is disabled`);
   if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw badRequest('expiresAt must be in the future');
   await assertNotOutranked(services.db, principal, account, 'mint tokens for');
@@ -79,7 +85,14 @@ export async function listServiceTokens(
   const scope = permissionScope(principal, 'iam.token.read', 'tenant.token.read');
   const where = visible(scope, query.accountId ? eq(tokens.userId, query.accountId) : undefined);
   const [rows, [counted]] = await Promise.all([
-    db.select(columns).from(tokens).innerJoin(users, eq(users.id, tokens.userId)).where(where).orderBy(desc(tokens.createdAt), desc(tokens.id)).limit(query.limit).offset(query.offset),
+    db
+      .select(columns)
+      .from(tokens)
+      .innerJoin(users, eq(users.id, tokens.userId))
+      .where(where)
+      .orderBy(desc(tokens.createdAt), desc(tokens.id))
+      .limit(query.limit)
+      .offset(query.offset),
     db.select({ total: count() }).from(tokens).innerJoin(users, eq(users.id, tokens.userId)).where(where),
   ]);
   return { tokens: rows.map(toToken), total: counted?.total ?? 0 };
@@ -101,7 +114,11 @@ export async function revokeServiceToken(services: Services, principal: Principa
 }
 
 async function readToken(db: Database, scope: string | null, id: string): Promise<ServiceToken> {
-  const [row] = await db.select(columns).from(tokens).innerJoin(users, eq(users.id, tokens.userId)).where(visible(scope, eq(tokens.id, id)));
+  const [row] = await db
+    .select(columns)
+    .from(tokens)
+    .innerJoin(users, eq(users.id, tokens.userId))
+    .where(visible(scope, eq(tokens.id, id)));
   if (!row) throw notFound(`No service token ${id} that you may see`);
   return toToken(row);
 }

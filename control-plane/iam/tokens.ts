@@ -82,12 +82,24 @@ export class TokenService {
   }
 
   /** A permanent token `hlk_<id>_<secret>`; only the secret's SHA-256 is stored, so it is shown once. */
-  issueServiceToken(tx: Database, input: { userId: string; description?: string; createdBy: string; expiresAt?: Date | null }): Promise<{ id: string; token: string }> {
-    return issueOpaque(tx, 'hlk_', { kind: 'service', userId: input.userId, description: input.description, createdBy: input.createdBy, expiresAt: input.expiresAt ?? null });
+  issueServiceToken(
+    tx: Database,
+    input: { userId: string; description?: string; createdBy: string; expiresAt?: Date | null },
+  ): Promise<{ id: string; token: string }> {
+    return issueOpaque(tx, 'hlk_', {
+      kind: 'service',
+      userId: input.userId,
+      description: input.description,
+      createdBy: input.createdBy,
+      expiresAt: input.expiresAt ?? null,
+    });
   }
 
   /** A token `hls_<id>_<secret>` for one step of one flow, acting for the user who started the flow. */
-  issueStepToken(tx: Database, input: { flowId: string; stepId: string; userId: string; createdBy: string }): Promise<{ id: string; token: string }> {
+  issueStepToken(
+    tx: Database,
+    input: { flowId: string; stepId: string; userId: string; createdBy: string },
+  ): Promise<{ id: string; token: string }> {
     return issueOpaque(tx, 'hls_', { kind: 'step', ...input });
   }
 
@@ -102,7 +114,8 @@ export class TokenService {
     if (opaque && secret !== null) {
       const expected = Buffer.from(row.secretHash ?? '', 'hex');
       const given = sha256(secret);
-      if (row.kind !== opaque.kind || expected.length !== given.length || !timingSafeEqual(expected, given)) throw unauthorized('Token is invalid');
+      if (row.kind !== opaque.kind || expected.length !== given.length || !timingSafeEqual(expected, given))
+        throw unauthorized('Token is invalid');
     } else if (row.kind !== 'session') {
       throw unauthorized('Token is invalid');
     }
@@ -154,7 +167,11 @@ function parseOpaqueToken(bearer: string): { tokenId: string; secret: string; ki
   return { tokenId, secret: match[2]!, kind: OPAQUE_PREFIXES[prefix] };
 }
 
-async function issueOpaque(tx: Database, prefix: keyof typeof OPAQUE_PREFIXES, values: Omit<typeof tokens.$inferInsert, 'secretHash'>): Promise<{ id: string; token: string }> {
+async function issueOpaque(
+  tx: Database,
+  prefix: keyof typeof OPAQUE_PREFIXES,
+  values: Omit<typeof tokens.$inferInsert, 'secretHash'>,
+): Promise<{ id: string; token: string }> {
   const secret = randomBytes(32).toString('base64url');
   const [row] = await tx
     .insert(tokens)

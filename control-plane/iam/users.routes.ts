@@ -30,23 +30,31 @@ const username = z
   .max(320)
   .regex(/^[^\s]+$/, 'must not contain spaces')
   .openapi({ description: 'Login name, usually an email address; stored in lower case', example: 'ada@example.com' });
-const password = z
-  .string()
-  .min(12, 'must be at least 12 characters')
-  .max(1024)
-  .openapi({ description: 'At least 12 characters, and not easy to guess: no common password, pattern, or part of the username or names (a 400 says why)' });
+const password = z.string().min(12, 'must be at least 12 characters').max(1024).openapi({
+  description:
+    'At least 12 characters, and not easy to guess: no common password, pattern, or part of the username or names (a 400 says why)',
+});
 const name = z.string().trim().max(200);
-const roleNames = z.array(z.string().min(1).max(64)).max(50).openapi({ description: 'Role names or ids: global roles, or roles of the user’s tenant' });
+const roleNames = z
+  .array(z.string().min(1).max(64))
+  .max(50)
+  .openapi({ description: 'Role names or ids: global roles, or roles of the user’s tenant' });
 const permissionNames = z.array(z.string().min(1).max(100)).max(100).openapi({ description: 'Permissions granted directly' });
 
 const createBody = z
   .strictObject({
     username,
-    kind: z.enum(['person', 'service']).default('person').openapi({ description: 'person (logs in with a password) or service (uses tokens)' }),
+    kind: z
+      .enum(['person', 'service'])
+      .default('person')
+      .openapi({ description: 'person (logs in with a password) or service (uses tokens)' }),
     password: password.optional().openapi({ description: 'Required for a person, refused for a service account' }),
     firstname: name.optional(),
     lastname: name.optional(),
-    tenant: z.uuid().optional().openapi({ description: 'Required for holders of iam.account.create; tenant admins may leave it out or name their own' }),
+    tenant: z
+      .uuid()
+      .optional()
+      .openapi({ description: 'Required for holders of iam.account.create; tenant admins may leave it out or name their own' }),
     roles: roleNames.default([]),
     permissions: permissionNames.default([]),
   })
@@ -56,10 +64,18 @@ const patchBody = z
   .strictObject({
     username: username.optional(),
     password: password.optional(),
-    currentPassword: z.string().min(1).max(1024).optional().openapi({ description: 'Your current password: required to change your own, refused otherwise' }),
+    currentPassword: z
+      .string()
+      .min(1)
+      .max(1024)
+      .optional()
+      .openapi({ description: 'Your current password: required to change your own, refused otherwise' }),
     firstname: name.optional(),
     lastname: name.optional(),
-    status: z.enum(['active', 'disabled']).optional().openapi({ description: 'disabled: no login, and every token of the account stops working' }),
+    status: z
+      .enum(['active', 'disabled'])
+      .optional()
+      .openapi({ description: 'disabled: no login, and every token of the account stops working' }),
     roles: roleNames.optional().openapi({ description: 'Replaces the roles held' }),
     permissions: permissionNames.optional().openapi({ description: 'Replaces the direct permissions' }),
   })
@@ -101,7 +117,8 @@ const create = createRoute({
   path: '/',
   tags: ['users'],
   summary: 'Create a user or a service account',
-  description: 'Needs iam.account.create, or tenant.account.create for your own tenant. You may grant only permissions you hold, and assign only roles whose permissions you hold (403 naming what you lack).',
+  description:
+    'Needs iam.account.create, or tenant.account.create for your own tenant. You may grant only permissions you hold, and assign only roles whose permissions you hold (403 naming what you lack).',
   security,
   middleware: guard(),
   request: { body: jsonBody(createBody) },
@@ -167,7 +184,9 @@ export function userRoutes() {
     })
     .openapi(create, async (c) => c.json({ data: await createAccount(c.get('services'), c.get('principal'), c.req.valid('json')) }, 201))
     .openapi(read, async (c) => c.json({ data: await getAccount(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200))
-    .openapi(patch, async (c) => c.json({ data: await updateAccount(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200))
+    .openapi(patch, async (c) =>
+      c.json({ data: await updateAccount(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200),
+    )
     .openapi(remove, async (c) => {
       await deleteAccount(c.get('services'), c.get('principal'), c.req.valid('param').id);
       return c.body(null, 204);

@@ -48,7 +48,11 @@ type UserRow = typeof users.$inferSelect;
 async function toAccounts(db: Database, rows: UserRow[]): Promise<Account[]> {
   const ids = rows.map((row) => row.id);
   const held = ids.length
-    ? await db.select({ userId: userRoles.userId, name: roles.name }).from(userRoles).innerJoin(roles, eq(roles.id, userRoles.roleId)).where(inArray(userRoles.userId, ids))
+    ? await db
+        .select({ userId: userRoles.userId, name: roles.name })
+        .from(userRoles)
+        .innerJoin(roles, eq(roles.id, userRoles.roleId))
+        .where(inArray(userRoles.userId, ids))
     : [];
   return rows.map((row) => ({
     id: row.id,
@@ -58,7 +62,10 @@ async function toAccounts(db: Database, rows: UserRow[]): Promise<Account[]> {
     lastname: row.lastname,
     status: row.status,
     tenant: row.tenantId,
-    roles: held.filter((r) => r.userId === row.id).map((r) => r.name).sort(),
+    roles: held
+      .filter((r) => r.userId === row.id)
+      .map((r) => r.name)
+      .sort(),
     permissions: row.permissions,
     lastLoginAt: row.lastLoginAt?.toISOString() ?? null,
     createdAt: row.createdAt.toISOString(),
@@ -69,7 +76,10 @@ async function toAccounts(db: Database, rows: UserRow[]): Promise<Account[]> {
 const toAccount = async (db: Database, row: UserRow) => (await toAccounts(db, [row]))[0]!;
 
 /** A 400 unless `password` is strong enough for the account named. */
-async function assertStrongPassword(password: string, account: { username: string; firstname?: string | null; lastname?: string | null }): Promise<void> {
+async function assertStrongPassword(
+  password: string,
+  account: { username: string; firstname?: string | null; lastname?: string | null },
+): Promise<void> {
   const weakness = await passwordWeakness(password, [account.username, account.firstname, account.lastname]);
   if (weakness) throw badRequest(`password: ${weakness}`);
 }
@@ -82,14 +92,22 @@ async function confirmCurrentPassword(services: Services, principal: Principal, 
   if (patch.currentPassword === undefined) throw badRequest('currentPassword: give your current password to set a new one');
   const [user] = await services.db.select().from(users).where(eq(users.id, principal.userId));
   if (!user?.passwordHash) throw badRequest('password: service accounts have no password; they use tokens');
-  const right = await checkPasswordAttempt(services, { id: user.id, tenantId: user.tenantId, passwordHash: user.passwordHash }, patch.currentPassword);
+  const right = await checkPasswordAttempt(
+    services,
+    { id: user.id, tenantId: user.tenantId, passwordHash: user.passwordHash },
+    patch.currentPassword,
+  );
   if (!right) throw forbidden('currentPassword is wrong');
 }
 
-const inScope = (scope: string | null, ...more: (SQL | undefined)[]) => and(scope === null ? undefined : eq(users.tenantId, scope), ...more);
+const inScope = (scope: string | null, ...more: (SQL | undefined)[]) =>
+  and(scope === null ? undefined : eq(users.tenantId, scope), ...more);
 
 async function findAccount(db: Database, scope: string | null, id: string): Promise<UserRow> {
-  const [row] = await db.select().from(users).where(inScope(scope, eq(users.id, id)));
+  const [row] = await db
+    .select()
+    .from(users)
+    .where(inScope(scope, eq(users.id, id)));
   if (!row) throw notFound(`No user ${id} that you may see`);
   return row;
 }
@@ -126,7 +144,8 @@ export async function createAccount(services: Services, principal: Principal, in
   const tenantId = scope ?? input.tenant;
   if (!tenantId) throw badRequest('tenant: name the tenant the user belongs to');
   if (input.kind === 'person' && !input.password) throw badRequest('password: a person needs a password (at least 12 characters)');
-  if (input.kind === 'service' && input.password) throw badRequest('password: service accounts have no password; they use tokens (POST /api/v1/tokens)');
+  if (input.kind === 'service' && input.password)
+    throw badRequest('password: service accounts have no password; they use tokens (POST /api/v1/tokens)');
   if (input.password) await assertStrongPassword(input.password, input);
   checkGrantable(principal, input.permissions);
 
@@ -161,10 +180,12 @@ export async function createAccount(services: Services, principal: Principal, in
  */
 export async function updateAccount(services: Services, principal: Principal, id: string, patch: AccountPatch): Promise<Account> {
   const self = id === principal.userId;
-  const onlyOwnProfile = self && patch.status === undefined && patch.roles === undefined && patch.permissions === undefined && patch.username === undefined;
+  const onlyOwnProfile =
+    self && patch.status === undefined && patch.roles === undefined && patch.permissions === undefined && patch.username === undefined;
   const scope = onlyOwnProfile ? null : permissionScope(principal, 'iam.account.update', 'tenant.account.update');
   if (self && patch.status === 'disabled') throw conflict('You cannot disable your own account');
-  if (patch.currentPassword !== undefined && !(self && patch.password)) throw badRequest('currentPassword: give it only with password, to change your own');
+  if (patch.currentPassword !== undefined && !(self && patch.password))
+    throw badRequest('currentPassword: give it only with password, to change your own');
   if (patch.permissions) checkGrantable(principal, patch.permissions);
   if (self && patch.password) await confirmCurrentPassword(services, principal, patch);
 
@@ -173,7 +194,11 @@ export async function updateAccount(services: Services, principal: Principal, id
     if (!self) await assertNotOutranked(tx, principal, row, 'change');
     if (patch.password && row.kind === 'service') throw badRequest('password: service accounts have no password; they use tokens');
     if (patch.password) {
-      await assertStrongPassword(patch.password, { username: patch.username ?? row.username, firstname: patch.firstname ?? row.firstname, lastname: patch.lastname ?? row.lastname });
+      await assertStrongPassword(patch.password, {
+        username: patch.username ?? row.username,
+        firstname: patch.firstname ?? row.firstname,
+        lastname: patch.lastname ?? row.lastname,
+      });
     }
     const assigned = patch.roles ? await resolveRoles(tx, principal, patch.roles, row.tenantId) : null;
     const changes: Partial<typeof users.$inferInsert> = {
@@ -199,7 +224,10 @@ export async function updateAccount(services: Services, principal: Principal, id
       if (assigned.length > 0) await tx.insert(userRoles).values(assigned.map((role) => ({ userId: id, roleId: role.id })));
     }
     if (patch.password || patch.status === 'disabled') {
-      await tx.update(tokens).set({ revokedAt: new Date() }).where(and(eq(tokens.userId, id), eq(tokens.kind, 'session'), isNull(tokens.revokedAt)));
+      await tx
+        .update(tokens)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(tokens.userId, id), eq(tokens.kind, 'session'), isNull(tokens.revokedAt)));
     }
     await emit(tx, SERVICE_NAME, 'iam.user.modified', { id, tenant: row.tenantId, user: principal.userId });
     return toAccount(tx, updated!);

@@ -39,7 +39,10 @@ const list = createRoute({
   security,
   middleware: guard(),
   request: { query: z.strictObject(pagingQuery) },
-  responses: { 200: json(z.object({ data: z.array(domain), meta: pageMetaSchema }).openapi('DomainList'), 'A page of domains, by name'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.array(domain), meta: pageMetaSchema }).openapi('DomainList'), 'A page of domains, by name'),
+    ...errors,
+  },
 });
 
 const create = createRoute({
@@ -97,7 +100,9 @@ export function domainCrudRoutes() {
     })
     .openapi(create, async (c) => c.json({ data: await createDomain(c.get('services'), c.get('principal'), c.req.valid('json')) }, 201))
     .openapi(read, async (c) => c.json({ data: await getDomain(c.get('services').db, c.get('principal'), c.req.valid('param').id) }, 200))
-    .openapi(update, async (c) => c.json({ data: await updateDomain(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200))
+    .openapi(update, async (c) =>
+      c.json({ data: await updateDomain(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200),
+    )
     .openapi(remove, async (c) => {
       await deleteDomain(c.get('services'), c.get('principal'), c.req.valid('param').id);
       return c.body(null, 204);

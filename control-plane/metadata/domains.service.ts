@@ -50,7 +50,10 @@ const readable = (principal: Principal) =>
  * so that schema changes within one domain (reference checks) never interleave.
  */
 export async function findDomain(db: Database, principal: Principal, id: string, access: 'read' | 'write'): Promise<DomainRow> {
-  const query = db.select().from(domains).where(and(eq(domains.id, id), readable(principal)));
+  const query = db
+    .select()
+    .from(domains)
+    .where(and(eq(domains.id, id), readable(principal)));
   const [row] = access === 'write' ? await query.for('update') : await query;
   if (!row) throw notFound(`No domain ${id} that you may see`);
   if (access === 'write' && !principal.isAdmin && row.tenantId !== principal.tenantId) {
@@ -68,7 +71,11 @@ function withOwners(given: Owner[] | undefined, ...required: Owner[]): Owner[] {
   return owners;
 }
 
-export async function listDomains(db: Database, principal: Principal, query: { limit: number; offset: number }): Promise<{ domains: Domain[]; total: number }> {
+export async function listDomains(
+  db: Database,
+  principal: Principal,
+  query: { limit: number; offset: number },
+): Promise<{ domains: Domain[]; total: number }> {
   const where = readable(principal);
   const [rows, [counted]] = await Promise.all([
     db.select().from(domains).where(where).orderBy(asc(domains.name), asc(domains.id)).limit(query.limit).offset(query.offset),

@@ -6,7 +6,8 @@ export type JsonSchema = Record<string, unknown>;
 
 /** A path within a domain: segments of letters, digits and `. _ ~ -`, never `.` or `..`. */
 export const URI_PATTERN = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._~-]+(?:\/[A-Za-z0-9._~-]+)*$/;
-export const URI_RULE = 'must be a path such as person.json or crm/contact.json (letters, digits, . _ ~ - between slashes; no . or .. segments)';
+export const URI_RULE =
+  'must be a path such as person.json or crm/contact.json (letters, digits, . _ ~ - between slashes; no . or .. segments)';
 
 const marker = (domainId: string) => `/api/v1/domains/${domainId}/schemas/`;
 
@@ -22,7 +23,8 @@ export function uriOf(ref: string, domainId: string): string | null {
 /** The uri a schema without an explicit one takes: the path of its `$id` (this repository's prefix removed). */
 export function uriFromId(value: JsonSchema): string {
   const id = value.$id;
-  if (typeof id !== 'string' || id === '') throw badRequest('uri: give a uri, or an $id in value whose path names the schema (such as person.json)');
+  if (typeof id !== 'string' || id === '')
+    throw badRequest('uri: give a uri, or an $id in value whose path names the schema (such as person.json)');
   let path = id;
   try {
     path = new URL(id).pathname;
@@ -44,7 +46,10 @@ export function withId(value: JsonSchema, id: string): JsonSchema {
 export function referencedUrls(value: JsonSchema, id: string): { ref: string; url: string }[] {
   const found = new Map<string, string>();
   const walk = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(walk);
+    if (Array.isArray(node)) {
+      node.forEach(walk);
+      return;
+    }
     if (!node || typeof node !== 'object') return;
     for (const [key, child] of Object.entries(node)) {
       if (key === '$ref' && typeof child === 'string') {
@@ -73,10 +78,17 @@ export interface SchemaSource {
  * from `base` here, so relative refs resolve alike whatever base a schema was stored under.
  * An invalid schema, an unresolvable ref or a pattern RE2 cannot run is a 400 naming `where`.
  */
-export function compile(base: string, domainId: string, target: SchemaSource, references: SchemaSource[], where = 'value'): ValidateFunction {
+export function compile(
+  base: string,
+  domainId: string,
+  target: SchemaSource,
+  references: SchemaSource[],
+  where = 'value',
+): ValidateFunction {
   const ajv = newSchemaCompiler();
   try {
-    for (const schema of references) if (schema.uri !== target.uri) ajv.addSchema(withId(schema.value, schemaUrl(base, domainId, schema.uri)));
+    for (const schema of references)
+      if (schema.uri !== target.uri) ajv.addSchema(withId(schema.value, schemaUrl(base, domainId, schema.uri)));
     checkPatterns(target.value);
     return ajv.compile(withId(target.value, schemaUrl(base, domainId, target.uri)));
   } catch (error) {

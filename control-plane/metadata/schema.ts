@@ -8,7 +8,9 @@ export const domains = pgTable(
   'domains',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    tenantId: uuid('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
     description: text('description'),
     /** Readable by every authenticated caller, not only the tenant's members. */
@@ -23,8 +25,12 @@ export const schemas = pgTable(
   'schemas',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    domainId: uuid('domain_id').notNull().references(() => domains.id, { onDelete: 'cascade' }),
-    tenantId: uuid('tenant_id').notNull().references(() => tenants.id, { onDelete: 'cascade' }),
+    domainId: uuid('domain_id')
+      .notNull()
+      .references(() => domains.id, { onDelete: 'cascade' }),
+    tenantId: uuid('tenant_id')
+      .notNull()
+      .references(() => tenants.id, { onDelete: 'cascade' }),
     /** The path within the domain, such as `person.json` or `crm/contact.json`. */
     uri: text('uri').notNull(),
     name: text('name').notNull(),

@@ -8,7 +8,9 @@ import { ARCHIVE_TYPES, unpack } from './archive.js';
 import { URI_PATTERN, URI_RULE } from './json-schema.js';
 import { createSchema, deleteSchema, getSchema, importSchemas, listSchemas, updateSchema, validateDocument } from './schemas.service.js';
 
-const jsonSchema = z.record(z.string(), z.unknown()).openapi({ description: 'A JSON Schema (draft-07); its patterns run on RE2, so without backreferences or lookarounds' });
+const jsonSchema = z
+  .record(z.string(), z.unknown())
+  .openapi({ description: 'A JSON Schema (draft-07); its patterns run on RE2, so without backreferences or lookarounds' });
 
 const schema = z
   .object({
@@ -35,7 +37,9 @@ const fields = {
 
 const domainParam = z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: 'The domain id' }) });
 // `{uri{.+}}` lets hono match a uri across slashes; plainPaths() names it `{uri}` in the document.
-const schemaParams = domainParam.extend({ uri: uri.openapi({ param: { name: 'uri', in: 'path' }, description: 'The schema’s path, slashes and all', example: 'crm/contact.json' }) });
+const schemaParams = domainParam.extend({
+  uri: uri.openapi({ param: { name: 'uri', in: 'path' }, description: 'The schema’s path, slashes and all', example: 'crm/contact.json' }),
+});
 const SCHEMA_PATH = '/{id}/schemas/{uri{.+}}';
 
 const unknownSchema = { 404: json(errorSchema, 'No such domain that you may see, or no such schema in it') };
@@ -48,7 +52,11 @@ const list = createRoute({
   security,
   middleware: guard(),
   request: { params: domainParam, query: z.strictObject(pagingQuery) },
-  responses: { 200: json(z.object({ data: z.array(schema), meta: pageMetaSchema }).openapi('SchemaList'), 'A page of schemas, by uri'), ...errors, ...notFoundError('domain') },
+  responses: {
+    200: json(z.object({ data: z.array(schema), meta: pageMetaSchema }).openapi('SchemaList'), 'A page of schemas, by uri'),
+    ...errors,
+    ...notFoundError('domain'),
+  },
 });
 
 const create = createRoute({
@@ -62,7 +70,13 @@ const create = createRoute({
   security,
   middleware: guard('metadata.domains.crud'),
   request: { params: domainParam, body: jsonBody(z.strictObject({ uri: uri.optional(), ...fields }).openapi('SchemaCreate')) },
-  responses: { 201: json(schemaResponse, 'The schema as stored'), ...errors, ...notFoundError('domain'), ...conflictError('The domain has a schema of that uri'), ...bodyErrors },
+  responses: {
+    201: json(schemaResponse, 'The schema as stored'),
+    ...errors,
+    ...notFoundError('domain'),
+    ...conflictError('The domain has a schema of that uri'),
+    ...bodyErrors,
+  },
 });
 
 const archiveBody = z.string().openapi({ format: 'binary' });
@@ -71,18 +85,35 @@ const importArchive = createRoute({
   path: '/{id}/schemas/import',
   tags: ['metadata'],
   summary: 'Import a zip, tar or tar.gz of JSON Schemas in one transaction',
-  description: 'Each `*.json` file’s path in the archive is its uri; a schema of the same uri is replaced. A bad archive or one bad file changes nothing.',
+  description:
+    'Each `*.json` file’s path in the archive is its uri; a schema of the same uri is replaced. A bad archive or one bad file changes nothing.',
   security,
   middleware: guard('metadata.domains.crud'),
-  request: { params: domainParam, body: { required: true, content: Object.fromEntries(Object.keys(ARCHIVE_TYPES).map((type) => [type, { schema: archiveBody }])) } },
-  responses: { 200: json(z.object({ data: z.array(schema) }).openapi('SchemaImport'), 'The imported schemas, by uri'), ...errors, ...notFoundError('domain'), ...bodyErrors },
+  request: {
+    params: domainParam,
+    body: { required: true, content: Object.fromEntries(Object.keys(ARCHIVE_TYPES).map((type) => [type, { schema: archiveBody }])) },
+  },
+  responses: {
+    200: json(z.object({ data: z.array(schema) }).openapi('SchemaImport'), 'The imported schemas, by uri'),
+    ...errors,
+    ...notFoundError('domain'),
+    ...bodyErrors,
+  },
 });
 
 const validation = z
   .object({
     valid: z.boolean(),
     errors: z
-      .array(z.object({ path: z.string().openapi({ description: 'JSON pointer to the offending value; empty for the document itself', example: '/address/zip' }), message: z.string(), keyword: z.string() }))
+      .array(
+        z.object({
+          path: z
+            .string()
+            .openapi({ description: 'JSON pointer to the offending value; empty for the document itself', example: '/address/zip' }),
+          message: z.string(),
+          keyword: z.string(),
+        }),
+      )
       .optional(),
   })
   .openapi('Validation');
@@ -109,7 +140,10 @@ const read = createRoute({
   middleware: guard(),
   request: { params: schemaParams },
   responses: {
-    200: { description: 'The schema', content: { 'application/json': { schema: schemaResponse }, 'application/schema+json': { schema: jsonSchema } } },
+    200: {
+      description: 'The schema',
+      content: { 'application/json': { schema: schemaResponse }, 'application/schema+json': { schema: jsonSchema } },
+    },
     ...errors,
     ...unknownSchema,
   },
@@ -144,7 +178,11 @@ const baseOf = (c: Context<AppEnv>) => c.get('services').config.PUBLIC_URL ?? ne
 function archiveType(c: Context<AppEnv>) {
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   if (!Object.hasOwn(ARCHIVE_TYPES, type)) {
-    throw new ApiError(415, `Send the archive as one of ${Object.keys(ARCHIVE_TYPES).join(', ')} (got ${type || 'no Content-Type'})`, 'unsupported_media_type');
+    throw new ApiError(
+      415,
+      `Send the archive as one of ${Object.keys(ARCHIVE_TYPES).join(', ')} (got ${type || 'no Content-Type'})`,
+      'unsupported_media_type',
+    );
   }
   return ARCHIVE_TYPES[type as keyof typeof ARCHIVE_TYPES];
 }
@@ -165,19 +203,28 @@ export function schemaRoutes() {
       const { schemas, total } = await listSchemas(c.get('services').db, c.get('principal'), c.req.valid('param').id, paging);
       return c.json({ data: schemas, meta: paging.meta(total) }, 200);
     })
-    .openapi(create, async (c) => c.json({ data: await createSchema(c.get('services'), c.get('principal'), baseOf(c), c.req.valid('param').id, c.req.valid('json')) }, 201))
+    .openapi(create, async (c) =>
+      c.json(
+        { data: await createSchema(c.get('services'), c.get('principal'), baseOf(c), c.req.valid('param').id, c.req.valid('json')) },
+        201,
+      ),
+    )
     .openapi(importArchive, async (c) => {
       const files = await unpack(new Uint8Array(await c.req.arrayBuffer()), archiveType(c));
       return c.json({ data: await importSchemas(c.get('services'), c.get('principal'), baseOf(c), c.req.valid('param').id, files) }, 200);
     })
     .openapi(validate, async (c) => {
       const { id, uri } = c.req.valid('param');
-      return c.json({ data: await validateDocument(c.get('services').db, c.get('principal'), baseOf(c), id, uri, c.req.valid('json')) }, 200);
+      return c.json(
+        { data: await validateDocument(c.get('services').db, c.get('principal'), baseOf(c), id, uri, c.req.valid('json')) },
+        200,
+      );
     })
     .openapi(read, async (c) => {
       const { id, uri } = c.req.valid('param');
       const found = await getSchema(c.get('services').db, c.get('principal'), id, uri);
-      if (c.req.header('accept')?.includes('application/schema+json')) return c.json(found.value, 200, { 'Content-Type': 'application/schema+json' });
+      if (c.req.header('accept')?.includes('application/schema+json'))
+        return c.json(found.value, 200, { 'Content-Type': 'application/schema+json' });
       return c.json({ data: found }, 200);
     })
     .openapi(update, async (c) => {

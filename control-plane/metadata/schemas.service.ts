@@ -73,7 +73,10 @@ function prepare(base: Base, domainId: string, uri: string, input: SchemaInput, 
   const value = withId(input.value, id);
   const prefix = schemaUrl(base, domainId, '');
   const refs = referencedUrls(value, id).map(({ ref, url }) => {
-    if (!url.startsWith(prefix)) throw badRequest(`${where}: $ref ${JSON.stringify(ref)} points outside this domain (${url}); only schemas of the same domain can be referenced`);
+    if (!url.startsWith(prefix))
+      throw badRequest(
+        `${where}: $ref ${JSON.stringify(ref)} points outside this domain (${url}); only schemas of the same domain can be referenced`,
+      );
     return url;
   });
   const title = typeof input.value.title === 'string' ? input.value.title : undefined;
@@ -95,12 +98,16 @@ function closure<R extends { uri: string; refs: string[] }>(rows: R[], domainId:
 
 /** After writing: every ref of the written schemas names a schema of the domain, and each compiles with what it references. */
 async function check(tx: Database, base: Base, domainId: string, written: Prepared[]): Promise<void> {
-  const rows = await tx.select({ uri: schemas.uri, value: schemas.value, refs: schemas.refs }).from(schemas).where(eq(schemas.domainId, domainId));
+  const rows = await tx
+    .select({ uri: schemas.uri, value: schemas.value, refs: schemas.refs })
+    .from(schemas)
+    .where(eq(schemas.domainId, domainId));
   const uris = new Set(rows.map((row) => row.uri));
   for (const schema of written) {
     for (const ref of schema.refs) {
       const uri = uriOf(ref, domainId)!;
-      if (!uris.has(uri)) throw badRequest(`${schema.where}: $ref to ${uri}, which is not a schema of this domain; add it first, or import both together`);
+      if (!uris.has(uri))
+        throw badRequest(`${schema.where}: $ref to ${uri}, which is not a schema of this domain; add it first, or import both together`);
     }
     const row = rows.find((candidate) => candidate.uri === schema.uri)!;
     compile(base, domainId, row, closure(rows, domainId, row), schema.where);
@@ -112,12 +119,20 @@ const columns = ({ uri, name, description, value, refs }: Prepared) => ({ uri, n
 const missing = (domainId: string, uri: string) => notFound(`No schema ${uri} in domain ${domainId}`);
 
 async function findSchema(db: Database, domainId: string, uri: string): Promise<SchemaRow> {
-  const [row] = await db.select().from(schemas).where(and(eq(schemas.domainId, domainId), eq(schemas.uri, uri)));
+  const [row] = await db
+    .select()
+    .from(schemas)
+    .where(and(eq(schemas.domainId, domainId), eq(schemas.uri, uri)));
   if (!row) throw missing(domainId, uri);
   return row;
 }
 
-export async function listSchemas(db: Database, principal: Principal, domainId: string, query: { limit: number; offset: number }): Promise<{ schemas: Schema[]; total: number }> {
+export async function listSchemas(
+  db: Database,
+  principal: Principal,
+  domainId: string,
+  query: { limit: number; offset: number },
+): Promise<{ schemas: Schema[]; total: number }> {
   await findDomain(db, principal, domainId, 'read');
   const where = eq(schemas.domainId, domainId);
   const [rows, [counted]] = await Promise.all([
@@ -133,7 +148,13 @@ export async function getSchema(db: Database, principal: Principal, domainId: st
 }
 
 /** The uri is `input.uri`, else the path of the schema's own `$id`. */
-export async function createSchema(services: Services, principal: Principal, base: Base, domainId: string, input: SchemaInput & { uri?: string }): Promise<Schema> {
+export async function createSchema(
+  services: Services,
+  principal: Principal,
+  base: Base,
+  domainId: string,
+  input: SchemaInput & { uri?: string },
+): Promise<Schema> {
   return transact(services, async (tx) => {
     const domain = await findDomain(tx, principal, domainId, 'write');
     const schema = prepare(base, domainId, input.uri ?? uriFromId(input.value), input, 'value');
@@ -150,7 +171,14 @@ export async function createSchema(services: Services, principal: Principal, bas
 }
 
 /** Replaces a schema's name, description and value; its uri and `$id` stay. */
-export async function updateSchema(services: Services, principal: Principal, base: Base, domainId: string, uri: string, input: SchemaInput): Promise<Schema> {
+export async function updateSchema(
+  services: Services,
+  principal: Principal,
+  base: Base,
+  domainId: string,
+  uri: string,
+  input: SchemaInput,
+): Promise<Schema> {
   return transact(services, async (tx) => {
     await findDomain(tx, principal, domainId, 'write');
     const existing = await findSchema(tx, domainId, uri);
@@ -170,7 +198,11 @@ export async function deleteSchema(services: Services, principal: Principal, dom
   await transact(services, async (tx) => {
     await findDomain(tx, principal, domainId, 'write');
     const existing = await findSchema(tx, domainId, uri);
-    const rows = await tx.select({ uri: schemas.uri, refs: schemas.refs }).from(schemas).where(eq(schemas.domainId, domainId)).orderBy(asc(schemas.uri));
+    const rows = await tx
+      .select({ uri: schemas.uri, refs: schemas.refs })
+      .from(schemas)
+      .where(eq(schemas.domainId, domainId))
+      .orderBy(asc(schemas.uri));
     const referrers = rows.filter((row) => row.uri !== uri && row.refs.some((ref) => uriOf(ref, domainId) === uri)).map((row) => row.uri);
     if (referrers.length > 0) throw conflict(`${uri} is referenced by ${referrers.join(', ')}; change or delete those first`);
     await tx.delete(schemas).where(eq(schemas.id, existing.id));
@@ -193,7 +225,13 @@ function parseFile(file: ArchiveFile): JsonSchema {
  * Imports every `*.json` of an archive, its path in the archive being its uri; a schema of the same
  * uri is replaced. One transaction: the first bad file fails the import and nothing changes.
  */
-export async function importSchemas(services: Services, principal: Principal, base: Base, domainId: string, files: ArchiveFile[]): Promise<Schema[]> {
+export async function importSchemas(
+  services: Services,
+  principal: Principal,
+  base: Base,
+  domainId: string,
+  files: ArchiveFile[],
+): Promise<Schema[]> {
   return transact(services, async (tx) => {
     const domain = await findDomain(tx, principal, domainId, 'write');
     const seen = new Set<string>();
@@ -210,7 +248,13 @@ export async function importSchemas(services: Services, principal: Principal, ba
       .values(prepared.map((schema) => ({ ...columns(schema), domainId, tenantId: domain.tenantId })))
       .onConflictDoUpdate({
         target: [schemas.domainId, schemas.uri],
-        set: { name: sql`excluded.name`, description: sql`excluded.description`, value: sql`excluded.value`, refs: sql`excluded.refs`, updatedAt: new Date() },
+        set: {
+          name: sql`excluded.name`,
+          description: sql`excluded.description`,
+          value: sql`excluded.value`,
+          refs: sql`excluded.refs`,
+          updatedAt: new Date(),
+        },
       })
       .returning();
     await check(tx, base, domainId, prepared);
@@ -223,30 +267,61 @@ export async function importSchemas(services: Services, principal: Principal, ba
  * references, keyed by `$id` (set from `base`). Null when the tenant may not read the domain
  * (its own, or a public one) or it has no such schema.
  */
-export async function outputSchemaBundle(db: Database, base: Base, tenantId: string, domainId: string, uri: string): Promise<{ id: string; schemas: Record<string, JsonSchema> } | null> {
-  const [domain] = await db.select({ id: domains.id }).from(domains).where(and(eq(domains.id, domainId), or(eq(domains.tenantId, tenantId), eq(domains.public, true))));
+export async function outputSchemaBundle(
+  db: Database,
+  base: Base,
+  tenantId: string,
+  domainId: string,
+  uri: string,
+): Promise<{ id: string; schemas: Record<string, JsonSchema> } | null> {
+  const [domain] = await db
+    .select({ id: domains.id })
+    .from(domains)
+    .where(and(eq(domains.id, domainId), or(eq(domains.tenantId, tenantId), eq(domains.public, true))));
   if (!domain) return null;
-  const rows = await db.select({ uri: schemas.uri, value: schemas.value, refs: schemas.refs }).from(schemas).where(eq(schemas.domainId, domainId));
+  const rows = await db
+    .select({ uri: schemas.uri, value: schemas.value, refs: schemas.refs })
+    .from(schemas)
+    .where(eq(schemas.domainId, domainId));
   const target = rows.find((row) => row.uri === uri);
   if (!target) return null;
   const bundle: Record<string, JsonSchema> = {};
-  for (const row of closure(rows, domainId, target)) bundle[schemaUrl(base, domainId, row.uri)] = withId(row.value, schemaUrl(base, domainId, row.uri));
+  for (const row of closure(rows, domainId, target))
+    bundle[schemaUrl(base, domainId, row.uri)] = withId(row.value, schemaUrl(base, domainId, row.uri));
   return { id: schemaUrl(base, domainId, uri), schemas: bundle };
 }
 
 export type Validation = { valid: true } | { valid: false; errors: ValidationError[] };
 
 /** Validates `document` against a schema, with the validator compiled once per version of the schema and what it references. */
-export async function validateDocument(db: Database, principal: Principal, base: Base, domainId: string, uri: string, document: unknown): Promise<Validation> {
+export async function validateDocument(
+  db: Database,
+  principal: Principal,
+  base: Base,
+  domainId: string,
+  uri: string,
+  document: unknown,
+): Promise<Validation> {
   await findDomain(db, principal, domainId, 'read');
-  const rows = await db.select({ id: schemas.id, uri: schemas.uri, refs: schemas.refs, updatedAt: schemas.updatedAt }).from(schemas).where(eq(schemas.domainId, domainId));
+  const rows = await db
+    .select({ id: schemas.id, uri: schemas.uri, refs: schemas.refs, updatedAt: schemas.updatedAt })
+    .from(schemas)
+    .where(eq(schemas.domainId, domainId));
   const target = rows.find((row) => row.uri === uri);
   if (!target) throw missing(domainId, uri);
   const needed = closure(rows, domainId, target);
   const fingerprint = [base, ...needed.map((row) => `${row.id}@${row.updatedAt.getTime()}`).sort()].join(' ');
   let validate = validators.get(target.id, fingerprint);
   if (!validate) {
-    const sources = await db.select({ uri: schemas.uri, value: schemas.value }).from(schemas).where(inArray(schemas.id, needed.map((row) => row.id)));
+    const sources = await db
+      .select({ uri: schemas.uri, value: schemas.value })
+      .from(schemas)
+      .where(
+        inArray(
+          schemas.id,
+          needed.map((row) => row.id),
+        ),
+      );
     validate = compile(base, domainId, sources.find((source) => source.uri === uri)!, sources);
     validators.set(target.id, fingerprint, validate);
   }

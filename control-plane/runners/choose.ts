@@ -141,7 +141,10 @@ function whyNone(services: Services, want: Wanted, candidates: Candidate[], quot
     };
   }
   if (quota && quota.room < want.workers) {
-    const held = quota.flows >= maxFlows ? `runs ${quota.flows} of the ${maxFlows} flows (SHARED_RUNNER_FLOWS_PER_TENANT)` : `holds ${quota.workers} of the ${maxWorkers} step workers (SHARED_RUNNER_STEPS_PER_TENANT)`;
+    const held =
+      quota.flows >= maxFlows
+        ? `runs ${quota.flows} of the ${maxFlows} flows (SHARED_RUNNER_FLOWS_PER_TENANT)`
+        : `holds ${quota.workers} of the ${maxWorkers} step workers (SHARED_RUNNER_STEPS_PER_TENANT)`;
     return { reason: `${waiting}; on platform-wide runners this tenant ${held} it may have there`, impossible: false };
   }
   return { reason: waiting, impossible: false };

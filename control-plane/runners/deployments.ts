@@ -1,6 +1,14 @@
 import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { firstNodes, type Flow } from '../../protocol/flow.js';
-import { RETRY_DEFAULTS, STEP_DEFAULTS, stepSettingsSchema, type DeploymentReport, type DeploymentSpec, type DesiredState, type StepSpec } from '../../protocol/fleet.js';
+import {
+  RETRY_DEFAULTS,
+  STEP_DEFAULTS,
+  stepSettingsSchema,
+  type DeploymentReport,
+  type DeploymentSpec,
+  type DesiredState,
+  type StepSpec,
+} from '../../protocol/fleet.js';
 import { emit } from '../bus/outbox.js';
 import { resolveComponent } from '../components/service.js';
 import type { Database } from '../db/index.js';
@@ -20,7 +28,10 @@ export type Touched = Set<string>;
 
 async function touch(tx: Database, touched: Touched, runnerId: string | null): Promise<void> {
   if (!runnerId) return;
-  await tx.update(runners).set({ desiredVersion: sql`${runners.desiredVersion} + 1` }).where(eq(runners.id, runnerId));
+  await tx
+    .update(runners)
+    .set({ desiredVersion: sql`${runners.desiredVersion} + 1` })
+    .where(eq(runners.id, runnerId));
   touched.add(runnerId);
 }
 
@@ -42,14 +53,25 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
       continue;
     }
     if (!component.functions.some((f) => f.name === node.function)) {
-      problems.push(`step ${node.id}: component ${component.name} has no function "${node.function}" (it offers ${component.functions.map((f) => f.name).join(', ') || 'none'})`);
+      problems.push(
+        `step ${node.id}: component ${component.name} has no function "${node.function}" (it offers ${component.functions.map((f) => f.name).join(', ') || 'none'})`,
+      );
       continue;
     }
     const settings = stepSettingsSchema.parse(node.nodeSettings ?? {});
     let outputSchema: StepSpec['outputSchema'] = null;
     if (settings.outputSchema) {
-      outputSchema = await outputSchemaBundle(tx, services.config.PUBLIC_URL ?? 'http://hookline.local', flow.tenant, settings.outputSchema.domainId, settings.outputSchema.uri);
-      if (!outputSchema) problems.push(`step ${node.id}: no schema ${settings.outputSchema.uri} in a domain ${settings.outputSchema.domainId} this tenant may read`);
+      outputSchema = await outputSchemaBundle(
+        tx,
+        services.config.PUBLIC_URL ?? 'http://hookline.local',
+        flow.tenant,
+        settings.outputSchema.domainId,
+        settings.outputSchema.uri,
+      );
+      if (!outputSchema)
+        problems.push(
+          `step ${node.id}: no schema ${settings.outputSchema.uri} in a domain ${settings.outputSchema.domainId} this tenant may read`,
+        );
     }
     steps.push({
       id: node.id,
@@ -63,7 +85,10 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
       maxAttempts: settings.retry?.maxAttempts ?? RETRY_DEFAULTS.maxAttempts,
       timeoutSeconds: settings.timeoutSeconds ?? STEP_DEFAULTS.timeoutSeconds,
       concurrency: settings.concurrency ?? STEP_DEFAULTS.concurrency,
-      prefetch: Math.max(settings.prefetch ?? (settings.concurrency ?? STEP_DEFAULTS.concurrency) + STEP_DEFAULTS.extraPrefetch, settings.concurrency ?? STEP_DEFAULTS.concurrency),
+      prefetch: Math.max(
+        settings.prefetch ?? (settings.concurrency ?? STEP_DEFAULTS.concurrency) + STEP_DEFAULTS.extraPrefetch,
+        settings.concurrency ?? STEP_DEFAULTS.concurrency,
+      ),
       memoryMb: settings.memoryMb ?? STEP_DEFAULTS.memoryMb,
       cpus: settings.cpus ?? STEP_DEFAULTS.cpus,
       outputSchema,
@@ -74,7 +99,12 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
   const drivers: Driver[] = [];
   if (steps.every((s) => s.component.module)) drivers.push('process');
   if (steps.every((s) => s.component.image)) drivers.push('docker');
-  if (drivers.length === 0) return { problems: ['the flow mixes components that have only a module with components that have only an image, so no runner driver can run all its steps'] };
+  if (drivers.length === 0)
+    return {
+      problems: [
+        'the flow mixes components that have only a module with components that have only an image, so no runner driver can run all its steps',
+      ],
+    };
   return {
     spec: {
       flowId: flow.id,
@@ -85,7 +115,10 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
         maxDelayMs: retry?.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs,
         levels: Math.max(...steps.map((s) => s.maxAttempts)) - 1,
       },
-      maxMessages: Math.min(flow.flowSettings?.maxMessages ?? services.config.EXECUTION_MAX_MESSAGES, services.config.EXECUTION_MAX_MESSAGES),
+      maxMessages: Math.min(
+        flow.flowSettings?.maxMessages ?? services.config.EXECUTION_MAX_MESSAGES,
+        services.config.EXECUTION_MAX_MESSAGES,
+      ),
       passthrough: flow.flowSettings?.passthrough ?? false,
       steps,
     },
@@ -97,7 +130,11 @@ export async function buildSpec(tx: Database, services: Services, flow: Flow, ge
 /** flow.starting: the flow's steps resolved and placed on a runner, as a new generation; or flow.failed saying what is missing. */
 export async function placeFlow(tx: Database, services: Services, flow: Flow, touched: Touched): Promise<void> {
   // A stop may have overtaken the start: only a flow that is starting now is placed.
-  const [current] = await tx.select({ status: flows.status }).from(flows).where(and(eq(flows.id, flow.id), eq(flows.tenantId, flow.tenant))).for('update');
+  const [current] = await tx
+    .select({ status: flows.status })
+    .from(flows)
+    .where(and(eq(flows.id, flow.id), eq(flows.tenantId, flow.tenant)))
+    .for('update');
   if (current?.status !== 'starting') return;
   const [previous] = await tx.select().from(deployments).where(eq(deployments.flowId, flow.id)).for('update');
   const generation = (previous?.generation ?? 0) + 1;
@@ -106,14 +143,33 @@ export async function placeFlow(tx: Database, services: Services, flow: Flow, to
     await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason: built.problems.join('; ') });
     return;
   }
-  const choice = await chooseRunner(tx, services, { tenant: flow.tenant, flowId: flow.id, drivers: built.drivers, workers: built.workers, spec: built.spec });
+  const choice = await chooseRunner(tx, services, {
+    tenant: flow.tenant,
+    flowId: flow.id,
+    drivers: built.drivers,
+    workers: built.workers,
+    spec: built.spec,
+  });
   if (choice.runnerId === null && choice.impossible) {
     await emit(tx, SERVICE_NAME, 'flow.failed', { id: flow.id, tenant: flow.tenant, reason: choice.reason });
     return;
   }
   const { runnerId } = choice;
-  const values = { tenantId: flow.tenant, runnerId, phase: 'deploying' as const, generation, spec: built.spec, workers: built.workers, drivers: built.drivers, announced: false, updatedAt: new Date() };
-  await tx.insert(deployments).values({ flowId: flow.id, ...values }).onConflictDoUpdate({ target: deployments.flowId, set: values });
+  const values = {
+    tenantId: flow.tenant,
+    runnerId,
+    phase: 'deploying' as const,
+    generation,
+    spec: built.spec,
+    workers: built.workers,
+    drivers: built.drivers,
+    announced: false,
+    updatedAt: new Date(),
+  };
+  await tx
+    .insert(deployments)
+    .values({ flowId: flow.id, ...values })
+    .onConflictDoUpdate({ target: deployments.flowId, set: values });
   // A cleanup the previous run left is dropped: the new deployment declares the same queues again.
   if (previous?.runnerId !== runnerId) await touch(tx, touched, previous?.runnerId ?? null);
   await touch(tx, touched, runnerId);
@@ -165,14 +221,25 @@ export async function applyReports(tx: Database, runnerId: string, reports: Depl
   const rows = await tx
     .select()
     .from(deployments)
-    .where(and(eq(deployments.runnerId, runnerId), inArray(deployments.flowId, reports.map((r) => r.flowId))))
+    .where(
+      and(
+        eq(deployments.runnerId, runnerId),
+        inArray(
+          deployments.flowId,
+          reports.map((r) => r.flowId),
+        ),
+      ),
+    )
     .for('update');
   for (const row of rows) {
     const report = reports.find((r) => r.flowId === row.flowId && r.generation === row.generation);
     if (!report) continue;
     const ref = { id: row.flowId, tenant: row.tenantId };
     if (report.state === 'ready' && row.phase === 'deploying') {
-      await tx.update(deployments).set({ phase: 'running', announced: true, updatedAt: new Date() }).where(eq(deployments.flowId, row.flowId));
+      await tx
+        .update(deployments)
+        .set({ phase: 'running', announced: true, updatedAt: new Date() })
+        .where(eq(deployments.flowId, row.flowId));
       if (!row.announced) await emit(tx, SERVICE_NAME, 'flow.started', ref);
     } else if (report.state === 'failed' && (row.phase === 'deploying' || row.phase === 'running')) {
       await tx.update(deployments).set({ phase: 'removing', updatedAt: new Date() }).where(eq(deployments.flowId, row.flowId));
@@ -237,13 +304,22 @@ export async function rebalance(tx: Database, services: Services, touched: Touch
       .where(eq(deployments.flowId, deployment.flowId));
     await touch(tx, touched, deployment.runnerId);
     await touch(tx, touched, runnerId);
-    services.logger.info({ flowId: deployment.flowId, from: deployment.runnerId, to: runnerId, generation }, runnerId ? 'flow placed on a runner' : 'flow waits for a runner: its runner is lost and none other has room');
+    services.logger.info(
+      { flowId: deployment.flowId, from: deployment.runnerId, to: runnerId, generation },
+      runnerId ? 'flow placed on a runner' : 'flow waits for a runner: its runner is lost and none other has room',
+    );
   }
   return claimed.length;
 }
 
 /** A cleanup needs no room and no particular driver: any runner the tenant may use deletes queues. */
-const cleanupOf = (deployment: DeploymentRow, except?: string | null): Wanted => ({ tenant: deployment.tenantId, flowId: deployment.flowId, drivers: ['process', 'docker'], workers: 0, except });
+const cleanupOf = (deployment: DeploymentRow, except?: string | null): Wanted => ({
+  tenant: deployment.tenantId,
+  flowId: deployment.flowId,
+  drivers: ['process', 'docker'],
+  workers: 0,
+  except,
+});
 
 /** A runner's desired state: each flow placed on it, to run or to remove. */
 export async function desiredState(db: Database, runnerId: string): Promise<DesiredState | null> {

@@ -15,6 +15,8 @@ export async function subscribeFleet(services: Services): Promise<void> {
   };
   await services.bus.subscribe(SERVICE_NAME, {
     'flow.starting': on('flow.starting', (flow, event) => apply(event, (tx, touched) => placeFlow(tx, services, flow, touched))),
-    'flow.stopping': on('flow.stopping', (flow, event) => apply(event, (tx, touched) => removeFlow(tx, services, { id: flow.id, tenant: flow.tenant }, touched))),
+    'flow.stopping': on('flow.stopping', (flow, event) =>
+      apply(event, (tx, touched) => removeFlow(tx, services, { id: flow.id, tenant: flow.tenant }, touched)),
+    ),
   });
 }

@@ -32,7 +32,9 @@ const runner = z
     registeredAt: z.string().openapi({ format: 'date-time' }),
   })
   .openapi('Runner');
-const runnerAnswer = z.object({ data: runner.extend({ heartbeatSeconds: z.number().openapi({ description: 'How often to send a heartbeat' }) }) }).openapi('RunnerAnswer');
+const runnerAnswer = z
+  .object({ data: runner.extend({ heartbeatSeconds: z.number().openapi({ description: 'How often to send a heartbeat' }) }) })
+  .openapi('RunnerAnswer');
 const runnerResponse = z.object({ data: runner }).openapi('RunnerResponse');
 const runnerId = idParam('runner');
 const unknownRunner = notFoundError('runner');
@@ -53,7 +55,8 @@ const beat = createRoute({
   path: '/{id}/heartbeat',
   tags: ['runners'],
   summary: 'A runner is alive, and its deployments are in these states',
-  description: 'Sent at every change and every `heartbeatSeconds`. All steps of a deployment ready: `flow.started`; failed while deploying: `flow.failed`; removed: `flow.stopped`.',
+  description:
+    'Sent at every change and every `heartbeatSeconds`. All steps of a deployment ready: `flow.started`; failed while deploying: `flow.failed`; removed: `flow.stopped`.',
   security,
   middleware: guard('runners.write'),
   request: { params: runnerId, body: jsonBody(named(heartbeatSchema, 'Heartbeat')) },
@@ -76,7 +79,11 @@ const desired = createRoute({
       wait: z.coerce.number().int().min(0).max(60).default(0).openapi({ description: 'Seconds to wait for a newer version' }),
     }),
   },
-  responses: { 200: json(z.object({ data: named(desiredStateSchema, 'DesiredState') }).openapi('DesiredStateResponse'), 'The desired state'), ...errors, ...unknownRunner },
+  responses: {
+    200: json(z.object({ data: named(desiredStateSchema, 'DesiredState') }).openapi('DesiredStateResponse'), 'The desired state'),
+    ...errors,
+    ...unknownRunner,
+  },
 });
 
 const logs = createRoute({
@@ -84,11 +91,17 @@ const logs = createRoute({
   path: '/{id}/logs',
   tags: ['runners'],
   summary: 'Lines step workers wrote, shipped by their runner',
-  description: 'Lines of flows placed on this runner are kept (GET /flows/{id}/steps/{stepId}/logs reads them); others are dropped and counted.',
+  description:
+    'Lines of flows placed on this runner are kept (GET /flows/{id}/steps/{stepId}/logs reads them); others are dropped and counted.',
   security,
   middleware: guard('runners.write'),
   request: { params: runnerId, body: jsonBody(named(z.strictObject({ lines: z.array(stepLogLineSchema).max(1000) }), 'StepLogBatch')) },
-  responses: { 202: json(z.object({ data: z.object({ stored: z.number(), dropped: z.number() }) }).openapi('StepLogsStored'), 'Stored'), ...errors, ...unknownRunner, ...bodyErrors },
+  responses: {
+    202: json(z.object({ data: z.object({ stored: z.number(), dropped: z.number() }) }).openapi('StepLogsStored'), 'Stored'),
+    ...errors,
+    ...unknownRunner,
+    ...bodyErrors,
+  },
 });
 
 const list = createRoute({
@@ -99,7 +112,10 @@ const list = createRoute({
   security,
   middleware: guard('runners.read'),
   request: { query: z.strictObject(pagingQuery) },
-  responses: { 200: json(z.object({ data: z.array(runner), meta: pageMetaSchema }).openapi('RunnerList'), 'A page of runners, by name'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.array(runner), meta: pageMetaSchema }).openapi('RunnerList'), 'A page of runners, by name'),
+    ...errors,
+  },
 });
 
 const read = createRoute({
@@ -140,7 +156,14 @@ export function runnerRoutes() {
     })
     .openapi(desired, async (c) => {
       const { after, wait } = c.req.valid('query');
-      const state = await waitForDesiredState(c.get('services'), c.get('principal'), c.req.valid('param').id, after, wait, c.req.raw.signal);
+      const state = await waitForDesiredState(
+        c.get('services'),
+        c.get('principal'),
+        c.req.valid('param').id,
+        after,
+        wait,
+        c.req.raw.signal,
+      );
       return c.json({ data: state }, 200);
     })
     .openapi(logs, async (c) => {

@@ -49,7 +49,10 @@ const toRunner = (services: Services, row: RunnerRow, workers: number, now = Dat
 });
 
 async function withWorkers(services: Services, rows: RunnerRow[]): Promise<Runner[]> {
-  const workers = await workersByRunner(services.db, rows.map((r) => r.id));
+  const workers = await workersByRunner(
+    services.db,
+    rows.map((r) => r.id),
+  );
   return rows.map((row) => toRunner(services, row, workers.get(row.id) ?? 0));
 }
 
@@ -66,25 +69,34 @@ export async function changingDesiredState<T>(services: Services, work: (tx: Dat
  * runner, restarted. An account of a tenant makes a runner of that tenant; an account of no tenant
  * a platform-wide one.
  */
-export async function registerRunner(services: Services, principal: Principal, input: RunnerRegistration): Promise<{ runner: Runner; created: boolean }> {
+export async function registerRunner(
+  services: Services,
+  principal: Principal,
+  input: RunnerRegistration,
+): Promise<{ runner: Runner; created: boolean }> {
   if (principal.tokenKind !== 'service') throw forbidden('Runners register with a service-account token (POST /api/v1/tokens)');
   const { db } = services;
   const values = { ...input, accountId: principal.userId, tenantId: principal.tenantId, lastSeenAt: new Date() };
   const [inserted] = await db.insert(runners).values(values).onConflictDoNothing().returning();
   const row =
     inserted ??
-    (await db
-      .update(runners)
-      .set({ ...values, updatedAt: new Date() })
-      .where(and(eq(runners.accountId, principal.userId), eq(runners.name, input.name)))
-      .returning())[0]!;
+    (
+      await db
+        .update(runners)
+        .set({ ...values, updatedAt: new Date() })
+        .where(and(eq(runners.accountId, principal.userId), eq(runners.name, input.name)))
+        .returning()
+    )[0]!;
   services.placement.kick();
   const [runner] = await withWorkers(services, [row]);
   return { runner: runner!, created: inserted !== undefined };
 }
 
 async function ownRunner(db: Database, principal: Principal, id: string): Promise<RunnerRow> {
-  const [row] = await db.select().from(runners).where(and(eq(runners.id, id), eq(runners.accountId, principal.userId)));
+  const [row] = await db
+    .select()
+    .from(runners)
+    .where(and(eq(runners.id, id), eq(runners.accountId, principal.userId)));
   if (!row) throw notFound(`No runner ${id} registered by this account`);
   return row;
 }
@@ -112,7 +124,14 @@ const POLL_MS = 1000;
  * The runner's desired state once its version is past `after`: at once if it is, else as soon as
  * it changes, else after `waitSeconds` as it is.
  */
-export async function waitForDesiredState(services: Services, principal: Principal, id: string, after: number, waitSeconds: number, signal: AbortSignal): Promise<DesiredState> {
+export async function waitForDesiredState(
+  services: Services,
+  principal: Principal,
+  id: string,
+  after: number,
+  waitSeconds: number,
+  signal: AbortSignal,
+): Promise<DesiredState> {
   await ownRunner(services.db, principal, id);
   const deadline = Date.now() + waitSeconds * 1000;
   for (;;) {
@@ -129,7 +148,11 @@ const visible = (principal: Principal) => {
   return scope === null ? undefined : eq(runners.tenantId, scope);
 };
 
-export async function listRunners(services: Services, principal: Principal, paging: { limit: number; offset: number }): Promise<{ runners: Runner[]; total: number }> {
+export async function listRunners(
+  services: Services,
+  principal: Principal,
+  paging: { limit: number; offset: number },
+): Promise<{ runners: Runner[]; total: number }> {
   const where = visible(principal);
   const [rows, [counted]] = await Promise.all([
     services.db.select().from(runners).where(where).orderBy(asc(runners.name), asc(runners.id)).limit(paging.limit).offset(paging.offset),
@@ -139,14 +162,20 @@ export async function listRunners(services: Services, principal: Principal, pagi
 }
 
 export async function getRunner(services: Services, principal: Principal, id: string): Promise<Runner> {
-  const [row] = await services.db.select().from(runners).where(and(eq(runners.id, id), visible(principal)));
+  const [row] = await services.db
+    .select()
+    .from(runners)
+    .where(and(eq(runners.id, id), visible(principal)));
   if (!row) throw notFound(`No runner ${id} that you may see`);
   return (await withWorkers(services, [row]))[0]!;
 }
 
 /** Forgets a runner (it was taken out of service); its flows move to the others. A runner that is still running registers again. */
 export async function deregisterRunner(services: Services, principal: Principal, id: string): Promise<void> {
-  const deleted = await services.db.delete(runners).where(and(eq(runners.id, id), visible(principal))).returning({ id: runners.id });
+  const deleted = await services.db
+    .delete(runners)
+    .where(and(eq(runners.id, id), visible(principal)))
+    .returning({ id: runners.id });
   if (deleted.length === 0) throw notFound(`No runner ${id} that you may see`);
   services.placement.kick();
 }
@@ -163,11 +192,14 @@ export async function mintStepToken(services: Services, principal: Principal, fl
       .from(deployments)
       .innerJoin(runners, eq(runners.id, deployments.runnerId))
       .innerJoin(flows, eq(flows.id, deployments.flowId))
-      .where(and(eq(deployments.flowId, flowId), eq(runners.accountId, principal.userId), inArray(deployments.phase, ['deploying', 'running'])))
+      .where(
+        and(eq(deployments.flowId, flowId), eq(runners.accountId, principal.userId), inArray(deployments.phase, ['deploying', 'running'])),
+      )
       .for('update', { of: flows });
     if (!row) throw notFound(`Flow ${flowId} is not placed on a runner of this account`);
     const { flow } = row;
-    if (flow.status !== 'starting' && flow.status !== 'active') throw conflict(`Flow ${flowId} is ${flow.status}; step tokens are minted for starting or active flows`);
+    if (flow.status !== 'starting' && flow.status !== 'active')
+      throw conflict(`Flow ${flowId} is ${flow.status}; step tokens are minted for starting or active flows`);
     const node = flow.graph.nodes.find((n) => n.id === stepId);
     if (!node) throw notFound(`Flow ${flowId} has no step ${stepId}`);
     const actingFor = flow.startedBy ?? principal.userId;
@@ -178,7 +210,12 @@ export async function mintStepToken(services: Services, principal: Principal, fl
 }
 
 /** Step logs a runner ships; only lines of flows placed on it are kept (the others are counted as dropped). */
-export async function storeStepLogs(services: Services, principal: Principal, id: string, lines: StepLogLine[]): Promise<{ stored: number; dropped: number }> {
+export async function storeStepLogs(
+  services: Services,
+  principal: Principal,
+  id: string,
+  lines: StepLogLine[],
+): Promise<{ stored: number; dropped: number }> {
   await ownRunner(services.db, principal, id);
   const flowIds = [...new Set(lines.map((l) => l.flowId))];
   const placed = flowIds.length
@@ -188,7 +225,17 @@ export async function storeStepLogs(services: Services, principal: Principal, id
         .where(and(eq(deployments.runnerId, id), inArray(deployments.flowId, flowIds.filter(isUuid))))
     : [];
   const tenantOf = new Map(placed.map((p) => [p.flowId, p.tenantId]));
-  const rows = lines.filter((l) => tenantOf.has(l.flowId)).map((l) => ({ flowId: l.flowId, tenantId: tenantOf.get(l.flowId)!, stepId: l.stepId, runnerId: id, at: new Date(l.at), stream: l.stream, line: l.line }));
+  const rows = lines
+    .filter((l) => tenantOf.has(l.flowId))
+    .map((l) => ({
+      flowId: l.flowId,
+      tenantId: tenantOf.get(l.flowId)!,
+      stepId: l.stepId,
+      runnerId: id,
+      at: new Date(l.at),
+      stream: l.stream,
+      line: l.line,
+    }));
   if (rows.length > 0) await services.db.insert(stepLogs).values(rows);
   return { stored: rows.length, dropped: lines.length - rows.length };
 }
@@ -201,12 +248,25 @@ export interface StepLogEntry {
 }
 
 /** The newest lines of a step (the caller may see the flow: routes check), oldest first; `before` pages back. */
-export async function readStepLogs(db: Database, flowId: string, stepId: string, query: { limit: number; before?: number }): Promise<{ lines: (StepLogEntry & { seq: number })[] }> {
+export async function readStepLogs(
+  db: Database,
+  flowId: string,
+  stepId: string,
+  query: { limit: number; before?: number },
+): Promise<{ lines: (StepLogEntry & { seq: number })[] }> {
   const rows = await db
     .select()
     .from(stepLogs)
-    .where(and(eq(stepLogs.flowId, flowId), eq(stepLogs.stepId, stepId), query.before === undefined ? undefined : lt(stepLogs.seq, query.before)))
+    .where(
+      and(
+        eq(stepLogs.flowId, flowId),
+        eq(stepLogs.stepId, stepId),
+        query.before === undefined ? undefined : lt(stepLogs.seq, query.before),
+      ),
+    )
     .orderBy(desc(stepLogs.seq))
     .limit(query.limit);
-  return { lines: rows.reverse().map((r) => ({ seq: r.seq, at: r.at.toISOString(), stream: r.stream, line: r.line, runnerId: r.runnerId })) };
+  return {
+    lines: rows.reverse().map((r) => ({ seq: r.seq, at: r.at.toISOString(), stream: r.stream, line: r.line, runnerId: r.runnerId })),
+  };
 }

@@ -13,7 +13,9 @@ export interface RunnerFit {
  * (RUNNER_TRUSTED_MODULES). A tenant's component thus runs in a container unless trusted.
  */
 export const mayRunStep = (runner: RunnerFit, step: StepSpec) =>
-  runner.driver === 'docker' ? step.component.image !== null : step.component.module !== null && trustsModule(runner.trustedModules, step.component.module);
+  runner.driver === 'docker'
+    ? step.component.image !== null
+    : step.component.module !== null && trustsModule(runner.trustedModules, step.component.module);
 
 export const mayRun = (runner: RunnerFit, spec: DeploymentSpec) => spec.steps.every((step) => mayRunStep(runner, step));
 

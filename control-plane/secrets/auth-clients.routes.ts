@@ -3,7 +3,15 @@ import { guard, type AppEnv } from '../http/auth.js';
 import { errorSchema, validationHook } from '../http/errors.js';
 import { bodyErrors, errors, idParam, json, jsonBody, notFoundError, security } from '../http/openapi.js';
 import { page, pageMetaSchema, pagingQuery } from '../http/paging.js';
-import { completeFlow, createAuthClient, deleteAuthClient, getAuthClient, listAuthClients, startFlow, updateAuthClient } from './auth-clients.service.js';
+import {
+  completeFlow,
+  createAuthClient,
+  deleteAuthClient,
+  getAuthClient,
+  listAuthClients,
+  startFlow,
+  updateAuthClient,
+} from './auth-clients.service.js';
 
 const authClient = z
   .object({
@@ -31,7 +39,13 @@ const fields = {
   scopes: z.array(z.string().min(1).max(200)).max(50),
 };
 const createBody = z.strictObject({ ...fields, scopes: fields.scopes.default([]) }).openapi('AuthClientCreate');
-const patchBody = z.strictObject(Object.fromEntries(Object.entries(fields).map(([key, schema]) => [key, schema.optional()])) as { [K in keyof typeof fields]: z.ZodOptional<(typeof fields)[K]> }).openapi('AuthClientPatch');
+const patchBody = z
+  .strictObject(
+    Object.fromEntries(Object.entries(fields).map(([key, schema]) => [key, schema.optional()])) as {
+      [K in keyof typeof fields]: z.ZodOptional<(typeof fields)[K]>;
+    },
+  )
+  .openapi('AuthClientPatch');
 
 const startBody = z
   .strictObject({
@@ -52,7 +66,10 @@ const list = createRoute({
   security,
   middleware: guard('secrets.secret.read'),
   request: { query: z.strictObject(pagingQuery) },
-  responses: { 200: json(z.object({ data: z.array(authClient), meta: pageMetaSchema }).openapi('AuthClientList'), 'A page of auth clients'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.array(authClient), meta: pageMetaSchema }).openapi('AuthClientList'), 'A page of auth clients'),
+    ...errors,
+  },
 });
 
 const create = createRoute({
@@ -107,11 +124,17 @@ const start = createRoute({
   path: '/{id}/start-flow',
   tags: ['auth-clients'],
   summary: 'Start the authorization-code flow: the URL to send the user to',
-  description: 'The URL carries a signed state valid for 10 minutes. When the provider sends the user back to /callback, the tokens become an OAUTH2 secret owned by you.',
+  description:
+    'The URL carries a signed state valid for 10 minutes. When the provider sends the user back to /callback, the tokens become an OAUTH2 secret owned by you.',
   security,
   middleware: guard('secrets.secret.write'),
   request: { params: clientId, body: jsonBody(startBody) },
-  responses: { 200: json(z.object({ data: z.object({ authUrl: z.string(), expiresAt: z.string() }) }).openapi('AuthFlowStarted'), 'The URL'), ...errors, ...unknownClient, ...bodyErrors },
+  responses: {
+    200: json(z.object({ data: z.object({ authUrl: z.string(), expiresAt: z.string() }) }).openapi('AuthFlowStarted'), 'The URL'),
+    ...errors,
+    ...unknownClient,
+    ...bodyErrors,
+  },
 });
 
 const callback = createRoute({
@@ -144,7 +167,9 @@ export function authClientRoutes() {
     })
     .openapi(create, async (c) => c.json({ data: await createAuthClient(c.get('services'), c.get('principal'), c.req.valid('json')) }, 201))
     .openapi(read, async (c) => c.json({ data: await getAuthClient(c.get('services'), c.get('principal'), c.req.valid('param').id) }, 200))
-    .openapi(patch, async (c) => c.json({ data: await updateAuthClient(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200))
+    .openapi(patch, async (c) =>
+      c.json({ data: await updateAuthClient(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200),
+    )
     .openapi(remove, async (c) => {
       await deleteAuthClient(c.get('services'), c.get('principal'), c.req.valid('param').id);
       return c.body(null, 204);
@@ -152,7 +177,10 @@ export function authClientRoutes() {
     .openapi(start, async (c) => {
       const services = c.get('services');
       const redirectUri = `${services.config.PUBLIC_URL ?? new URL(c.req.url).origin}/callback`;
-      return c.json({ data: await startFlow(services, c.get('principal'), c.req.valid('param').id, { ...c.req.valid('json'), redirectUri }) }, 200);
+      return c.json(
+        { data: await startFlow(services, c.get('principal'), c.req.valid('param').id, { ...c.req.valid('json'), redirectUri }) },
+        200,
+      );
     });
 }
 
@@ -160,7 +188,12 @@ export function authClientRoutes() {
 export function oauthCallbackRoutes() {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(callback, async (c) => {
     const query = c.req.valid('query');
-    const { secret, successUrl } = await completeFlow(c.get('services'), { state: query.state, code: query.code, error: query.error, errorDescription: query.error_description });
+    const { secret, successUrl } = await completeFlow(c.get('services'), {
+      state: query.state,
+      code: query.code,
+      error: query.error,
+      errorDescription: query.error_description,
+    });
     if (!successUrl) return c.json({ data: { secretId: secret.id } }, 200);
     const target = new URL(successUrl);
     target.searchParams.set('secretId', secret.id);

@@ -61,7 +61,10 @@ async function present(services: Services, row: ClientRow, principal: Principal)
 /** Auth clients belong to a tenant and serve all its members. */
 async function findClient(db: Database, principal: Principal, id: string): Promise<ClientRow> {
   const scope = tenantScope(principal);
-  const [row] = await db.select().from(authClients).where(and(eq(authClients.id, id), scope === null ? undefined : eq(authClients.tenantId, scope)));
+  const [row] = await db
+    .select()
+    .from(authClients)
+    .where(and(eq(authClients.id, id), scope === null ? undefined : eq(authClients.tenantId, scope)));
   if (!row) throw notFound(`No auth client ${id} that you may see`);
   return row;
 }
@@ -70,13 +73,20 @@ export async function listAuthClients(services: Services, principal: Principal, 
   const scope = tenantScope(principal);
   const where = scope === null ? undefined : eq(authClients.tenantId, scope);
   const [rows, [counted]] = await Promise.all([
-    services.db.select().from(authClients).where(where).orderBy(desc(authClients.createdAt), desc(authClients.id)).limit(paging.limit).offset(paging.offset),
+    services.db
+      .select()
+      .from(authClients)
+      .where(where)
+      .orderBy(desc(authClients.createdAt), desc(authClients.id))
+      .limit(paging.limit)
+      .offset(paging.offset),
     services.db.select({ total: count() }).from(authClients).where(where),
   ]);
   return { clients: await Promise.all(rows.map((row) => present(services, row, principal))), total: counted?.total ?? 0 };
 }
 
-export const getAuthClient = async (services: Services, principal: Principal, id: string) => present(services, await findClient(services.db, principal, id), principal);
+export const getAuthClient = async (services: Services, principal: Principal, id: string) =>
+  present(services, await findClient(services.db, principal, id), principal);
 
 export async function createAuthClient(services: Services, principal: Principal, input: AuthClientInput): Promise<AuthClient> {
   const tenantId = principal.tenantId;
@@ -102,16 +112,27 @@ const ENDPOINTS = ['authorizationEndpoint', 'tokenEndpoint'] as const;
  * in the same request: otherwise anyone who may write secrets could have the next refresh send the
  * stored client secret to a server of theirs.
  */
-export async function updateAuthClient(services: Services, principal: Principal, id: string, patch: Partial<AuthClientInput>): Promise<AuthClient> {
+export async function updateAuthClient(
+  services: Services,
+  principal: Principal,
+  id: string,
+  patch: Partial<AuthClientInput>,
+): Promise<AuthClient> {
   const row = await transact(services, async (tx) => {
     const current = await findClient(tx, principal, id);
     const moved = ENDPOINTS.filter((field) => patch[field] !== undefined && patch[field] !== current[field]);
     if (moved.length > 0 && patch.clientSecret === undefined && !grants(principal.permissions, 'secrets.authClient.readRaw')) {
-      throw forbidden(`Changing ${moved.join(' and ')} needs secrets.authClient.readRaw, or the client secret given again (clientSecret) in the same request`);
+      throw forbidden(
+        `Changing ${moved.join(' and ')} needs secrets.authClient.readRaw, or the client secret given again (clientSecret) in the same request`,
+      );
     }
     const { clientSecret, ...rest } = patch;
     const sealed = clientSecret === undefined ? undefined : await sealClientSecret(services, tx, current, clientSecret);
-    const [updated] = await tx.update(authClients).set({ ...rest, clientSecret: sealed, updatedAt: new Date() }).where(eq(authClients.id, id)).returning();
+    const [updated] = await tx
+      .update(authClients)
+      .set({ ...rest, clientSecret: sealed, updatedAt: new Date() })
+      .where(eq(authClients.id, id))
+      .returning();
     await emit(tx, SERVICE_NAME, 'secrets.authClient.modified', { id, tenant: current.tenantId, user: principal.userId });
     return updated!;
   });
@@ -147,7 +168,14 @@ export async function startFlow(
 ): Promise<{ authUrl: string; expiresAt: string }> {
   const client = await findClient(services.db, principal, id);
   const { signingKey } = services;
-  const claims: FlowState = { client: client.id, user: principal.userId, tenant: client.tenantId, name: options.secretName, redirectUri: options.redirectUri, successUrl: options.successUrl };
+  const claims: FlowState = {
+    client: client.id,
+    user: principal.userId,
+    tenant: client.tenantId,
+    name: options.secretName,
+    redirectUri: options.redirectUri,
+    successUrl: options.successUrl,
+  };
   const expiresAt = new Date(Date.now() + FLOW_TTL_SECONDS * 1000);
   const state = await new SignJWT({ ...claims })
     .setProtectedHeader({ alg: signingKey.algorithm, kid: signingKey.kid })
@@ -156,33 +184,55 @@ export async function startFlow(
     .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
     .sign(signingKey.privateKey);
   const scope = options.scope ?? client.scopes.join(' ');
-  return { authUrl: authorizationUrl({ ...client, clientSecret: '' }, { redirectUri: options.redirectUri, scope, state }), expiresAt: expiresAt.toISOString() };
+  return {
+    authUrl: authorizationUrl({ ...client, clientSecret: '' }, { redirectUri: options.redirectUri, scope, state }),
+    expiresAt: expiresAt.toISOString(),
+  };
 }
 
 /** The provider sent the user back: exchange the code for tokens and store them as an OAUTH2 secret of the user who started the flow. */
-export async function completeFlow(services: Services, query: { state: string; code?: string; error?: string; errorDescription?: string }): Promise<{ secret: Secret; successUrl?: string }> {
+export async function completeFlow(
+  services: Services,
+  query: { state: string; code?: string; error?: string; errorDescription?: string },
+): Promise<{ secret: Secret; successUrl?: string }> {
   const state = await verifyState(services, query.state);
   if (query.error) throw badRequest(`The provider refused: ${query.error}${query.errorDescription ? ` (${query.errorDescription})` : ''}`);
   if (!query.code) throw badRequest('The callback carries neither code nor error');
   const [client] = await services.db.select().from(authClients).where(eq(authClients.id, state.client));
   if (!client) throw badRequest('The auth client of this flow was deleted');
-  const [user] = await services.db.select({ id: users.id, tenantId: users.tenantId, status: users.status }).from(users).where(eq(users.id, state.user));
-  if (!user || user.status !== 'active' || user.tenantId !== state.tenant) throw badRequest('The user who started this flow can no longer own secrets here');
+  const [user] = await services.db
+    .select({ id: users.id, tenantId: users.tenantId, status: users.status })
+    .from(users)
+    .where(eq(users.id, state.user));
+  if (user?.status !== 'active' || user.tenantId !== state.tenant)
+    throw badRequest('The user who started this flow can no longer own secrets here');
 
-  let tokens;
+  let tokens: Awaited<ReturnType<typeof exchangeCode>>;
   try {
-    tokens = await exchangeCode(services.outbound, { ...client, clientSecret: await openClientSecret(services, client) }, query.code, state.redirectUri);
+    tokens = await exchangeCode(
+      services.outbound,
+      { ...client, clientSecret: await openClientSecret(services, client) },
+      query.code,
+      state.redirectUri,
+    );
   } catch (error) {
     if (error instanceof OAuthError) throw badRequest(`Could not exchange the code: ${error.message}`);
     throw error;
   }
-  const secret = await createSecret(services, { userId: user.id, tenantId: state.tenant }, { name: state.name, type: 'OAUTH2', value: tokens, authClientId: client.id });
+  const secret = await createSecret(
+    services,
+    { userId: user.id, tenantId: state.tenant },
+    { name: state.name, type: 'OAUTH2', value: tokens, authClientId: client.id },
+  );
   return { secret, successUrl: state.successUrl };
 }
 
 async function verifyState(services: Services, state: string): Promise<FlowState> {
   try {
-    const { payload } = await jwtVerify(state, services.signingKey.verifyKey, { audience: STATE_AUDIENCE, algorithms: [services.signingKey.algorithm] });
+    const { payload } = await jwtVerify(state, services.signingKey.verifyKey, {
+      audience: STATE_AUDIENCE,
+      algorithms: [services.signingKey.algorithm],
+    });
     return payload as unknown as FlowState;
   } catch (error) {
     if (error instanceof joseErrors.JWTExpired) throw badRequest('This authorization flow has expired: start it again');

@@ -21,7 +21,10 @@ const parse = (spec: string): MasterKey => {
  * The current master key (SECRETS_MASTER_KEY, else one generated once into SECRETS_MASTER_KEY_FILE)
  * and the former ones that may still unwrap data keys.
  */
-export function loadMasterKeys(config: Pick<Config, 'SECRETS_MASTER_KEY' | 'SECRETS_OLD_MASTER_KEYS' | 'SECRETS_MASTER_KEY_FILE'>): { current: MasterKey; former: MasterKey[] } {
+export function loadMasterKeys(config: Pick<Config, 'SECRETS_MASTER_KEY' | 'SECRETS_OLD_MASTER_KEYS' | 'SECRETS_MASTER_KEY_FILE'>): {
+  current: MasterKey;
+  former: MasterKey[];
+} {
   const former = (config.SECRETS_OLD_MASTER_KEYS ?? []).map(parse);
   if (config.SECRETS_MASTER_KEY) return { current: parse(config.SECRETS_MASTER_KEY), former };
   const file = config.SECRETS_MASTER_KEY_FILE;
@@ -90,7 +93,11 @@ export class KeyRing {
       const key = open(this.masterKey(row.masterKeyId), row.wrapped, context(row.tenantId));
       await db
         .update(dataKeys)
-        .set({ masterKeyId: this.master.current.id, wrapped: seal(this.master.current.key, key, context(row.tenantId)), rewrappedAt: new Date() })
+        .set({
+          masterKeyId: this.master.current.id,
+          wrapped: seal(this.master.current.key, key, context(row.tenantId)),
+          rewrappedAt: new Date(),
+        })
         .where(eq(dataKeys.tenantId, row.tenantId));
     }
     return stale.length;
@@ -98,7 +105,10 @@ export class KeyRing {
 
   private masterKey(id: string): Buffer {
     const key = this.masters.get(id);
-    if (!key) throw new Error(`A data key is wrapped by master key "${id}", which is configured neither as SECRETS_MASTER_KEY nor in SECRETS_OLD_MASTER_KEYS`);
+    if (!key)
+      throw new Error(
+        `A data key is wrapped by master key "${id}", which is configured neither as SECRETS_MASTER_KEY nor in SECRETS_OLD_MASTER_KEYS`,
+      );
     return key;
   }
 }

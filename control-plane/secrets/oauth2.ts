@@ -36,7 +36,12 @@ export class OAuthError extends Error {}
  * A token request (RFC 6749 §4.1.3 and §6) with client_secret_basic, through the outbound guard
  * (no private address unless allowed, no redirect); the answer as an OAUTH2 secret value.
  */
-async function tokenRequest(send: OutboundFetch, client: OAuthClient, params: Record<string, string>, previous?: SecretValue<'OAUTH2'>): Promise<SecretValue<'OAUTH2'>> {
+async function tokenRequest(
+  send: OutboundFetch,
+  client: OAuthClient,
+  params: Record<string, string>,
+  previous?: SecretValue<'OAUTH2'>,
+): Promise<SecretValue<'OAUTH2'>> {
   const credentials = Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret)}`).toString('base64');
   let response: Response;
   try {
@@ -48,11 +53,18 @@ async function tokenRequest(send: OutboundFetch, client: OAuthClient, params: Re
     });
   } catch (error) {
     const refused = outboundRefusal(error);
-    throw new OAuthError(refused ? `token endpoint refused: ${refused.message}` : `token endpoint ${client.tokenEndpoint} unreachable: ${(error as Error).message}`);
+    throw new OAuthError(
+      refused
+        ? `token endpoint refused: ${refused.message}`
+        : `token endpoint ${client.tokenEndpoint} unreachable: ${(error as Error).message}`,
+    );
   }
   const body: unknown = await response.json().catch(() => null);
   if (!response.ok) {
-    const detail = body && typeof body === 'object' ? [(body as Record<string, unknown>).error, (body as Record<string, unknown>).error_description].filter(Boolean).join(': ') : '';
+    const detail =
+      body && typeof body === 'object'
+        ? [(body as Record<string, unknown>).error, (body as Record<string, unknown>).error_description].filter(Boolean).join(': ')
+        : '';
     throw new OAuthError(`token endpoint answered ${response.status}${detail ? ` (${detail})` : ''}`);
   }
   const parsed = tokenResponse.safeParse(body);

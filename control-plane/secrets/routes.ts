@@ -52,7 +52,10 @@ const list = createRoute({
   security,
   middleware: guard('secrets.secret.read'),
   request: { query: z.strictObject({ ...pagingQuery, 'filter[type]': z.enum(SECRET_TYPES).optional() }) },
-  responses: { 200: json(z.object({ data: z.array(secret), meta: pageMetaSchema }).openapi('SecretList'), 'A page of secrets, newest first'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.array(secret), meta: pageMetaSchema }).openapi('SecretList'), 'A page of secrets, newest first'),
+    ...errors,
+  },
 });
 
 const create = createRoute({
@@ -86,8 +89,19 @@ const patch = createRoute({
   summary: 'Rename a secret, replace its value, or share it with your tenant',
   security,
   middleware: guard('secrets.secret.write'),
-  request: { params: secretId, body: jsonBody(z.strictObject({ name: name.optional(), value: value.optional(), shared: z.boolean().optional() }).openapi('SecretPatch')) },
-  responses: { 200: json(secretResponse, 'The secret, masked'), ...errors, ...unknownSecret, ...conflictError('It would be left without an owner'), ...bodyErrors },
+  request: {
+    params: secretId,
+    body: jsonBody(
+      z.strictObject({ name: name.optional(), value: value.optional(), shared: z.boolean().optional() }).openapi('SecretPatch'),
+    ),
+  },
+  responses: {
+    200: json(secretResponse, 'The secret, masked'),
+    ...errors,
+    ...unknownSecret,
+    ...conflictError('It would be left without an owner'),
+    ...bodyErrors,
+  },
 });
 
 const remove = createRoute({
@@ -108,7 +122,10 @@ const addOwnerRoute = createRoute({
   summary: 'Add a user of the secret’s tenant as an owner',
   security,
   middleware: guard('secrets.secret.write'),
-  request: { params: secretId, body: jsonBody(z.strictObject({ id: z.uuid().openapi({ description: 'The user' }) }).openapi('SecretOwner')) },
+  request: {
+    params: secretId,
+    body: jsonBody(z.strictObject({ id: z.uuid().openapi({ description: 'The user' }) }).openapi('SecretOwner')),
+  },
   responses: { 200: json(secretResponse, 'The secret, masked'), ...errors, ...unknownSecret, ...bodyErrors },
 });
 
@@ -120,7 +137,12 @@ const removeOwnerRoute = createRoute({
   security,
   middleware: guard('secrets.secret.write'),
   request: { params: secretId.extend({ ownerId: z.uuid().openapi({ param: { name: 'ownerId', in: 'path' } }) }) },
-  responses: { 200: json(secretResponse, 'The secret, masked'), ...errors, ...unknownSecret, ...conflictError('It would be left without an owner') },
+  responses: {
+    200: json(secretResponse, 'The secret, masked'),
+    ...errors,
+    ...unknownSecret,
+    ...conflictError('It would be left without an owner'),
+  },
 });
 
 const rotate = createRoute({
@@ -132,7 +154,10 @@ const rotate = createRoute({
     'Run once every replica runs with the new SECRETS_MASTER_KEY and the old one in SECRETS_OLD_MASTER_KEYS. Secrets are not re-encrypted and stay readable throughout; afterwards the old key can be dropped.',
   security,
   middleware: guard('all'),
-  responses: { 200: json(z.object({ data: z.object({ masterKeyId: z.string(), rewrapped: z.number() }) }).openapi('MasterKeyRotation'), 'Done'), ...errors },
+  responses: {
+    200: json(z.object({ data: z.object({ masterKeyId: z.string(), rewrapped: z.number() }) }).openapi('MasterKeyRotation'), 'Done'),
+    ...errors,
+  },
 });
 
 /** `/api/v1/secrets`: credentials for the steps of flows, encrypted per tenant. */
@@ -141,23 +166,34 @@ export function secretRoutes() {
     .openapi(rotate, async (c) => {
       const services = c.get('services');
       const rewrapped = await transact(services, (tx) => services.keys.rewrapAll(tx));
-      services.logger.info({ rewrapped, masterKeyId: services.keys.currentMasterKeyId }, 'data keys re-wrapped with the current master key');
+      services.logger.info(
+        { rewrapped, masterKeyId: services.keys.currentMasterKeyId },
+        'data keys re-wrapped with the current master key',
+      );
       return c.json({ data: { masterKeyId: services.keys.currentMasterKeyId, rewrapped } }, 200);
     })
     .openapi(list, async (c) => {
       const query = c.req.valid('query');
       const paging = page(query);
-      const { secrets, total } = await listSecrets(c.get('services'), c.get('principal'), { type: query['filter[type]'], limit: paging.limit, offset: paging.offset });
+      const { secrets, total } = await listSecrets(c.get('services'), c.get('principal'), {
+        type: query['filter[type]'],
+        limit: paging.limit,
+        offset: paging.offset,
+      });
       return c.json({ data: secrets, meta: paging.meta(total) }, 200);
     })
     .openapi(create, async (c) => c.json({ data: await createSecret(c.get('services'), c.get('principal'), c.req.valid('json')) }, 201))
     .openapi(read, async (c) => c.json({ data: await readSecret(c.get('services'), c.get('principal'), c.req.valid('param').id) }, 200))
-    .openapi(patch, async (c) => c.json({ data: await updateSecret(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200))
+    .openapi(patch, async (c) =>
+      c.json({ data: await updateSecret(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json')) }, 200),
+    )
     .openapi(remove, async (c) => {
       await deleteSecret(c.get('services'), c.get('principal'), c.req.valid('param').id);
       return c.body(null, 204);
     })
-    .openapi(addOwnerRoute, async (c) => c.json({ data: await addOwner(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json').id) }, 200))
+    .openapi(addOwnerRoute, async (c) =>
+      c.json({ data: await addOwner(c.get('services'), c.get('principal'), c.req.valid('param').id, c.req.valid('json').id) }, 200),
+    )
     .openapi(removeOwnerRoute, async (c) => {
       const { id, ownerId } = c.req.valid('param');
       return c.json({ data: await removeOwner(c.get('services'), c.get('principal'), id, ownerId) }, 200);

@@ -49,22 +49,39 @@ async function sealValue(services: Services, db: Database, tenantId: string, id:
 }
 
 /** An auth client's secret, sealed with its tenant's data key and its row id bound in. */
-export async function sealClientSecret(services: Services, db: Database, client: { id: string; tenantId: string }, secret: string): Promise<string> {
+export async function sealClientSecret(
+  services: Services,
+  db: Database,
+  client: { id: string; tenantId: string },
+  secret: string,
+): Promise<string> {
   return seal(await services.keys.dataKey(db, client.tenantId), Buffer.from(secret, 'utf8'), `auth-client:${client.id}`);
 }
 
-export async function openClientSecret(services: Services, client: { id: string; tenantId: string; clientSecret: string }): Promise<string> {
+export async function openClientSecret(
+  services: Services,
+  client: { id: string; tenantId: string; clientSecret: string },
+): Promise<string> {
   return open(await services.keys.dataKey(services.db, client.tenantId), client.clientSecret, `auth-client:${client.id}`).toString('utf8');
 }
 
-async function openValue(services: Services, db: Database, row: { id: string; tenantId: string; value: string }): Promise<Record<string, unknown>> {
+async function openValue(
+  services: Services,
+  db: Database,
+  row: { id: string; tenantId: string; value: string },
+): Promise<Record<string, unknown>> {
   return JSON.parse(open(await services.keys.dataKey(db, row.tenantId), row.value, context(row.id)).toString('utf8'));
 }
 
 /** Checks a value against its type's schema: one 400 message per broken rule. */
 function checkValue(type: SecretType, value: unknown): SecretValue {
   const parsed = secretValueSchemas[type].safeParse(value);
-  if (!parsed.success) throw new ApiError(400, parsed.error.issues.map((issue) => describeIssue({ ...issue, path: ['value', ...issue.path] }, 'value')).join('; '), 'validation_error');
+  if (!parsed.success)
+    throw new ApiError(
+      400,
+      parsed.error.issues.map((issue) => describeIssue({ ...issue, path: ['value', ...issue.path] }, 'value')).join('; '),
+      'validation_error',
+    );
   return parsed.data;
 }
 
@@ -73,11 +90,18 @@ function visible(principal: Principal, ...more: (SQL | undefined)[]): SQL | unde
   const scope = tenantScope(principal);
   if (scope === null) return and(...more);
   const ownedBy = (owner: Owner) => sql`${secrets.owners} @> ${JSON.stringify([owner])}::jsonb`;
-  return and(eq(secrets.tenantId, scope), or(ownedBy({ id: principal.userId, type: 'user' }), ownedBy({ id: scope, type: 'tenant' })), ...more);
+  return and(
+    eq(secrets.tenantId, scope),
+    or(ownedBy({ id: principal.userId, type: 'user' }), ownedBy({ id: scope, type: 'tenant' })),
+    ...more,
+  );
 }
 
 async function findSecret(db: Database, principal: Principal, id: string): Promise<SecretRow> {
-  const [row] = await db.select().from(secrets).where(visible(principal, eq(secrets.id, id)));
+  const [row] = await db
+    .select()
+    .from(secrets)
+    .where(visible(principal, eq(secrets.id, id)));
   if (!row) throw notFound(`No secret ${id} that you may see`);
   return row;
 }
@@ -92,7 +116,11 @@ export type FlowUser = { userId: string; tenantId: string | null };
  */
 const readableForFlow = (row: SecretRow, user: FlowUser, tenantId: string) =>
   row.tenantId === tenantId &&
-  row.owners.some((owner) => (owner.type === 'user' && owner.id === user.userId) || (owner.type === 'tenant' && owner.id === tenantId && user.tenantId === tenantId));
+  row.owners.some(
+    (owner) =>
+      (owner.type === 'user' && owner.id === user.userId) ||
+      (owner.type === 'tenant' && owner.id === tenantId && user.tenantId === tenantId),
+  );
 
 /**
  * Which of `ids` `user` may not have a flow of `tenantId` use, unknown ones alike (so nobody
@@ -100,7 +128,13 @@ const readableForFlow = (row: SecretRow, user: FlowUser, tenantId: string) =>
  */
 export async function unreadableSecrets(db: Database, user: FlowUser, tenantId: string, ids: string[]): Promise<Set<string>> {
   const known = [...new Set(ids.filter(isUuid))];
-  const rows = known.length > 0 ? await db.select().from(secrets).where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, known))) : [];
+  const rows =
+    known.length > 0
+      ? await db
+          .select()
+          .from(secrets)
+          .where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, known)))
+      : [];
   const readable = new Set(rows.filter((row) => readableForFlow(row, user, tenantId)).map((row) => row.id));
   return new Set(ids.filter((id) => !readable.has(id)));
 }
@@ -109,13 +143,23 @@ export async function unreadableSecrets(db: Database, user: FlowUser, tenantId: 
  * A step token reads exactly the credential its step names (`credentials_id`), in its flow's
  * tenant, and only while the user it acts for may still read it.
  */
-async function findStepCredential(db: Database, principal: Principal, step: { flowId: string; stepId: string }, id: string): Promise<SecretRow> {
+async function findStepCredential(
+  db: Database,
+  principal: Principal,
+  step: { flowId: string; stepId: string },
+  id: string,
+): Promise<SecretRow> {
   const [flow] = await db.select({ graph: flows.graph, tenantId: flows.tenantId }).from(flows).where(eq(flows.id, step.flowId));
   const node = flow?.graph.nodes.find((n) => n.id === step.stepId);
   if (!flow || node?.credentials_id !== id) throw forbidden(`This step token may read only the credential of step ${step.stepId}`);
-  const [row] = await db.select().from(secrets).where(and(eq(secrets.id, id), eq(secrets.tenantId, flow.tenantId)));
+  const [row] = await db
+    .select()
+    .from(secrets)
+    .where(and(eq(secrets.id, id), eq(secrets.tenantId, flow.tenantId)));
   if (!row || !readableForFlow(row, principal, flow.tenantId)) {
-    throw forbidden(`The user this step acts for (who started the flow) may not read secret ${id}: a step reads only secrets that user owns or the tenant shares`);
+    throw forbidden(
+      `The user this step acts for (who started the flow) may not read secret ${id}: a step reads only secrets that user owns or the tenant shares`,
+    );
   }
   return row;
 }
@@ -138,10 +182,20 @@ async function present(services: Services, row: SecretRow, raw: boolean): Promis
   };
 }
 
-export async function listSecrets(services: Services, principal: Principal, query: { type?: SecretType; limit: number; offset: number }): Promise<{ secrets: Secret[]; total: number }> {
+export async function listSecrets(
+  services: Services,
+  principal: Principal,
+  query: { type?: SecretType; limit: number; offset: number },
+): Promise<{ secrets: Secret[]; total: number }> {
   const where = visible(principal, query.type ? eq(secrets.type, query.type) : undefined);
   const [rows, [counted]] = await Promise.all([
-    services.db.select().from(secrets).where(where).orderBy(desc(secrets.createdAt), desc(secrets.id)).limit(query.limit).offset(query.offset),
+    services.db
+      .select()
+      .from(secrets)
+      .where(where)
+      .orderBy(desc(secrets.createdAt), desc(secrets.id))
+      .limit(query.limit)
+      .offset(query.offset),
     services.db.select({ total: count() }).from(secrets).where(where),
   ]);
   return { secrets: await Promise.all(rows.map((row) => present(services, row, false))), total: counted?.total ?? 0 };
@@ -152,7 +206,9 @@ export async function listSecrets(services: Services, principal: Principal, quer
  * of secrets.secret.readRaw, each such read recorded in the audit log.
  */
 export async function readSecret(services: Services, principal: Principal, id: string): Promise<Secret> {
-  const found = principal.step ? await findStepCredential(services.db, principal, principal.step, id) : await findSecret(services.db, principal, id);
+  const found = principal.step
+    ? await findStepCredential(services.db, principal, principal.step, id)
+    : await findSecret(services.db, principal, id);
   const row = await refreshIfDue(services, found);
   const raw = principal.step !== null || grants(principal.permissions, 'secrets.secret.readRaw');
   if (raw) {
@@ -173,7 +229,11 @@ export interface SecretCreate {
 }
 
 /** Creates a secret owned by `actor` (the caller, or the user who started an OAuth2 flow) in their tenant. */
-export async function createSecret(services: Services, actor: { userId: string; tenantId: string | null }, input: SecretCreate): Promise<Secret> {
+export async function createSecret(
+  services: Services,
+  actor: { userId: string; tenantId: string | null },
+  input: SecretCreate,
+): Promise<Secret> {
   const { tenantId } = actor;
   if (!tenantId) throw forbidden('Your account belongs to no tenant; secrets belong to a tenant');
   const value = checkValue(input.type, input.value);
@@ -191,7 +251,10 @@ export async function createSecret(services: Services, actor: { userId: string; 
         type: input.type,
         value: await sealValue(services, tx, tenantId, id, value),
         authClientId: input.authClientId,
-        expiresAt: input.type === 'OAUTH2' && (value as SecretValue<'OAUTH2'>).expiresAt ? new Date((value as SecretValue<'OAUTH2'>).expiresAt!) : null,
+        expiresAt:
+          input.type === 'OAUTH2' && (value as SecretValue<'OAUTH2'>).expiresAt
+            ? new Date((value as SecretValue<'OAUTH2'>).expiresAt!)
+            : null,
       })
       .returning();
     await emit(tx, SERVICE_NAME, 'secrets.secret.created', { id, tenant: tenantId, user: actor.userId });
@@ -201,12 +264,20 @@ export async function createSecret(services: Services, actor: { userId: string; 
 }
 
 async function requireAuthClient(db: Database, tenantId: string, id: string): Promise<void> {
-  const [client] = await db.select({ id: authClients.id }).from(authClients).where(and(eq(authClients.id, id), eq(authClients.tenantId, tenantId)));
+  const [client] = await db
+    .select({ id: authClients.id })
+    .from(authClients)
+    .where(and(eq(authClients.id, id), eq(authClients.tenantId, tenantId)));
   if (!client) throw badRequest(`authClientId: no auth client ${id} in your tenant`);
 }
 
 /** Renames a secret, replaces its value, or shares or unshares it with the tenant. */
-export async function updateSecret(services: Services, principal: Principal, id: string, patch: { name?: string; value?: unknown; shared?: boolean }): Promise<Secret> {
+export async function updateSecret(
+  services: Services,
+  principal: Principal,
+  id: string,
+  patch: { name?: string; value?: unknown; shared?: boolean },
+): Promise<Secret> {
   const row = await transact(services, async (tx) => {
     const current = await findSecret(tx, principal, id);
     const changes: Partial<typeof secrets.$inferInsert> = { name: patch.name, updatedAt: new Date() };
@@ -221,7 +292,8 @@ export async function updateSecret(services: Services, principal: Principal, id:
     if (patch.shared !== undefined) {
       const others = current.owners.filter((owner) => owner.type !== 'tenant');
       changes.owners = patch.shared ? [...others, { id: current.tenantId, type: 'tenant' }] : others;
-      if (changes.owners.length === 0) throw conflict('A secret needs an owner: it is shared with the tenant only, so it cannot be unshared');
+      if (changes.owners.length === 0)
+        throw conflict('A secret needs an owner: it is shared with the tenant only, so it cannot be unshared');
     }
     const [updated] = await tx.update(secrets).set(changes).where(eq(secrets.id, id)).returning();
     await emit(tx, SERVICE_NAME, 'secrets.secret.modified', { id, tenant: current.tenantId, user: principal.userId });
@@ -234,10 +306,17 @@ export async function updateSecret(services: Services, principal: Principal, id:
 export async function addOwner(services: Services, principal: Principal, id: string, userId: string): Promise<Secret> {
   const row = await transact(services, async (tx) => {
     const current = await findSecret(tx, principal, id);
-    const [user] = await tx.select({ id: users.id }).from(users).where(and(eq(users.id, userId), eq(users.tenantId, current.tenantId)));
+    const [user] = await tx
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.id, userId), eq(users.tenantId, current.tenantId)));
     if (!user) throw badRequest(`No user ${userId} in the secret's tenant`);
     if (current.owners.some((owner) => owner.id === userId)) return current;
-    const [updated] = await tx.update(secrets).set({ owners: [...current.owners, { id: userId, type: 'user' }], updatedAt: new Date() }).where(eq(secrets.id, id)).returning();
+    const [updated] = await tx
+      .update(secrets)
+      .set({ owners: [...current.owners, { id: userId, type: 'user' }], updatedAt: new Date() })
+      .where(eq(secrets.id, id))
+      .returning();
     await emit(tx, SERVICE_NAME, 'secrets.secret.modified', { id, tenant: current.tenantId, user: principal.userId });
     return updated!;
   });
@@ -281,7 +360,10 @@ async function refreshIfDue(services: Services, row: SecretRow): Promise<SecretR
     .where(and(eq(secrets.id, row.id), or(isNull(secrets.refreshLockedUntil), lt(secrets.refreshLockedUntil, now))))
     .returning();
   if (!locked) return waitForRefresh(services, row);
-  if (locked.updatedAt.getTime() !== row.updatedAt.getTime() && (!locked.expiresAt || locked.expiresAt.getTime() - Date.now() > REFRESH_MARGIN_MS)) {
+  if (
+    locked.updatedAt.getTime() !== row.updatedAt.getTime() &&
+    (!locked.expiresAt || locked.expiresAt.getTime() - Date.now() > REFRESH_MARGIN_MS)
+  ) {
     // Another reader refreshed between our read and our lock.
     await db.update(secrets).set({ refreshLockedUntil: null }).where(eq(secrets.id, row.id));
     return { ...locked, refreshLockedUntil: null };
@@ -336,7 +418,10 @@ async function waitForRefresh(services: Services, row: SecretRow): Promise<Secre
 /** A deleted user's secrets, within the caller's transaction: those only they owned go, the others lose them as an owner. */
 export async function forgetUser(tx: Database, tenantId: string | null, userId: string): Promise<{ deleted: number; reowned: number }> {
   const ownedBy = sql`${secrets.owners} @> ${JSON.stringify([{ id: userId, type: 'user' }])}::jsonb`;
-  const rows = await tx.select().from(secrets).where(and(tenantId ? eq(secrets.tenantId, tenantId) : undefined, ownedBy));
+  const rows = await tx
+    .select()
+    .from(secrets)
+    .where(and(tenantId ? eq(secrets.tenantId, tenantId) : undefined, ownedBy));
   let deleted = 0;
   for (const row of rows) {
     const owners = row.owners.filter((owner) => owner.id !== userId);
@@ -356,9 +441,13 @@ export async function forgetUser(tx: Database, tenantId: string | null, userId: 
 async function apiKeyRows(db: Database, tenantId: string, ids: string[]): Promise<SecretRow[]> {
   const unique = [...new Set(ids)];
   if (unique.length === 0) return [];
-  const rows = await db.select().from(secrets).where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, unique)));
+  const rows = await db
+    .select()
+    .from(secrets)
+    .where(and(eq(secrets.tenantId, tenantId), inArray(secrets.id, unique)));
   const wrong = unique.filter((id) => rows.find((row) => row.id === id)?.type !== 'API_KEY');
-  if (wrong.length > 0) throw badRequest(`No API_KEY secret ${wrong.join(', ')} in the flow's tenant (webhook auth names its secrets by id)`);
+  if (wrong.length > 0)
+    throw badRequest(`No API_KEY secret ${wrong.join(', ')} in the flow's tenant (webhook auth names its secrets by id)`);
   return rows;
 }
 
@@ -368,7 +457,12 @@ export async function checkApiKeySecrets(db: Database, tenantId: string, ids: st
 }
 
 /** The keys of API_KEY secrets, decrypted, for the control plane's own use (the edge's webhook auth). */
-export async function apiKeyValues(services: Services, tenantId: string, ids: string[], db: Database = services.db): Promise<Map<string, string>> {
+export async function apiKeyValues(
+  services: Services,
+  tenantId: string,
+  ids: string[],
+  db: Database = services.db,
+): Promise<Map<string, string>> {
   const rows = await apiKeyRows(db, tenantId, ids);
   const values = await Promise.all(rows.map(async (row) => [row.id, String((await openValue(services, db, row)).key)] as const));
   return new Map(values);

@@ -59,7 +59,8 @@ export class AmqpFleetBroker implements FleetBroker {
       const queue = names.stepQueue(step.id);
       await channel.assertQueue(queue, { durable: true, arguments: QUORUM });
       await channel.bindQueue(queue, names.exchange, names.stepBinding(step.id));
-      if (step.first) await channel.bindQueue(queue, entryExchange(this.namespace), '', { 'x-match': 'all', [FLOW_ID_HEADER]: spec.flowId });
+      if (step.first)
+        await channel.bindQueue(queue, entryExchange(this.namespace), '', { 'x-match': 'all', [FLOW_ID_HEADER]: spec.flowId });
     }
     for (let level = 1; level <= spec.retry.levels; level++) {
       const queue = names.retryQueue(level);

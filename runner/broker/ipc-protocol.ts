@@ -7,7 +7,16 @@ export type WorkerToBroker =
   | { t: 'cancel' }
   | { t: 'ack'; tag: number }
   | { t: 'nack'; tag: number; requeue: boolean }
-  | { t: 'publish'; id: number; to: 'step' | 'retry' | 'event'; routingKey: string; body: string; messageId: string; type?: string; headers: Record<string, unknown> };
+  | {
+      t: 'publish';
+      id: number;
+      to: 'step' | 'retry' | 'event';
+      routingKey: string;
+      body: string;
+      messageId: string;
+      type?: string;
+      headers: Record<string, unknown>;
+    };
 
 export type BrokerToWorker =
   | { t: 'deliver'; tag: number; body: string; messageId?: string; type?: string; headers: Record<string, unknown>; deliveryCount: number }

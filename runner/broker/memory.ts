@@ -40,7 +40,15 @@ class Queue {
       const message = this.messages.shift()!;
       const tag = tags.next++;
       consumer.unacked.set(tag, message);
-      const deliver: BrokerToWorker = { t: 'deliver', tag, body: message.body, messageId: message.messageId, type: message.type, headers: message.headers, deliveryCount: message.deliveryCount };
+      const deliver: BrokerToWorker = {
+        t: 'deliver',
+        tag,
+        body: message.body,
+        messageId: message.messageId,
+        type: message.type,
+        headers: message.headers,
+        deliveryCount: message.deliveryCount,
+      };
       consumer.child.send(deliver);
     }
   }
@@ -94,7 +102,13 @@ export class MemoryFleetBroker implements FleetBroker {
           this.logger.debug({ flowId, eventId: event.headers.id }, 'flow.executed for a flow this runner does not run');
           return;
         }
-        this.enqueue(flow, first.id, { body: JSON.stringify(event), messageId: event.headers.id, type: 'flow.executed', headers: {}, deliveryCount: 0 });
+        this.enqueue(flow, first.id, {
+          body: JSON.stringify(event),
+          messageId: event.headers.id,
+          type: 'flow.executed',
+          headers: {},
+          deliveryCount: 0,
+        });
       },
     });
   }
@@ -138,7 +152,8 @@ export class MemoryFleetBroker implements FleetBroker {
         case 'publish':
           this.publish(flowId, message).then(
             () => child.connected && child.send({ t: 'confirm', id: message.id } satisfies BrokerToWorker),
-            (error: Error) => child.connected && child.send({ t: 'confirm', id: message.id, error: error.message } satisfies BrokerToWorker),
+            (error: Error) =>
+              child.connected && child.send({ t: 'confirm', id: message.id, error: error.message } satisfies BrokerToWorker),
           );
           return;
       }
@@ -161,10 +176,13 @@ export class MemoryFleetBroker implements FleetBroker {
     const stored = { body: message.body, messageId: message.messageId, type: message.type, headers: message.headers, deliveryCount: 0 };
     if (message.to === 'step') return this.enqueue(flow, stepId, stored);
     // A retry waits for its level's delay, as in a RabbitMQ retry queue.
-    const timer = setTimeout(() => {
-      flow.timers.delete(timer);
-      this.enqueue(flow, stepId, stored);
-    }, retryDelayMs(flow.spec.retry, Number(word)));
+    const timer = setTimeout(
+      () => {
+        flow.timers.delete(timer);
+        this.enqueue(flow, stepId, stored);
+      },
+      retryDelayMs(flow.spec.retry, Number(word)),
+    );
     flow.timers.add(timer);
   }
 

@@ -10,6 +10,10 @@ import { readFields, recordFields } from './fields.js';
  */
 export const record: StepFunction = (message, fields, context) => {
   const { label } = readFields(recordFields, fields, 'debug.record');
-  context.log.info(label ? `debug: ${label}` : 'debug', { messageId: message.id, data: capPayload(message.data), headers: Object.keys(message.headers ?? {}) });
+  context.log.info(label ? `debug: ${label}` : 'debug', {
+    messageId: message.id,
+    data: capPayload(message.data),
+    headers: Object.keys(message.headers ?? {}),
+  });
   context.emit(message.data ?? null, { headers: message.headers ?? {}, attachments: message.attachments ?? {} });
 };

@@ -25,12 +25,22 @@ interface JsonataError {
 }
 
 const isJsonataError = (error: unknown): error is JsonataError =>
-  typeof error === 'object' && error !== null && typeof (error as JsonataError).code === 'string' && typeof (error as JsonataError).message === 'string';
+  typeof error === 'object' &&
+  error !== null &&
+  typeof (error as JsonataError).code === 'string' &&
+  typeof (error as JsonataError).message === 'string';
 
 /** `fields.<field>: <JSONata's message> (JSONata <code> at position <n>, near "<token>")`. */
 function expressionError(error: unknown, field: string): Error {
-  if (!isJsonataError(error)) return error instanceof Error ? new Error(`fields.${field}: ${error.message}`, { cause: error }) : new Error(`fields.${field}: ${String(error)}`);
-  const where = [`JSONata ${error.code}`, error.position === undefined ? null : `at position ${error.position}`, error.token === undefined ? null : `near "${error.token}"`];
+  if (!isJsonataError(error))
+    return error instanceof Error
+      ? new Error(`fields.${field}: ${error.message}`, { cause: error })
+      : new Error(`fields.${field}: ${String(error)}`);
+  const where = [
+    `JSONata ${error.code}`,
+    error.position === undefined ? null : `at position ${error.position}`,
+    error.token === undefined ? null : `near "${error.token}"`,
+  ];
   return new Error(`fields.${field}: ${error.message} (${where.filter(Boolean).join(', ')})`);
 }
 
@@ -38,7 +48,11 @@ function expressionError(error: unknown, field: string): Error {
 const options = { timeout: EXPRESSION_TIMEOUT_MS, RegexEngine: LinearRegExp as unknown as RegExpConstructor };
 
 /** JSONata's own `$toMillis`, as its expressions find it. */
-const nativeToMillis = ((await jsonata('$toMillis').evaluate({})) as { implementation: (this: unknown, timestamp?: string, picture?: string) => number | undefined }).implementation;
+const nativeToMillis = (
+  (await jsonata('$toMillis').evaluate({})) as {
+    implementation: (this: unknown, timestamp?: string, picture?: string) => number | undefined;
+  }
+).implementation;
 
 /** `new RegExp(source, flags)` as JSONata's date parsing calls it, with RE2 behind it. */
 function LinearRegExpConstructor(source: string, flags = ''): LinearRegExp {
@@ -107,7 +121,8 @@ export async function evaluate(source: string, message: StepMessage, field: stri
   }
 }
 
-const isLambda = (value: unknown) => typeof value === 'function' || (typeof value === 'object' && value !== null && '_jsonata_lambda' in value);
+const isLambda = (value: unknown) =>
+  typeof value === 'function' || (typeof value === 'object' && value !== null && '_jsonata_lambda' in value);
 
 /**
  * A JSONata result as plain JSON: its sequences become arrays, functions inside it are left out.

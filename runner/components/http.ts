@@ -35,11 +35,13 @@ async function buildUrl(fields: RequestFields, message: StepMessage): Promise<UR
     url = new URL(fields.url!);
   }
   const extra = await fromExpression(fields, 'query', message);
-  if (extra !== undefined && extra !== null && !isRecord(extra)) throw new Error('fields.queryExpression: must give an object of query parameters');
+  if (extra !== undefined && extra !== null && !isRecord(extra))
+    throw new Error('fields.queryExpression: must give an object of query parameters');
   for (const [name, value] of Object.entries({ ...fields.query, ...(extra as Record<string, unknown> | undefined) })) {
     for (const item of Array.isArray(value) ? value : [value]) {
       if (item === null || item === undefined) continue;
-      if (!isScalar(item)) throw new Error(`fields.queryExpression: query parameter "${name}" must be a string, number or boolean (or an array of them)`);
+      if (!isScalar(item))
+        throw new Error(`fields.queryExpression: query parameter "${name}" must be a string, number or boolean (or an array of them)`);
       url.searchParams.append(name, String(item));
     }
   }
@@ -57,7 +59,8 @@ async function buildHeaders(fields: RequestFields, message: StepMessage): Promis
   };
   for (const [name, value] of Object.entries(fields.headers ?? {})) set('headers', name, value);
   const extra = await fromExpression(fields, 'headers', message);
-  if (extra !== undefined && extra !== null && !isRecord(extra)) throw new Error('fields.headersExpression: must give an object of headers');
+  if (extra !== undefined && extra !== null && !isRecord(extra))
+    throw new Error('fields.headersExpression: must give an object of headers');
   for (const [name, value] of Object.entries(extra ?? {})) {
     if (value === null || value === undefined) continue;
     if (!isScalar(value)) throw new Error(`fields.headersExpression: header "${name}" must be a string, number or boolean`);
@@ -82,7 +85,8 @@ async function buildBody(fields: RequestFields, message: StepMessage): Promise<{
       for (const [name, value] of Object.entries(body)) {
         for (const item of Array.isArray(value) ? value : [value]) {
           if (item === null || item === undefined) continue;
-          if (!isScalar(item)) throw new Error(`fields.${field}: form field "${name}" must be a string, number or boolean (or an array of them)`);
+          if (!isScalar(item))
+            throw new Error(`fields.${field}: form field "${name}" must be a string, number or boolean (or an array of them)`);
           form.append(name, String(item));
         }
       }
@@ -100,14 +104,18 @@ async function buildBody(fields: RequestFields, message: StepMessage): Promise<{
 function credentialHeader(secret: Record<string, unknown> | null): [string, string] | null {
   if (!secret) return null;
   if (typeof secret.accessToken === 'string') {
-    const type = typeof secret.tokenType === 'string' && secret.tokenType && !/^bearer$/i.test(secret.tokenType) ? secret.tokenType : 'Bearer';
+    const type =
+      typeof secret.tokenType === 'string' && secret.tokenType && !/^bearer$/i.test(secret.tokenType) ? secret.tokenType : 'Bearer';
     return ['authorization', `${type} ${secret.accessToken}`];
   }
-  if (typeof secret.key === 'string') return [typeof secret.headerName === 'string' && secret.headerName ? secret.headerName : 'x-api-key', secret.key];
+  if (typeof secret.key === 'string')
+    return [typeof secret.headerName === 'string' && secret.headerName ? secret.headerName : 'x-api-key', secret.key];
   if (typeof secret.username === 'string' && typeof secret.passphrase === 'string') {
     return ['authorization', `Basic ${Buffer.from(`${secret.username}:${secret.passphrase}`, 'utf8').toString('base64')}`];
   }
-  throw new Error('http.request: the step’s credential is not an OAUTH2, API_KEY or SIMPLE secret (a MIXED secret says nothing of how to authenticate a request)');
+  throw new Error(
+    'http.request: the step’s credential is not an OAUTH2, API_KEY or SIMPLE secret (a MIXED secret says nothing of how to authenticate a request)',
+  );
 }
 
 /** A response too large to read: it fails the input (a retry would get the same). */
@@ -133,7 +141,10 @@ async function readBody(response: Response, target: string): Promise<Uint8Array>
 
 const isJsonType = (type: string) => type === 'application/json' || type.endsWith('+json');
 const isTextType = (type: string) =>
-  type === '' || type.startsWith('text/') || type.endsWith('+xml') || ['application/xml', 'application/javascript', 'application/x-www-form-urlencoded'].includes(type);
+  type === '' ||
+  type.startsWith('text/') ||
+  type.endsWith('+xml') ||
+  ['application/xml', 'application/javascript', 'application/x-www-form-urlencoded'].includes(type);
 
 /** JSON bodies parsed (left as text when they do not parse), text as text, anything else as base64. */
 function decodeBody(bytes: Uint8Array, contentType: string | null): { body: unknown; bodyEncoding?: 'base64' } {
@@ -186,7 +197,13 @@ export const request: StepFunction = async (message, rawFields, context: StepCon
   let response: Response;
   let bytes: Uint8Array;
   try {
-    response = await context.fetch(url, { method: fields.method, headers, body: body?.body, signal, credentialHeaders: auth ? [auth[0]] : [] });
+    response = await context.fetch(url, {
+      method: fields.method,
+      headers,
+      body: body?.body,
+      signal,
+      credentialHeaders: auth ? [auth[0]] : [],
+    });
   } catch (error) {
     // A private address (or a redirect loop) stays refused however often it is tried.
     const refused = outboundRefusal(error);
@@ -204,12 +221,20 @@ export const request: StepFunction = async (message, rawFields, context: StepCon
   const { status } = response;
   if (status === 429 || status >= 500) {
     const retryAfter = response.headers.get('retry-after');
-    context.rebound(`${target} answered ${status}${response.statusText ? ` ${response.statusText}` : ''}${retryAfter ? ` (Retry-After: ${retryAfter})` : ''}`);
+    context.rebound(
+      `${target} answered ${status}${response.statusText ? ` ${response.statusText}` : ''}${retryAfter ? ` (Retry-After: ${retryAfter})` : ''}`,
+    );
   }
   const decoded = decodeBody(bytes, response.headers.get('content-type'));
   if (status >= 400 && fields.failOnHttpError) {
     const text =
-      decoded.body === null ? '' : decoded.bodyEncoding ? `(${bytes.byteLength} bytes of ${response.headers.get('content-type')})` : typeof decoded.body === 'string' ? decoded.body : JSON.stringify(decoded.body);
+      decoded.body === null
+        ? ''
+        : decoded.bodyEncoding
+          ? `(${bytes.byteLength} bytes of ${response.headers.get('content-type')})`
+          : typeof decoded.body === 'string'
+            ? decoded.body
+            : JSON.stringify(decoded.body);
     const start = text.length > ERROR_BODY_CHARS ? `${text.slice(0, ERROR_BODY_CHARS)}…` : text;
     throw new Error(`${target} answered ${status}${response.statusText ? ` ${response.statusText}` : ''}${start ? `: ${start}` : ''}`);
   }

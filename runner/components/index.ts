@@ -38,14 +38,20 @@ const builtin = (id: string, name: string, description: string, functions: Compo
 });
 
 export const BUILTIN_COMPONENTS: readonly BuiltinComponent[] = [
-  builtin('b1000000-0000-4000-8000-000000000001', 'webhook', 'The first step of a webhook or schedule flow: passes on what the trigger received.', [
-    {
-      name: 'receive',
-      kind: 'trigger',
-      description: 'Emits the incoming request body (a GET webhook: its query; a schedule: its times) as the data, with the request headers as the output’s headers.',
-      fields: fieldsOf(receiveFields),
-    },
-  ]),
+  builtin(
+    'b1000000-0000-4000-8000-000000000001',
+    'webhook',
+    'The first step of a webhook or schedule flow: passes on what the trigger received.',
+    [
+      {
+        name: 'receive',
+        kind: 'trigger',
+        description:
+          'Emits the incoming request body (a GET webhook: its query; a schedule: its times) as the data, with the request headers as the output’s headers.',
+        fields: fieldsOf(receiveFields),
+      },
+    ],
+  ),
   builtin('b1000000-0000-4000-8000-000000000002', 'http', 'HTTP requests, authenticated with the step’s credential.', [
     {
       name: 'request',
@@ -68,7 +74,8 @@ export const BUILTIN_COMPONENTS: readonly BuiltinComponent[] = [
     {
       name: 'filter',
       kind: 'action',
-      description: 'Passes the input data on unchanged when the JSONata condition is true (as $boolean sees it), and emits nothing when it is false.',
+      description:
+        'Passes the input data on unchanged when the JSONata condition is true (as $boolean sees it), and emits nothing when it is false.',
       fields: fieldsOf(filterFields),
     },
   ]),

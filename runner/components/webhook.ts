@@ -16,6 +16,13 @@ export const receive: StepFunction = (message, fields, context) => {
   const data =
     output === 'body'
       ? message.data
-      : { body: message.data, method: message.method ?? null, query: message.query ?? {}, url: message.url ?? null, pathSuffix: message.pathSuffix ?? null, headers };
+      : {
+          body: message.data,
+          method: message.method ?? null,
+          query: message.query ?? {},
+          url: message.url ?? null,
+          pathSuffix: message.pathSuffix ?? null,
+          headers,
+        };
   context.emit(data ?? null, { headers });
 };

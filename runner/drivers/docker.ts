@@ -27,7 +27,15 @@ import type { Logger } from 'pino';
 import { STEP_DEFAULTS } from '../../protocol/fleet.js';
 import { COMPONENT_MODULE_IN_IMAGE, WORKER_ENTRY_IN_IMAGE, WORKER_USER } from '../images.js';
 import { encodeSecrets, READY_MARK, WORKER_ENV, type WorkerConfig, type WorkerSecrets } from '../worker/config.js';
-import { workerName, type Adoption, type RunningWorker, type StepDriver, type WorkerKey, type WorkerLaunch, type WorkerObserver } from './types.js';
+import {
+  workerName,
+  type Adoption,
+  type RunningWorker,
+  type StepDriver,
+  type WorkerKey,
+  type WorkerLaunch,
+  type WorkerObserver,
+} from './types.js';
 
 export const DOCKER_LABELS = {
   runner: 'hookline.runner',
@@ -155,19 +163,26 @@ export class DockerDriver implements StepDriver {
     this.runnerName = options.runnerName;
     this.logger = options.logger.child({ driver: 'docker' });
     this.grace = options.stopGraceSeconds ?? 10;
-    this.backoff = { initialMs: options.backoff?.initialMs ?? 1000, maxMs: options.backoff?.maxMs ?? 30_000, healthyAfterMs: options.backoff?.healthyAfterMs ?? 60_000 };
+    this.backoff = {
+      initialMs: options.backoff?.initialMs ?? 1000,
+      maxMs: options.backoff?.maxMs ?? 30_000,
+      healthyAfterMs: options.backoff?.healthyAfterMs ?? 60_000,
+    };
   }
 
   async check(config: WorkerConfig): Promise<string | null> {
     const step = config.step;
-    if (config.broker.kind !== 'amqp') return `step ${step.id}: the docker driver needs RabbitMQ (the runner's AMQP_URL); without one, steps run as processes`;
+    if (config.broker.kind !== 'amqp')
+      return `step ${step.id}: the docker driver needs RabbitMQ (the runner's AMQP_URL); without one, steps run as processes`;
     const image = step.component.image;
-    if (!image) return `step ${step.id}: component ${step.component.name} has no image, and the docker driver runs each step in its component's image`;
+    if (!image)
+      return `step ${step.id}: component ${step.component.name} has no image, and the docker driver runs each step in its component's image`;
     try {
       await this.docker.getImage(image).inspect();
       return null;
     } catch (error) {
-      if (statusOf(error) === 404) return `image ${image} is not on this runner's Docker engine: build it with npm run images or docker load it`;
+      if (statusOf(error) === 404)
+        return `image ${image} is not on this runner's Docker engine: build it with npm run images or docker load it`;
       return `this runner's Docker engine does not answer (${messageOf(error)})`;
     }
   }
@@ -273,15 +288,26 @@ export class DockerDriver implements StepDriver {
     } catch (error) {
       if (statusOf(error) !== 409) throw error;
       this.logger.warn({ container: spec.name }, 'removing a container of the same name left behind');
-      await this.docker.getContainer(spec.name!).remove({ force: true }).catch(() => {});
+      await this.docker
+        .getContainer(spec.name!)
+        .remove({ force: true })
+        .catch(() => {});
       return this.docker.createContainer(spec);
     }
   }
 
   /** Starts a container with its secrets on stdin: attached before the start, so that nothing is lost, written once and closed (StdinOnce). */
   async startWithSecrets(container: Docker.Container, secrets: WorkerSecrets): Promise<void> {
-    const stdin = (await container.attach({ stream: true, stdin: true, stdout: false, stderr: false, hijack: true })) as NodeJS.ReadWriteStream & { destroy(): void };
-    stdin.on('error', (error: Error) => this.logger.warn({ container: container.id.slice(0, 12), err: error.message }, 'cannot write a worker container’s secrets'));
+    const stdin = (await container.attach({
+      stream: true,
+      stdin: true,
+      stdout: false,
+      stderr: false,
+      hijack: true,
+    })) as NodeJS.ReadWriteStream & { destroy(): void };
+    stdin.on('error', (error: Error) =>
+      this.logger.warn({ container: container.id.slice(0, 12), err: error.message }, 'cannot write a worker container’s secrets'),
+    );
     try {
       await container.start();
     } catch (error) {
@@ -298,7 +324,11 @@ export class DockerDriver implements StepDriver {
         await container.stop({ t: this.grace });
       } catch (error) {
         const status = statusOf(error);
-        if (status !== 304 && status !== 404) this.logger.warn({ container: container.id.slice(0, 12), err: messageOf(error) }, 'cannot stop a worker container; removing it by force');
+        if (status !== 304 && status !== 404)
+          this.logger.warn(
+            { container: container.id.slice(0, 12), err: messageOf(error) },
+            'cannot stop a worker container; removing it by force',
+          );
       }
     }
     try {
@@ -337,7 +367,10 @@ export class DockerDriver implements StepDriver {
       Entrypoint: ['node', WORKER_ENTRY_IN_IMAGE],
       Cmd: [],
       User: `${WORKER_USER.uid}:${WORKER_USER.gid}`,
-      Env: [`${WORKER_ENV.config}=${JSON.stringify(config)}`, `${WORKER_ENV.componentModule}=${step.component.module ?? COMPONENT_MODULE_IN_IMAGE}`],
+      Env: [
+        `${WORKER_ENV.config}=${JSON.stringify(config)}`,
+        `${WORKER_ENV.componentModule}=${step.component.module ?? COMPONENT_MODULE_IN_IMAGE}`,
+      ],
       // stdin carries its secrets: open, closed after the one write.
       AttachStdin: true,
       OpenStdin: true,
@@ -359,7 +392,10 @@ export class DockerDriver implements StepDriver {
         PidsLimit: this.options.defaults?.pids ?? PIDS_LIMIT,
         ReadonlyRootfs: true,
         Tmpfs: TMPFS,
-        LogConfig: { Type: 'json-file', Config: { 'max-size': this.options.logMaxSize ?? '10m', 'max-file': String(this.options.logMaxFiles ?? 3) } },
+        LogConfig: {
+          Type: 'json-file',
+          Config: { 'max-size': this.options.logMaxSize ?? '10m', 'max-file': String(this.options.logMaxFiles ?? 3) },
+        },
         RestartPolicy: { Name: 'no' },
         ...(engine.init ? { Init: true } : {}),
         // A step worker needs no privilege: it only talks to the network.
@@ -367,7 +403,12 @@ export class DockerDriver implements StepDriver {
         SecurityOpt: ['no-new-privileges'],
         // Podman cannot raise the machine's limits: ask for ones it can give.
         ...(engine.podman
-          ? { Ulimits: [{ Name: 'nofile', Soft: 4096, Hard: 4096 }, { Name: 'nproc', Soft: 4096, Hard: 4096 }] }
+          ? {
+              Ulimits: [
+                { Name: 'nofile', Soft: 4096, Hard: 4096 },
+                { Name: 'nproc', Soft: 4096, Hard: 4096 },
+              ],
+            }
           : {}),
       },
     };
@@ -424,7 +465,9 @@ class DockerWorker implements RunningWorker {
   }
 
   supervise(first: RunStart): void {
-    this.loop = this.run(first).catch((error) => this.driver.log.error({ worker: workerName(this.key), err: messageOf(error) }, 'worker supervision failed'));
+    this.loop = this.run(first).catch((error) =>
+      this.driver.log.error({ worker: workerName(this.key), err: messageOf(error) }, 'worker supervision failed'),
+    );
   }
 
   stop(): Promise<void> {
@@ -455,7 +498,10 @@ class DockerWorker implements RunningWorker {
       const began = Date.now();
       const exit = await this.watch(start);
       if (!exit || this.done) return;
-      this.driver.log.warn({ worker: workerName(this.key), code: exit.code, signal: exit.signal, restartInMs: delay }, 'worker container exited; starting it again');
+      this.driver.log.warn(
+        { worker: workerName(this.key), code: exit.code, signal: exit.signal, restartInMs: delay },
+        'worker container exited; starting it again',
+      );
       this.observer.crashed(exit);
       if (Date.now() - began > healthyAfterMs) delay = initialMs;
       for (;;) {
@@ -466,7 +512,10 @@ class DockerWorker implements RunningWorker {
           break;
         } catch (error) {
           if (this.done) return;
-          this.driver.log.warn({ worker: workerName(this.key), err: messageOf(error), restartInMs: delay }, 'cannot start the worker container again');
+          this.driver.log.warn(
+            { worker: workerName(this.key), err: messageOf(error), restartInMs: delay },
+            'cannot start the worker container again',
+          );
           this.observer.crashed({ code: null, signal: null, output: `cannot start its container again: ${messageOf(error)}` });
         }
       }
@@ -534,7 +583,8 @@ class DockerWorker implements RunningWorker {
       }
     }
     let output = tail.join('\n');
-    if (oom) output = `${output}\n(killed: out of memory, over its limit of ${Math.round((this.spec.HostConfig?.Memory ?? 0) / 1048576)} MB)`;
+    if (oom)
+      output = `${output}\n(killed: out of memory, over its limit of ${Math.round((this.spec.HostConfig?.Memory ?? 0) / 1048576)} MB)`;
     if (gone) output = `${output}\n(its container was removed)`;
     output = output.trim();
     if (output.length > TAIL_CHARS) output = output.slice(-TAIL_CHARS);
@@ -567,7 +617,8 @@ class DockerWorker implements RunningWorker {
         abortSignal: this.detachSignal.signal,
       })) as unknown as NodeJS.ReadableStream;
     } catch (error) {
-      if (!this.detached) this.driver.log.warn({ worker: workerName(this.key), err: messageOf(error) }, 'cannot read a worker container’s output');
+      if (!this.detached)
+        this.driver.log.warn({ worker: workerName(this.key), err: messageOf(error) }, 'cannot read a worker container’s output');
       return;
     }
     const after = stampKey(start.since);

@@ -57,7 +57,15 @@ export class ProcessDriver implements StepDriver {
     await mkdir(this.pidDir, { recursive: true });
     this.entry ??= stepWorkerBundle();
     const entry = await this.entry;
-    const worker = new ProcessWorker(entry, resolved.module, launch, observer, join(this.pidDir, `${workerName(launch.key)}.pid`), this.options.logger, () => this.workers.delete(worker));
+    const worker = new ProcessWorker(
+      entry,
+      resolved.module,
+      launch,
+      observer,
+      join(this.pidDir, `${workerName(launch.key)}.pid`),
+      this.options.logger,
+      () => this.workers.delete(worker),
+    );
     this.workers.add(worker);
     worker.spawn();
     return worker;
@@ -142,7 +150,10 @@ class ProcessWorker implements RunningWorker {
       setTimeout(() => {
         this.observer.crashed({ code, signal, output: this.output.join('\n') });
         if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoff = FIRST_BACKOFF_MS;
-        this.logger.warn({ worker: workerName(this.key), code, signal, restartInMs: this.backoff }, 'step worker exited; starting it again');
+        this.logger.warn(
+          { worker: workerName(this.key), code, signal, restartInMs: this.backoff },
+          'step worker exited; starting it again',
+        );
         this.restartTimer = setTimeout(() => this.spawn(), this.backoff);
         this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
       }, 20);

@@ -19,11 +19,15 @@ export function moduleSpecifier(module: string): string {
 export async function loadStepFunction(module: string, name: string): Promise<StepFunction> {
   // A component in TypeScript, run by the process driver: tsx compiles it (and only it) on import.
   if (/\.[cm]?tsx?$/.test(module)) (await import('tsx/esm/api')).register();
-  const loaded = (module.startsWith(BUILTIN) ? await loadBuiltinModule(module.slice(BUILTIN.length)) : await import(moduleSpecifier(module))) as Record<string, unknown>;
+  const loaded = (
+    module.startsWith(BUILTIN) ? await loadBuiltinModule(module.slice(BUILTIN.length)) : await import(moduleSpecifier(module))
+  ) as Record<string, unknown>;
   const fn = loaded[name];
   if (typeof fn !== 'function') {
     const offered = Object.keys(loaded).filter((key) => typeof loaded[key] === 'function');
-    throw new Error(`component module ${module} exports no function "${name}"${offered.length ? ` (it exports ${offered.join(', ')})` : ''}`);
+    throw new Error(
+      `component module ${module} exports no function "${name}"${offered.length ? ` (it exports ${offered.join(', ')})` : ''}`,
+    );
   }
   return fn as StepFunction;
 }

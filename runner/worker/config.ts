@@ -20,7 +20,10 @@ export const workerConfigSchema = z.object({
   /** The runner's OUTBOUND_ALLOWED_NETWORKS: networks the step's own calls may reach although they are private. */
   outboundAllowedNetworks: z.array(z.string()),
   /** amqp: the worker connects to RabbitMQ itself; ipc: it talks to the runner's in-process broker over the fork channel. */
-  broker: z.discriminatedUnion('kind', [z.object({ kind: z.literal('amqp'), namespace: z.string() }), z.object({ kind: z.literal('ipc') })]),
+  broker: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('amqp'), namespace: z.string() }),
+    z.object({ kind: z.literal('ipc') }),
+  ]),
 });
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
 

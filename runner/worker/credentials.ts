@@ -18,9 +18,14 @@ export function credentialReader(config: WorkerConfig, stepToken: string | null)
       headers: { authorization: `Bearer ${stepToken}` },
       signal: AbortSignal.timeout(10_000),
     });
-    const body = (await response.json().catch(() => null)) as { data?: { value?: Record<string, unknown> }; errors?: { message: string }[] } | null;
+    const body = (await response.json().catch(() => null)) as {
+      data?: { value?: Record<string, unknown> };
+      errors?: { message: string }[];
+    } | null;
     if (!response.ok || !body?.data?.value) {
-      throw new Error(`cannot read the step's credential ${secretId}: ${response.status} ${body?.errors?.map((e) => e.message).join('; ') ?? ''}`.trim());
+      throw new Error(
+        `cannot read the step's credential ${secretId}: ${response.status} ${body?.errors?.map((e) => e.message).join('; ') ?? ''}`.trim(),
+      );
     }
     cached = { value: body.data.value, until: Date.now() + CACHE_MS };
     return cached.value;

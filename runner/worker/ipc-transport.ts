@@ -43,7 +43,12 @@ export class IpcTransport implements WorkerTransport {
     });
   }
 
-  private publish(to: 'step' | 'retry' | 'event', routingKey: string, body: string, properties: PublishProperties & { type?: string }): Promise<void> {
+  private publish(
+    to: 'step' | 'retry' | 'event',
+    routingKey: string,
+    body: string,
+    properties: PublishProperties & { type?: string },
+  ): Promise<void> {
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });

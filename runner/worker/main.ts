@@ -43,7 +43,14 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  const worker = new StepWorker({ config, transport, fn, logger: log, credentials: credentialReader(config, secrets.stepToken), checkOutput });
+  const worker = new StepWorker({
+    config,
+    transport,
+    fn,
+    logger: log,
+    credentials: credentialReader(config, secrets.stepToken),
+    checkOutput,
+  });
   await worker.start();
   log.info({ hookline: 'ready', component: config.step.component.name, function: config.step.function }, 'step worker ready');
 

@@ -38,7 +38,11 @@ export class ResultReporter {
     while (this.queue.length > 0) {
       const batch: Pending[] = [];
       let bytes = 0;
-      while (this.queue.length > 0 && batch.length < MAX_BATCH_RESULTS && (batch.length === 0 || bytes + this.queue[0]!.json.length <= MAX_BATCH_BYTES)) {
+      while (
+        this.queue.length > 0 &&
+        batch.length < MAX_BATCH_RESULTS &&
+        (batch.length === 0 || bytes + this.queue[0]!.json.length <= MAX_BATCH_BYTES)
+      ) {
         const next = this.queue.shift()!;
         bytes += next.json.length;
         batch.push(next);

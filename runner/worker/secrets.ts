@@ -14,7 +14,10 @@ export function readSecrets(stdin: NodeJS.ReadableStream = process.stdin): Promi
       stdin.removeAllListeners('data');
       reject(error);
     };
-    const timer = setTimeout(() => fail(new Error(`no secrets on stdin within ${WAIT_MS / 1000} s: a step worker is started by a runner, not by hand`)), WAIT_MS);
+    const timer = setTimeout(
+      () => fail(new Error(`no secrets on stdin within ${WAIT_MS / 1000} s: a step worker is started by a runner, not by hand`)),
+      WAIT_MS,
+    );
     stdin.setEncoding('utf8');
     stdin.on('data', (chunk: string) => {
       text += chunk;

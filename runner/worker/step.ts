@@ -31,7 +31,10 @@ interface Input {
   budget: number;
 }
 
-type Outcome = { kind: 'outputs'; bodies: string[]; recorded: unknown[]; budget: number } | { kind: 'error'; error: Error } | { kind: 'rebound'; reason: string };
+type Outcome =
+  | { kind: 'outputs'; bodies: string[]; recorded: unknown[]; budget: number }
+  | { kind: 'error'; error: Error }
+  | { kind: 'rebound'; reason: string };
 
 export interface StepWorkerOptions {
   config: WorkerConfig;
@@ -115,7 +118,12 @@ export class StepWorker {
     if ('problem' in input) {
       outcome = { kind: 'error', error: new Error(input.problem) };
     } else if (delivery.deliveryCount >= MAX_DELIVERIES) {
-      outcome = { kind: 'error', error: new Error(`the worker stopped ${delivery.deliveryCount} times while working on this input (a crash, or out of memory?); it is not tried again`) };
+      outcome = {
+        kind: 'error',
+        error: new Error(
+          `the worker stopped ${delivery.deliveryCount} times while working on this input (a crash, or out of memory?); it is not tried again`,
+        ),
+      };
     } else {
       outcome = await this.invoke(input);
     }
@@ -153,14 +161,27 @@ export class StepWorker {
     const budget = Number(headers[STEP_HEADERS.budget] ?? config.maxMessages);
     const parsed = stepMessageSchema.safeParse(body);
     const input: Input = {
-      message: parsed.success ? parsed.data : { id: delivery.messageId, data: body ?? delivery.body.slice(0, 1024), attachments: {}, headers: {}, metadata: {}, passthrough: {} },
+      message: parsed.success
+        ? parsed.data
+        : {
+            id: delivery.messageId,
+            data: body ?? delivery.body.slice(0, 1024),
+            attachments: {},
+            headers: {},
+            metadata: {},
+            passthrough: {},
+          },
       flowExecId,
       tenant,
       deliveryId: delivery.messageId,
       attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
       budget: Number.isInteger(budget) && budget >= 0 ? Math.min(budget, config.maxMessages) : config.maxMessages,
     };
-    if (!parsed.success) return { problem: `the input is not a step message: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'} ${i.message}`).join('; ')}`, input };
+    if (!parsed.success)
+      return {
+        problem: `the input is not a step message: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'message'} ${i.message}`).join('; ')}`,
+        input,
+      };
     return this.checked(input, config);
   }
 
@@ -224,7 +245,10 @@ export class StepWorker {
       return this.outputs(input, emitted);
     } catch (error) {
       if (error instanceof Rebound || (error as Error)?.name === 'Rebound') return { kind: 'rebound', reason: (error as Error).message };
-      return { kind: 'error', error: error instanceof Error ? error : new Error(`the step threw ${JSON.stringify(error) ?? String(error)}`) };
+      return {
+        kind: 'error',
+        error: error instanceof Error ? error : new Error(`the step threw ${JSON.stringify(error) ?? String(error)}`),
+      };
     } finally {
       open = false;
       clearTimeout(timer);
@@ -237,13 +261,19 @@ export class StepWorker {
    * fails the input, and so do more messages than the execution's budget leaves.
    */
   private outputs(input: Input, emitted: { data: unknown; extras?: OutputExtras }[]): Outcome {
-    if (emitted.length > MAX_OUTPUTS) return { kind: 'error', error: new Error(`the step emitted ${emitted.length} outputs for one input; at most ${MAX_OUTPUTS} are allowed`) };
+    if (emitted.length > MAX_OUTPUTS)
+      return {
+        kind: 'error',
+        error: new Error(`the step emitted ${emitted.length} outputs for one input; at most ${MAX_OUTPUTS} are allowed`),
+      };
     const made = emitted.length * this.step.targets.length;
     const budget = splitBudget(input.budget, made);
     if (budget === null) {
       return {
         kind: 'error',
-        error: new Error(`the execution passed its limit of ${this.options.config.maxMessages} messages between steps: this input would make ${made} more, and at most ${input.budget} may follow from it (flowSettings.maxMessages, EXECUTION_MAX_MESSAGES)`),
+        error: new Error(
+          `the execution passed its limit of ${this.options.config.maxMessages} messages between steps: this input would make ${made} more, and at most ${input.budget} may follow from it (flowSettings.maxMessages, EXECUTION_MAX_MESSAGES)`,
+        ),
       };
     }
     const bodies: string[] = [];
@@ -268,7 +298,8 @@ export class StepWorker {
       } catch (error) {
         return { kind: 'error', error: new Error(`${which} is not JSON: ${(error as Error).message}`) };
       }
-      if (body.length > MAX_OUTPUT_BYTES) return { kind: 'error', error: new Error(`${which} is ${body.length} bytes as JSON; at most ${MAX_OUTPUT_BYTES} are allowed`) };
+      if (body.length > MAX_OUTPUT_BYTES)
+        return { kind: 'error', error: new Error(`${which} is ${body.length} bytes as JSON; at most ${MAX_OUTPUT_BYTES} are allowed`) };
       bodies.push(body);
       if (recorded.length < RECORDED_OUTPUTS) recorded.push(capSerialized(message, body));
     }
@@ -282,9 +313,17 @@ export class StepWorker {
     if (outcome.kind === 'rebound' && input.attempt < this.step.maxAttempts) {
       await transport.publishRetry(this.topology.retryKey(input.attempt, this.step.id), JSON.stringify(input.message), {
         messageId: input.deliveryId,
-        headers: { ...headers, [STEP_HEADERS.attempt]: input.attempt + 1, [STEP_HEADERS.source]: delivery.headers[STEP_HEADERS.source] ?? null, [STEP_HEADERS.budget]: input.budget },
+        headers: {
+          ...headers,
+          [STEP_HEADERS.attempt]: input.attempt + 1,
+          [STEP_HEADERS.source]: delivery.headers[STEP_HEADERS.source] ?? null,
+          [STEP_HEADERS.budget]: input.budget,
+        },
       });
-      this.options.logger.info({ flowExecId: input.flowExecId, attempt: input.attempt, reason: outcome.reason }, 'input rebounded: it is tried again after a delay');
+      this.options.logger.info(
+        { flowExecId: input.flowExecId, attempt: input.attempt, reason: outcome.reason },
+        'input rebounded: it is tried again after a delay',
+      );
       delivery.ack();
       return;
     }
@@ -295,7 +334,12 @@ export class StepWorker {
         for (const target of this.step.targets) {
           const messageId = derivedId('delivery', this.step.id, input.deliveryId, index, target);
           delivered.push(messageId);
-          publishes.push(transport.publishStep(this.topology.stepKey(target), body, { messageId, headers: { ...headers, [STEP_HEADERS.source]: this.step.id, [STEP_HEADERS.budget]: outcome.budget } }));
+          publishes.push(
+            transport.publishStep(this.topology.stepKey(target), body, {
+              messageId,
+              headers: { ...headers, [STEP_HEADERS.source]: this.step.id, [STEP_HEADERS.budget]: outcome.budget },
+            }),
+          );
         }
       });
     }
@@ -319,7 +363,9 @@ export class StepWorker {
       outputs: outcome.kind === 'outputs' ? outcome.recorded : [],
       outputCount: outcome.kind === 'outputs' ? outcome.bodies.length : 0,
       delivered,
-      ...(failure ? { error: { message: failure.message, ...(failure.stack ? { stack: failure.stack } : {}) }, input: capPayload(input.message) } : {}),
+      ...(failure
+        ? { error: { message: failure.message, ...(failure.stack ? { stack: failure.stack } : {}) }, input: capPayload(input.message) }
+        : {}),
     };
     if (failure) this.options.logger.warn({ flowExecId: input.flowExecId, err: failure }, 'the step failed on an input');
     publishes.push(this.reporter.report(result));

@@ -95,14 +95,24 @@ describe('the audit log records IAM, secrets and audit.* events', () => {
       async () => (await logsNamed('iam.user.loginFailed')).filter((r) => r.payload.id === user.id),
       (found) => found.length >= 1,
     );
-    expect(record).toMatchObject({ tenant: user.tenantId, headers: { name: 'iam.user.loginFailed' }, payload: { id: user.id, tenant: user.tenantId } });
+    expect(record).toMatchObject({
+      tenant: user.tenantId,
+      headers: { name: 'iam.user.loginFailed' },
+      payload: { id: user.id, tenant: user.tenantId },
+    });
   });
 
   it('records audit.* events under the tenant their payload names, and events about no tenant without one', async () => {
     const scoped = await publish(cp, 'audit.report.exported', { tenant: user.tenantId, user: 'someone', rows: 42 }, 'reports');
     const unscoped = await publish(cp, 'audit.system.maintenance', { window: '02:00-03:00' }, 'ops');
     const row = await storedRecord(cp, scoped.headers.id);
-    expect(row).toMatchObject({ tenantId: user.tenantId, userId: 'someone', serviceName: 'reports', headers: scoped.headers, payload: scoped.payload });
+    expect(row).toMatchObject({
+      tenantId: user.tenantId,
+      userId: 'someone',
+      serviceName: 'reports',
+      headers: scoped.headers,
+      payload: scoped.payload,
+    });
     expect(row.createdAt.toISOString()).toBe(scoped.headers.createdAt);
     expect((await storedRecord(cp, unscoped.headers.id)).tenantId).toBeNull();
     expect((await logsNamed('audit.report.exported')).map((r) => r.headers.id)).toContain(scoped.headers.id);
@@ -136,16 +146,30 @@ describe('the audit log stores each event once, and refuses invalid ones', () =>
       (id) => ({ headers: { id, name: 'audit.bad.date', createdAt: 'yesterday', serviceName: 'x' }, payload: {} }),
       'headers.createdAt must be an ISO 8601 date-time',
     ],
-    ['no serviceName', (id) => ({ headers: { id, name: 'audit.no.service', createdAt: new Date().toISOString() }, payload: {} }), 'headers.serviceName'],
-    ['a payload that is not an object', (id) => ({ headers: { id, name: 'audit.bad.payload', createdAt: new Date().toISOString(), serviceName: 'x' }, payload: 'text' }), 'payload'],
+    [
+      'no serviceName',
+      (id) => ({ headers: { id, name: 'audit.no.service', createdAt: new Date().toISOString() }, payload: {} }),
+      'headers.serviceName',
+    ],
+    [
+      'a payload that is not an object',
+      (id) => ({ headers: { id, name: 'audit.bad.payload', createdAt: new Date().toISOString(), serviceName: 'x' }, payload: 'text' }),
+      'payload',
+    ],
     [
       'a known event whose payload breaks its schema',
-      (id) => ({ headers: { id, name: 'flow.stopped', createdAt: new Date().toISOString(), serviceName: 'runner' }, payload: { id: randomUUID() } }),
+      (id) => ({
+        headers: { id, name: 'flow.stopped', createdAt: new Date().toISOString(), serviceName: 'runner' },
+        payload: { id: randomUUID() },
+      }),
       'flow.stopped: payload.tenant',
     ],
     [
       'a tenant that is not a tenant id',
-      (id) => ({ headers: { id, name: 'audit.bad.tenant', createdAt: new Date().toISOString(), serviceName: 'x' }, payload: { tenant: 'acme' } }),
+      (id) => ({
+        headers: { id, name: 'audit.bad.tenant', createdAt: new Date().toISOString(), serviceName: 'x' },
+        payload: { tenant: 'acme' },
+      }),
       'payload.tenant: must be a tenant id',
     ],
   ];

@@ -33,7 +33,9 @@ afterAll(() => cp?.close());
 
 const push = (body: unknown, token = a.token) => cp.request('POST', '/logs', { token, body });
 const seenBy = async (token: string, eventId: string) =>
-  ((await cp.request('GET', '/logs?filter[service]=reports&page[size]=100', { token })).body.data as any[]).some((r) => r.headers.id === eventId);
+  ((await cp.request('GET', '/logs?filter[service]=reports&page[size]=100', { token })).body.data as any[]).some(
+    (r) => r.headers.id === eventId,
+  );
 
 describe('POST /logs stores one envelope', () => {
   it('stores it in the caller’s tenant, with a generated headers.id, and answers 201 with the record', async () => {
@@ -50,7 +52,14 @@ describe('POST /logs stores one envelope', () => {
       pushedBy: a.id,
     });
     const [row] = await recordsOf(cp, res.body.data.headers.id);
-    expect(row).toMatchObject({ id: res.body.data.id, tenantId: a.tenantId, name: 'audit.report.exported', serviceName: 'reports', origin: 'pushed', pushedBy: a.id });
+    expect(row).toMatchObject({
+      id: res.body.data.id,
+      tenantId: a.tenantId,
+      name: 'audit.report.exported',
+      serviceName: 'reports',
+      origin: 'pushed',
+      pushedBy: a.id,
+    });
     expect(await seenBy(a.token, res.body.data.headers.id)).toBe(true);
     expect(await seenBy(b.token, res.body.data.headers.id)).toBe(false);
   });
@@ -69,7 +78,6 @@ describe('POST /logs stores one envelope', () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]!.payload).toEqual({ action: 'exported' });
   });
-
 });
 
 describe('POST /logs cannot pose as one of Hookline’s own records', () => {
@@ -80,7 +88,11 @@ describe('POST /logs cannot pose as one of Hookline’s own records', () => {
       [{ id, name: 'iam.user.loginFailed', serviceName: 'iam' }, loginFailed, "headers.name: iam.* names are Hookline's own events"],
       [{ id, name: 'iam.user.loginFailed', serviceName: 'reports' }, loginFailed, "headers.name: iam.* names are Hookline's own events"],
       [{ id, name: 'iam.user.passwordReset', serviceName: 'reports' }, {}, "headers.name: iam.* names are Hookline's own events"],
-      [{ id, name: 'flow.failed', serviceName: 'runner' }, { id: randomUUID(), tenant: a.tenantId, reason: 'out of memory' }, "headers.name: flow.* names are Hookline's own events"],
+      [
+        { id, name: 'flow.failed', serviceName: 'runner' },
+        { id: randomUUID(), tenant: a.tenantId, reason: 'out of memory' },
+        "headers.name: flow.* names are Hookline's own events",
+      ],
       [{ id, name: 'audit.user.loginFailed', serviceName: 'iam' }, {}, 'headers.serviceName: iam is a Hookline service'],
       [{ id, name: 'audit.secret.read', serviceName: 'secrets' }, {}, 'headers.serviceName: secrets is a Hookline service'],
     ];
@@ -91,7 +103,8 @@ describe('POST /logs cannot pose as one of Hookline’s own records', () => {
         expect(res.body.errors[0].message).toContain(message);
       }
     }
-    for (const namespace of ['flow', 'flowrepo', 'iam', 'secrets', 'metadata', 'components', 'execution']) expect(SYSTEM_NAMESPACES).toContain(namespace);
+    for (const namespace of ['flow', 'flowrepo', 'iam', 'secrets', 'metadata', 'components', 'execution'])
+      expect(SYSTEM_NAMESPACES).toContain(namespace);
     for (const service of [AUDIT, COMPONENTS, EDGE_BRIDGE, EXECUTIONS, FLEET, FLOW_REPOSITORY, IAM, METADATA, SECRETS]) {
       expect(SYSTEM_SERVICES).toContain(service);
       expect((await push(pushed({ id, serviceName: service }))).status).toBe(400);
@@ -103,8 +116,12 @@ describe('POST /logs cannot pose as one of Hookline’s own records', () => {
     const mine = await push(pushed({ name: 'audit.user.loginFailed', serviceName: 'sso-gateway' }));
     expect(mine.body.data).toMatchObject({ origin: 'pushed', pushedBy: a.id });
     await cp.request('POST', '/login', { body: { username: a.username, password: 'wrong password' } });
-    const records = async (query: string) => ((await cp.request('GET', `/logs?${query}&page[size]=100`, { token: a.token })).body.data as any[]);
-    const real = await waitFor(() => records('filter[name]=iam.user.loginFailed&filter[origin]=event'), (found) => found.length === 1);
+    const records = async (query: string) =>
+      (await cp.request('GET', `/logs?${query}&page[size]=100`, { token: a.token })).body.data as any[];
+    const real = await waitFor(
+      () => records('filter[name]=iam.user.loginFailed&filter[origin]=event'),
+      (found) => found.length === 1,
+    );
     expect(real[0]).toMatchObject({ origin: 'event', pushedBy: null, headers: { serviceName: 'iam' }, payload: { id: a.id } });
     const pushedOnes = await records('filter[origin]=pushed');
     expect(pushedOnes.length).toBeGreaterThan(0);
@@ -128,7 +145,9 @@ describe('POST /logs keeps a tenant’s user inside their tenant', () => {
     for (const tenant of [b.tenantId, randomUUID(), null]) {
       const res = await push(pushed({ id }, { tenant }));
       expect(res.status, String(tenant)).toBe(403);
-      expect(res.body.errors[0].message).toBe(`payload.tenant: you may push records only into your own tenant (${a.tenantId}); leave it out or set it to your tenant`);
+      expect(res.body.errors[0].message).toBe(
+        `payload.tenant: you may push records only into your own tenant (${a.tenantId}); leave it out or set it to your tenant`,
+      );
     }
     expect(await recordsOf(cp, id)).toEqual([]);
     expect(await seenBy(b.token, id)).toBe(false);
@@ -158,9 +177,21 @@ describe('POST /logs refuses what is not a valid envelope with a 400 and stores 
     ['no payload', { headers: valid }, 'payload'],
     ['headers.name missing', { headers: { ...valid, name: undefined }, payload: {} }, 'headers.name'],
     ['headers.name not a string', { headers: { ...valid, name: 5 }, payload: {} }, 'headers.name'],
-    ['headers.name not a dotted name', { headers: { ...valid, name: 'Report Exported' }, payload: {} }, 'headers.name must be a dotted event name'],
-    ['headers.createdAt not a date-time', { headers: { ...valid, createdAt: 'yesterday' }, payload: {} }, 'headers.createdAt must be an ISO 8601 date-time'],
-    ['headers.createdAt without a zone', { headers: { ...valid, createdAt: '2024-03-01T10:00:00' }, payload: {} }, 'headers.createdAt must be an ISO 8601 date-time'],
+    [
+      'headers.name not a dotted name',
+      { headers: { ...valid, name: 'Report Exported' }, payload: {} },
+      'headers.name must be a dotted event name',
+    ],
+    [
+      'headers.createdAt not a date-time',
+      { headers: { ...valid, createdAt: 'yesterday' }, payload: {} },
+      'headers.createdAt must be an ISO 8601 date-time',
+    ],
+    [
+      'headers.createdAt without a zone',
+      { headers: { ...valid, createdAt: '2024-03-01T10:00:00' }, payload: {} },
+      'headers.createdAt must be an ISO 8601 date-time',
+    ],
     ['headers.createdAt a number', { headers: { ...valid, createdAt: 1709287200000 }, payload: {} }, 'headers.createdAt'],
     ['headers.serviceName missing', { headers: { ...valid, serviceName: undefined }, payload: {} }, 'headers.serviceName'],
     ['headers.serviceName empty', { headers: { ...valid, serviceName: '' }, payload: {} }, 'headers.serviceName is required'],
@@ -170,9 +201,21 @@ describe('POST /logs refuses what is not a valid envelope with a 400 and stores 
     ['a payload that is text', { headers: valid, payload: 'exported' }, 'payload'],
     ['an unknown field', { headers: valid, payload: {}, extra: true }, 'extra'],
     ['an unknown header', { headers: { ...valid, priority: 'high' }, payload: {} }, 'priority'],
-    ['a known event with a payload that breaks its schema', { headers: { ...valid, name: 'flow.stopped' }, payload: { id: 'x' } }, 'flow.stopped: payload.tenant'],
-    ['iam.user.loginFailed with attempts as text', { headers: { ...valid, name: 'iam.user.loginFailed' }, payload: { id: 'u', tenant: null, attempts: 'three', locked: false } }, 'payload.attempts'],
-    ['a tenant that is not a tenant id', { headers: valid, payload: { tenant: 'acme' } }, 'payload.tenant: must be a tenant id (a UUID) or null'],
+    [
+      'a known event with a payload that breaks its schema',
+      { headers: { ...valid, name: 'flow.stopped' }, payload: { id: 'x' } },
+      'flow.stopped: payload.tenant',
+    ],
+    [
+      'iam.user.loginFailed with attempts as text',
+      { headers: { ...valid, name: 'iam.user.loginFailed' }, payload: { id: 'u', tenant: null, attempts: 'three', locked: false } },
+      'payload.attempts',
+    ],
+    [
+      'a tenant that is not a tenant id',
+      { headers: valid, payload: { tenant: 'acme' } },
+      'payload.tenant: must be a tenant id (a UUID) or null',
+    ],
   ];
   it.each(bad)('%s', async (_case, body, message) => {
     for (const token of [a.token, admin]) {
@@ -188,7 +231,11 @@ describe('POST /logs refuses what is not a valid envelope with a 400 and stores 
 
   it('answers 415 for a body that is not JSON, and stores nothing', async () => {
     const [before] = await cp.services.db.select({ n: count() }).from(auditRecords);
-    const res = await cp.request('POST', '/logs', { token: a.token, body: JSON.stringify(pushed()), headers: { 'content-type': 'text/plain' } });
+    const res = await cp.request('POST', '/logs', {
+      token: a.token,
+      body: JSON.stringify(pushed()),
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(res.status).toBe(415);
     const [after] = await cp.services.db.select({ n: count() }).from(auditRecords);
     expect(after!.n).toBe(before!.n);

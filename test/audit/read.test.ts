@@ -54,7 +54,10 @@ afterAll(() => cp?.close());
 const list = async (query: string, token = admin) => {
   const res = await cp.request('GET', `/logs?${query}`, { token });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return { keys: (res.body.data as any[]).map((r) => Object.keys(ids).find((k) => ids[k] === r.headers.id) ?? r.headers.id), body: res.body };
+  return {
+    keys: (res.body.data as any[]).map((r) => Object.keys(ids).find((k) => ids[k] === r.headers.id) ?? r.headers.id),
+    body: res.body,
+  };
 };
 
 describe('GET /logs shows a tenant only its own records', () => {
@@ -132,7 +135,9 @@ describe('GET /logs filters, sorts and pages', () => {
   });
 
   it('combines filters, and totals count only what they match', async () => {
-    const { keys, body } = await list('filter[name]=audit.*&filter[from]=2024-01-01T11:00:00Z&filter[to]=2024-01-05T00:00:00Z&page[size]=1');
+    const { keys, body } = await list(
+      'filter[name]=audit.*&filter[from]=2024-01-01T11:00:00Z&filter[to]=2024-01-05T00:00:00Z&page[size]=1',
+    );
     expect(keys).toEqual(['a4']);
     expect(body.meta).toEqual({ total: 3, page: 1, perPage: 1, totalPages: 3 });
   });

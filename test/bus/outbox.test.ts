@@ -103,7 +103,10 @@ describe('the outbox and its relay, on PGlite and the in-process bus', () => {
     relay.start();
     const after = await emitted(db, 1);
     relay.kick();
-    await waitFor(async () => [...received], (ids) => ids.includes(after));
+    await waitFor(
+      async () => [...received],
+      (ids) => ids.includes(after),
+    );
     expect(received).toEqual([after]);
     expect(bus.accepted).not.toContain(rolledBack);
   });
@@ -118,12 +121,21 @@ describe('the outbox and its relay, on PGlite and the in-process bus', () => {
 
     relay.start();
     relay.kick();
-    await waitFor(() => pending(db), (n) => n === 0);
-    await waitFor(async () => [...received], (ids) => ids.length === 1);
+    await waitFor(
+      () => pending(db),
+      (n) => n === 0,
+    );
+    await waitFor(
+      async () => [...received],
+      (ids) => ids.length === 1,
+    );
     expect(await relay.publishBatch()).toBe(0);
     const marker = await emitted(db, 2);
     relay.kick();
-    await waitFor(async () => [...received], (ids) => ids.includes(marker));
+    await waitFor(
+      async () => [...received],
+      (ids) => ids.includes(marker),
+    );
     expect(received).toEqual([id, marker]);
     expect(bus.accepted).toEqual([id, marker]);
   });
@@ -142,14 +154,23 @@ describe('the outbox and its relay, on PGlite and the in-process bus', () => {
     expect(afterOne.slice(3).every((r) => r.attempts === 0)).toBe(true);
 
     relay.start();
-    await waitFor(() => rows(db), (found) => found[0]!.attempts >= 3);
+    await waitFor(
+      () => rows(db),
+      (found) => found[0]!.attempts >= 3,
+    );
     expect(await pending(db)).toBe(7);
     expect(received).toEqual([]);
     expect(bus.accepted).toEqual([]);
 
     bus.down = false;
-    await waitFor(() => pending(db), (n) => n === 0);
-    await waitFor(async () => [...received], (found) => found.length >= 7);
+    await waitFor(
+      () => pending(db),
+      (n) => n === 0,
+    );
+    await waitFor(
+      async () => [...received],
+      (found) => found.length >= 7,
+    );
     await sleep(50); // time for a duplicate to show up, were there one
     expect(received).toEqual(ids);
     expect(bus.accepted).toEqual(ids);
@@ -179,7 +200,10 @@ describe.skipIf(!hasPostgres)('two relays on one PostgreSQL database', () => {
     for (const relay of relays) await relay.stop();
     for (const handle of handles) await handle.close();
     // pool.end() resolves before its connections have closed; dropping the database under them would crash their sockets.
-    await waitFor(() => connectionsTo(testDatabase.name), (n) => n === 0);
+    await waitFor(
+      () => connectionsTo(testDatabase.name),
+      (n) => n === 0,
+    );
     await testDatabase?.drop();
   });
 
@@ -210,8 +234,15 @@ describe.skipIf(!hasPostgres)('two relays on one PostgreSQL database', () => {
     const more = await Promise.all(Array.from({ length: 60 }, (_, n) => emitted((n % 2 === 0 ? first : second).db, 60 + n)));
     ids.push(...more);
 
-    await waitFor(() => pending(first.db), (n) => n === 0, 20_000);
-    await waitFor(async () => [...received], (found) => found.length >= ids.length);
+    await waitFor(
+      () => pending(first.db),
+      (n) => n === 0,
+      20_000,
+    );
+    await waitFor(
+      async () => [...received],
+      (found) => found.length >= ids.length,
+    );
     await sleep(50);
     const published = [...buses[0]!.accepted, ...buses[1]!.accepted];
     expect(published.length).toBe(ids.length);

@@ -189,7 +189,7 @@ describe.skipIf(!available)('RabbitBus', () => {
     expect(attempts).toBe(retry.maxAttempts);
     const dead = await channel.get(`${namespace}.failing.dead-letter`, { noAck: true });
     expect(dead && JSON.parse(dead.content.toString())).toEqual(sent);
-    expect(dead && dead.properties).toMatchObject({
+    expect(dead ? dead.properties : null).toMatchObject({
       deliveryMode: 2, // persistent
       contentType: 'application/json',
       messageId: sent.headers.id,
@@ -247,32 +247,36 @@ describe.skipIf(!canStartBroker)('RabbitBus across a broker restart', () => {
     await broker?.dispose();
   });
 
-  it('reconnects, resumes its subscriptions and keeps the events in durable queues', async () => {
-    const bus = await open();
-    const live = recorder();
-    await bus.subscribe('live', { 'restart.*': live.handle });
-    // A service that is down over the restart: its queue exists, nobody consumes it.
-    const offline = await open();
-    await offline.subscribe('offline', { 'restart.*': async () => {} });
-    await offline.close();
+  it(
+    'reconnects, resumes its subscriptions and keeps the events in durable queues',
+    async () => {
+      const bus = await open();
+      const live = recorder();
+      await bus.subscribe('live', { 'restart.*': live.handle });
+      // A service that is down over the restart: its queue exists, nobody consumes it.
+      const offline = await open();
+      await offline.subscribe('offline', { 'restart.*': async () => {} });
+      await offline.close();
 
-    const before = event('restart.before');
-    await bus.publish(before);
-    await eventually(() => live.ids.includes(before.headers.id));
+      const before = event('restart.before');
+      await bus.publish(before);
+      await eventually(() => live.ids.includes(before.headers.id));
 
-    await broker.stop();
-    await eventually(() => !bus.health().connected, 2_000);
-    await expect(bus.publish(event('restart.lost'))).rejects.toThrow(/not connected/);
+      await broker.stop();
+      await eventually(() => !bus.health().connected, 2_000);
+      await expect(bus.publish(event('restart.lost'))).rejects.toThrow(/not connected/);
 
-    await broker.start();
-    await eventually(() => bus.health().connected, 15_000);
-    const after = event('restart.after');
-    await bus.publish(after);
-    await eventually(() => live.ids.includes(after.headers.id));
+      await broker.start();
+      await eventually(() => bus.health().connected, 15_000);
+      const after = event('restart.after');
+      await bus.publish(after);
+      await eventually(() => live.ids.includes(after.headers.id));
 
-    const back = recorder();
-    await (await open()).subscribe('offline', { 'restart.*': back.handle });
-    await eventually(() => back.ids.length === 2);
-    expect(back.ids).toEqual([before.headers.id, after.headers.id]);
-  }, PRIVATE_BROKER_TIMEOUT_MS);
+      const back = recorder();
+      await (await open()).subscribe('offline', { 'restart.*': back.handle });
+      await eventually(() => back.ids.length === 2);
+      expect(back.ids).toEqual([before.headers.id, after.headers.id]);
+    },
+    PRIVATE_BROKER_TIMEOUT_MS,
+  );
 });

@@ -63,11 +63,23 @@ describe('built-in components in the repository', () => {
   it('a new version’s definitions update the same rows, and a built-in it no longer has is removed', async () => {
     const before = await storedBuiltins(cp);
     const upgraded: BuiltinComponent[] = BUILTIN_COMPONENTS.filter((b) => b.name !== 'debug').map((b) =>
-      b.name === 'http' ? { ...b, description: 'HTTP, version 2', image: 'hookline/step-worker:9.9.9', functions: [...b.functions, { name: 'poll', kind: 'trigger' }] } : b,
+      b.name === 'http'
+        ? {
+            ...b,
+            description: 'HTTP, version 2',
+            image: 'hookline/step-worker:9.9.9',
+            functions: [...b.functions, { name: 'poll', kind: 'trigger' }],
+          }
+        : b,
     );
     expect(await seedBuiltinComponents(cp.services.db, upgraded)).toEqual({ created: [], updated: ['http'], removed: ['debug'] });
     const after = await storedBuiltins(cp);
-    expect(after.http).toMatchObject({ id: before.http!.id, description: 'HTTP, version 2', image: 'hookline/step-worker:9.9.9', createdAt: before.http!.createdAt });
+    expect(after.http).toMatchObject({
+      id: before.http!.id,
+      description: 'HTTP, version 2',
+      image: 'hookline/step-worker:9.9.9',
+      createdAt: before.http!.createdAt,
+    });
     expect(after.http!.functions.map((f) => f.name)).toEqual(['request', 'poll']);
     expect(after.http!.updatedAt.getTime()).toBeGreaterThan(before.http!.updatedAt.getTime());
     expect(after.jsonata).toEqual(before.jsonata);
@@ -79,7 +91,11 @@ describe('built-in components in the repository', () => {
     expect(await seedBuiltinComponents(cp.services.db)).toEqual({ created: ['debug'], updated: ['http'], removed: [] });
     const restored = await storedBuiltins(cp);
     expect(restored.debug!.id).toBe(before.debug!.id);
-    expect(restored.http).toMatchObject({ description: before.http!.description, image: before.http!.image, functions: before.http!.functions });
+    expect(restored.http).toMatchObject({
+      description: before.http!.description,
+      image: before.http!.image,
+      functions: before.http!.functions,
+    });
   });
 
   it('refuses a built-in that is not a valid component, writing nothing', async () => {
@@ -90,7 +106,9 @@ describe('built-in components in the repository', () => {
 
   it('keeps one built-in per name', async () => {
     const http = BUILTIN_COMPONENTS.find((b) => b.name === 'http')!;
-    const twin = cp.services.db.insert(components).values({ tenantId: null, name: 'http', access: 'public', owners: [], module: http.module, functions: [] });
+    const twin = cp.services.db
+      .insert(components)
+      .values({ tenantId: null, name: 'http', access: 'public', owners: [], module: http.module, functions: [] });
     await expect(twin).rejects.toThrow();
   });
 
@@ -103,7 +121,9 @@ describe('built-in components in the repository', () => {
       for (const c of builtins) expect(c).toMatchObject({ tenant: null, access: 'public', owners: [] });
     }
     const named = await cp.request('GET', '/components?filter[name]=jsonata', { token: developer.token });
-    expect(named.body.data).toEqual([expect.objectContaining({ id: BUILTIN_COMPONENTS.find((b) => b.name === 'jsonata')!.id, builtIn: true })]);
+    expect(named.body.data).toEqual([
+      expect.objectContaining({ id: BUILTIN_COMPONENTS.find((b) => b.name === 'jsonata')!.id, builtIn: true }),
+    ]);
     const own = await createComponent(cp, developer.token);
     expect(own).toMatchObject({ builtIn: false, tenant: developer.tenantId });
     expect((await cp.request('GET', '/components', { token: guest.token })).status).toBe(403);
@@ -111,12 +131,18 @@ describe('built-in components in the repository', () => {
 
   it('are read-only through the API, for admins too (403)', async () => {
     const http = BUILTIN_COMPONENTS.find((b) => b.name === 'http')!;
-    expect((await cp.request('GET', `/components/${http.id}`, { token: developer.token })).body.data).toMatchObject({ name: 'http', builtIn: true });
+    expect((await cp.request('GET', `/components/${http.id}`, { token: developer.token })).body.data).toMatchObject({
+      name: 'http',
+      builtIn: true,
+    });
     for (const token of [developer.token, admin]) {
       for (const [method, body] of [['PATCH', { description: 'mine now' }], ['DELETE']] as const) {
         const res = await cp.request(method, `/components/${http.id}`, { token, body });
         expect(res.status, method).toBe(403);
-        expect(res.body.errors[0]).toEqual({ code: 'forbidden', message: expect.stringMatching(/^Built-in components cannot be changed or deleted: http/) });
+        expect(res.body.errors[0]).toEqual({
+          code: 'forbidden',
+          message: expect.stringMatching(/^Built-in components cannot be changed or deleted: http/),
+        });
       }
     }
     const [row] = await cp.services.db.select().from(components).where(eq(components.id, http.id));

@@ -32,7 +32,9 @@ describe('built-in component definitions', () => {
 
   it('load by bare name too, and refuse an unknown built-in naming the known ones', async () => {
     expect(await loadBuiltinModule('http')).toBe(await loadBuiltinModule('hookline:http'));
-    await expect(loadBuiltinModule('hookline:nope')).rejects.toThrow('No built-in component "nope": the built-ins are webhook, http, jsonata, filter, debug');
+    await expect(loadBuiltinModule('hookline:nope')).rejects.toThrow(
+      'No built-in component "nope": the built-ins are webhook, http, jsonata, filter, debug',
+    );
     await expect(loadBuiltinModule('toString')).rejects.toThrow(/No built-in component "toString"/);
   });
 
@@ -40,14 +42,26 @@ describe('built-in component definitions', () => {
     const request = BUILTIN_COMPONENTS.find((c) => c.name === 'http')!.functions[0]!;
     expect(request).toMatchObject({ name: 'request', kind: 'action' });
     expect(request.fields).toMatchObject({
-      properties: { method: { default: 'GET', enum: expect.arrayContaining(['GET', 'POST']) }, timeoutSeconds: { default: 30 }, failOnHttpError: { default: true }, urlExpression: { type: 'string' } },
+      properties: {
+        method: { default: 'GET', enum: expect.arrayContaining(['GET', 'POST']) },
+        timeoutSeconds: { default: 30 },
+        failOnHttpError: { default: true },
+        urlExpression: { type: 'string' },
+      },
     });
     expect(BUILTIN_COMPONENTS.find((c) => c.name === 'webhook')!.functions[0]).toMatchObject({ name: 'receive', kind: 'trigger' });
   });
 });
 
 describe('webhook.receive', () => {
-  const input = message({ data: { order: 7 }, headers: { 'content-type': 'application/json', 'x-shop': 'a' }, method: 'POST', query: { q: '1' }, url: '/hook/f/orders', pathSuffix: 'orders' });
+  const input = message({
+    data: { order: 7 },
+    headers: { 'content-type': 'application/json', 'x-shop': 'a' },
+    method: 'POST',
+    query: { q: '1' },
+    url: '/hook/f/orders',
+    pathSuffix: 'orders',
+  });
 
   it('emits the request body as the data, with the request headers', async () => {
     const { outputs } = await run(webhook.receive, input);
@@ -56,12 +70,22 @@ describe('webhook.receive', () => {
 
   it('emits the whole request with output: request', async () => {
     const { outputs } = await run(webhook.receive, input, { output: 'request' });
-    expect(outputs[0]!.data).toEqual({ body: { order: 7 }, method: 'POST', query: { q: '1' }, url: '/hook/f/orders', pathSuffix: 'orders', headers: input.headers });
+    expect(outputs[0]!.data).toEqual({
+      body: { order: 7 },
+      method: 'POST',
+      query: { q: '1' },
+      url: '/hook/f/orders',
+      pathSuffix: 'orders',
+      headers: input.headers,
+    });
   });
 
   it('passes a schedule’s message on too', async () => {
     const data = { scheduledAt: '2026-01-01T00:00:00.000Z', nextAt: null, firedAt: '2026-01-01T00:00:01.000Z' };
-    const { outputs } = await run(webhook.receive, message({ data, metadata: { source: { name: 'schedule', type: 'schedule', externalExecId: 'x' } } }));
+    const { outputs } = await run(
+      webhook.receive,
+      message({ data, metadata: { source: { name: 'schedule', type: 'schedule', externalExecId: 'x' } } }),
+    );
     expect(outputs).toEqual([{ data, extras: { headers: {} } }]);
   });
 
@@ -72,7 +96,17 @@ describe('webhook.receive', () => {
 });
 
 describe('jsonata.map', () => {
-  const input = message({ data: { items: [{ sku: 'a', qty: 2 }, { sku: 'b', qty: 0 }], customer: 'ann' }, headers: { 'x-shop': 's1' }, passthrough: { first: { id: 9 } } });
+  const input = message({
+    data: {
+      items: [
+        { sku: 'a', qty: 2 },
+        { sku: 'b', qty: 0 },
+      ],
+      customer: 'ann',
+    },
+    headers: { 'x-shop': 's1' },
+    passthrough: { first: { id: 9 } },
+  });
 
   it('emits the expression’s result over the input data', async () => {
     const { outputs } = await run(jsonata.map, input, { expression: '{ "who": customer, "total": $sum(items.qty) }' });
@@ -80,9 +114,14 @@ describe('jsonata.map', () => {
   });
 
   it('binds $headers, $passthrough, $metadata, $attachments and $message', async () => {
-    const withMeta = { ...input, metadata: { source: { name: 'webhook', type: 'webhook' as const, externalExecId: 'req-1' } }, attachments: { file: { url: 'https://x/y' } } };
+    const withMeta = {
+      ...input,
+      metadata: { source: { name: 'webhook', type: 'webhook' as const, externalExecId: 'req-1' } },
+      attachments: { file: { url: 'https://x/y' } },
+    };
     const { outputs } = await run(jsonata.map, withMeta, {
-      expression: '{ "shop": $headers."x-shop", "first": $passthrough.first.id, "req": $metadata.source.externalExecId, "file": $attachments.file.url, "id": $message.id }',
+      expression:
+        '{ "shop": $headers."x-shop", "first": $passthrough.first.id, "req": $metadata.source.externalExecId, "file": $attachments.file.url, "id": $message.id }',
     });
     expect(outputs[0]!.data).toEqual({ shop: 's1', first: 9, req: 'req-1', file: 'https://x/y', id: input.id });
   });
@@ -92,8 +131,16 @@ describe('jsonata.map', () => {
   });
 
   it('emits each element of an array result with split, an empty array as nothing, a non-array as one', async () => {
-    expect((await run(jsonata.map, input, { expression: 'items', split: true })).outputs.map((o) => o.data)).toEqual([{ sku: 'a', qty: 2 }, { sku: 'b', qty: 0 }]);
-    expect((await run(jsonata.map, input, { expression: 'items', split: false })).outputs.map((o) => o.data)).toEqual([[{ sku: 'a', qty: 2 }, { sku: 'b', qty: 0 }]]);
+    expect((await run(jsonata.map, input, { expression: 'items', split: true })).outputs.map((o) => o.data)).toEqual([
+      { sku: 'a', qty: 2 },
+      { sku: 'b', qty: 0 },
+    ]);
+    expect((await run(jsonata.map, input, { expression: 'items', split: false })).outputs.map((o) => o.data)).toEqual([
+      [
+        { sku: 'a', qty: 2 },
+        { sku: 'b', qty: 0 },
+      ],
+    ]);
     expect((await run(jsonata.map, input, { expression: '[]', split: true })).outputs).toEqual([]);
     expect((await run(jsonata.map, input, { expression: 'customer', split: true })).outputs.map((o) => o.data)).toEqual(['ann']);
   });
@@ -102,18 +149,24 @@ describe('jsonata.map', () => {
     const { outputs } = await run(jsonata.map, input, { expression: '{ "skus": items.sku, "f": function($x) { $x } }' });
     expect(outputs[0]!.data).toEqual({ skus: ['a', 'b'] });
     expect(Object.keys(outputs[0]!.data as object)).toEqual(['skus']);
-    await expect(run(jsonata.map, input, { expression: 'function($x) { $x }' })).rejects.toThrow('fields.expression: the expression gives a function, not data');
+    await expect(run(jsonata.map, input, { expression: 'function($x) { $x }' })).rejects.toThrow(
+      'fields.expression: the expression gives a function, not data',
+    );
   });
 
   it('throws a syntax error with JSONata’s message and position', async () => {
-    await expect(run(jsonata.map, input, { expression: '{ "a": customer' })).rejects.toThrow(/^fields\.expression: .+ \(JSONata S0\d{3}, at position \d+/);
+    await expect(run(jsonata.map, input, { expression: '{ "a": customer' })).rejects.toThrow(
+      /^fields\.expression: .+ \(JSONata S0\d{3}, at position \d+/,
+    );
     await expect(run(jsonata.map, input, { expression: 'items[' })).rejects.toThrow(/JSONata S0\d{3}, at position 6/);
   });
 
   it('throws an evaluation error with JSONata’s message and position', async () => {
     const error = await run(jsonata.map, input, { expression: 'customer + 1' }).catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/^fields\.expression: The left side of the "\+" operator must evaluate to a number \(JSONata T2001, at position 10, near "\+"\)$/);
+    expect((error as Error).message).toMatch(
+      /^fields\.expression: The left side of the "\+" operator must evaluate to a number \(JSONata T2001, at position 10, near "\+"\)$/,
+    );
     await expect(run(jsonata.map, input, { expression: '$number("abc")' })).rejects.toThrow(/JSONata D3030/);
   });
 
@@ -149,7 +202,9 @@ describe('filter.filter', () => {
   it('throws JSONata errors and refuses bad fields', async () => {
     await expect(run(filter.filter, input, { condition: 'total >' })).rejects.toThrow(/^fields\.condition: .*JSONata S0\d{3}/);
     await expect(run(filter.filter, input, {})).rejects.toThrow(/^filter\.filter: fields\.condition: /);
-    await expect(run(filter.filter, input, { condition: 'true', expression: 'x' })).rejects.toThrow('filter.filter: fields: unknown field "expression"');
+    await expect(run(filter.filter, input, { condition: 'true', expression: 'x' })).rejects.toThrow(
+      'filter.filter: fields: unknown field "expression"',
+    );
   });
 });
 
@@ -158,7 +213,9 @@ describe('debug.record', () => {
     const input = message({ data: { seen: true }, headers: { h: '1' } });
     const { outputs, logs } = await run(debug.record, input, { label: 'after map' });
     expect(outputs).toEqual([{ data: { seen: true }, extras: { headers: { h: '1' }, attachments: {} } }]);
-    expect(logs).toEqual([{ level: 'info', message: 'debug: after map', details: { messageId: input.id, data: { seen: true }, headers: ['h'] } }]);
+    expect(logs).toEqual([
+      { level: 'info', message: 'debug: after map', details: { messageId: input.id, data: { seen: true }, headers: ['h'] } },
+    ]);
   });
 
   it('logs a large input by its start, and passes it whole', async () => {
@@ -258,12 +315,20 @@ describe('http.request', () => {
 
   /** The request the server saw last. */
   const last = () => seen.at(-1)!;
-  const input = message({ data: { orderId: 42, email: 'ann@example.com', lines: [{ sku: 'a' }] }, passthrough: { first: { token: 't-1' } } });
+  const input = message({
+    data: { orderId: 42, email: 'ann@example.com', lines: [{ sku: 'a' }] },
+    passthrough: { first: { token: 't-1' } },
+  });
   /** Runs the step as a runner that allows the test server's address (OUTBOUND_ALLOWED_NETWORKS=127.0.0.1/32). */
-  const call = (fields: Record<string, unknown>, options: Parameters<typeof run>[3] = {}) => run(http.request, input, fields, { allowedNetworks: ['127.0.0.1/32'], ...options });
+  const call = (fields: Record<string, unknown>, options: Parameters<typeof run>[3] = {}) =>
+    run(http.request, input, fields, { allowedNetworks: ['127.0.0.1/32'], ...options });
 
   it('sends a GET with query and headers, and emits { status, headers, body } with JSON parsed', async () => {
-    const { outputs } = await call({ url: `${base}/echo?keep=1`, query: { page: 2, tag: ['a', 'b'], on: true }, headers: { 'x-custom': 'yes' } });
+    const { outputs } = await call({
+      url: `${base}/echo?keep=1`,
+      query: { page: 2, tag: ['a', 'b'], on: true },
+      headers: { 'x-custom': 'yes' },
+    });
     expect(outputs).toHaveLength(1);
     const out = outputs[0]!.data as { status: number; headers: Record<string, string>; body: unknown };
     expect(out.status).toBe(200);
@@ -296,7 +361,9 @@ describe('http.request', () => {
     expect(last()).toMatchObject({ method: 'PUT', body: 'order 42', headers: { 'content-type': 'text/plain;charset=utf-8' } });
     await call({ method: 'PATCH', url: `${base}/echo`, body: { a: 1 }, headers: { 'Content-Type': 'application/merge-patch+json' } });
     expect(last()).toMatchObject({ body: '{"a":1}', headers: { 'content-type': 'application/merge-patch+json' } });
-    await expect(call({ method: 'POST', url: `${base}/echo`, bodyFormat: 'form', body: [1] })).rejects.toThrow('fields.body: a form body must be an object of fields');
+    await expect(call({ method: 'POST', url: `${base}/echo`, bodyFormat: 'form', body: [1] })).rejects.toThrow(
+      'fields.body: a form body must be an object of fields',
+    );
   });
 
   describe('authentication from the step’s credential', () => {
@@ -319,7 +386,9 @@ describe('http.request', () => {
     });
 
     it('MIXED: refused, saying why', async () => {
-      await expect(call({ url: `${base}/echo` }, { credentials: { payload: { a: 1 } } })).rejects.toThrow(/not an OAUTH2, API_KEY or SIMPLE secret/);
+      await expect(call({ url: `${base}/echo` }, { credentials: { payload: { a: 1 } } })).rejects.toThrow(
+        /not an OAUTH2, API_KEY or SIMPLE secret/,
+      );
     });
   });
 
@@ -373,7 +442,9 @@ describe('http.request', () => {
     it('another 4xx fails with its status and the start of its body, or is emitted with failOnHttpError: false', async () => {
       const error = await call({ url: `${base}/missing` }).catch((e: unknown) => e);
       expect(error).not.toBeInstanceOf(Rebound);
-      expect((error as Error).message).toMatch(new RegExp(`^GET ${base}/missing answered 404 Not Found: \\{"error":"no such order","detail":"x+…$`));
+      expect((error as Error).message).toMatch(
+        new RegExp(`^GET ${base}/missing answered 404 Not Found: \\{"error":"no such order","detail":"x+…$`),
+      );
       expect((error as Error).message.length).toBeLessThan(700);
       const { outputs } = await call({ url: `${base}/missing`, failOnHttpError: false });
       expect(outputs[0]!.data).toMatchObject({ status: 404, body: { error: 'no such order' } });
@@ -397,25 +468,42 @@ describe('http.request', () => {
     };
 
     it('refuses loopback by address without OUTBOUND_ALLOWED_NETWORKS, failing the input (no retry)', async () => {
-      const reached = await refused(run(http.request, input, { url: `${base}/echo` }), /^GET http:\/\/127\.0\.0\.1:\d+\/echo: 127\.0\.0\.1 is a private address \(loopback\); outbound calls reach private networks only where the operator allows them \(OUTBOUND_ALLOWED_NETWORKS\)$/);
+      const reached = await refused(
+        run(http.request, input, { url: `${base}/echo` }),
+        /^GET http:\/\/127\.0\.0\.1:\d+\/echo: 127\.0\.0\.1 is a private address \(loopback\); outbound calls reach private networks only where the operator allows them \(OUTBOUND_ALLOWED_NETWORKS\)$/,
+      );
       expect(reached).toBe(0);
-      expect(await refused(run(http.request, input, { url: `http://[::ffff:127.0.0.1]:${port()}/echo` }), /::ffff:7f00:1 is a private address \(loopback\)/)).toBe(0);
+      expect(
+        await refused(
+          run(http.request, input, { url: `http://[::ffff:127.0.0.1]:${port()}/echo` }),
+          /::ffff:7f00:1 is a private address \(loopback\)/,
+        ),
+      ).toBe(0);
       expect(await refused(run(http.request, input, { url: `http://0x7f.1:${port()}/echo` }), /127\.0\.0\.1 is a private address/)).toBe(0);
     });
 
     it('refuses a name that resolves to loopback, after DNS', async () => {
-      const reached = await refused(run(http.request, input, { url: `http://localhost:${port()}/echo` }), /^GET http:\/\/localhost:\d+\/echo: localhost resolves to (127\.0\.0\.1|::1), which is a private address \(loopback\)/);
+      const reached = await refused(
+        run(http.request, input, { url: `http://localhost:${port()}/echo` }),
+        /^GET http:\/\/localhost:\d+\/echo: localhost resolves to (127\.0\.0\.1|::1), which is a private address \(loopback\)/,
+      );
       expect(reached).toBe(0);
     });
 
     it('refuses link-local addresses, the cloud metadata service among them, even with loopback allowed', async () => {
-      await refused(call({ url: 'http://169.254.169.254/latest/meta-data/', timeoutSeconds: 1 }), /169\.254\.169\.254 is a private address \(link-local\)/);
+      await refused(
+        call({ url: 'http://169.254.169.254/latest/meta-data/', timeoutSeconds: 1 }),
+        /169\.254\.169\.254 is a private address \(link-local\)/,
+      );
       await refused(call({ url: 'http://[fe80::1]/', timeoutSeconds: 1 }), /fe80::1 is a private address \(link-local\)/);
     });
 
     it('checks every redirect: from the allowed 127.0.0.1 to 127.0.0.2 or [::1] is refused', async () => {
       for (const to of [`http://127.0.0.2:${port()}/echo`, `http://[::1]:${port()}/echo`]) {
-        const reached = await refused(call({ url: `${base}/redirect?to=${encodeURIComponent(to)}` }), /redirected to http:\/\/(127\.0\.0\.2|\[::1\]):\d+\/echo: (127\.0\.0\.2|::1) is a private address \(loopback\)/);
+        const reached = await refused(
+          call({ url: `${base}/redirect?to=${encodeURIComponent(to)}` }),
+          /redirected to http:\/\/(127\.0\.0\.2|\[::1\]):\d+\/echo: (127\.0\.0\.2|::1) is a private address \(loopback\)/,
+        );
         expect(reached).toBe(1);
       }
     });
@@ -435,7 +523,10 @@ describe('http.request', () => {
       const credentials = { key: 'k-secret', headerName: 'x-shop-key' };
       await call({ url: `${base}/redirect?to=/echo/same` }, { credentials });
       expect(last()).toMatchObject({ url: '/echo/same', headers: { 'x-shop-key': 'k-secret' } });
-      await call({ url: `${base}/redirect?to=${encodeURIComponent(`http://localhost:${port()}/echo/other`)}` }, { credentials: { accessToken: 'at-1' } });
+      await call(
+        { url: `${base}/redirect?to=${encodeURIComponent(`http://localhost:${port()}/echo/other`)}` },
+        { credentials: { accessToken: 'at-1' } },
+      );
       expect(last().url).toBe('/echo/other');
       expect(last().headers.authorization).toBeUndefined();
       await call({ url: `${base}/redirect?to=${encodeURIComponent(`http://localhost:${port()}/echo/other`)}` }, { credentials });
@@ -455,10 +546,15 @@ describe('http.request', () => {
     await bad({ url: `${base}/echo`, headers: { a: 1 } }, /fields\.headers\.a: /);
     await bad({ url: `${base}/echo`, methd: 'POST' }, /fields: unknown field "methd"/);
     await bad({ urlExpression: 'orderId' }, /^fields\.urlExpression: gives 42, not an http:\/\/ or https:\/\/ URL$/);
-    await bad({ url: `${base}/echo`, headersExpression: '{ "x": { "nested": 1 } }' }, /fields\.headersExpression: header "x" must be a string/);
-    await bad({ url: `${base}/echo`, headersExpression: '{ "bad name": "v" }' }, /fields\.headersExpression: header "bad name" has a name or value HTTP does not allow/);
+    await bad(
+      { url: `${base}/echo`, headersExpression: '{ "x": { "nested": 1 } }' },
+      /fields\.headersExpression: header "x" must be a string/,
+    );
+    await bad(
+      { url: `${base}/echo`, headersExpression: '{ "bad name": "v" }' },
+      /fields\.headersExpression: header "bad name" has a name or value HTTP does not allow/,
+    );
     await bad({ url: `${base}/echo`, queryExpression: '"q"' }, /fields\.queryExpression: must give an object/);
     await bad({ url: `${base}/echo`, method: 'POST', bodyExpression: 'orderId +' }, /^fields\.bodyExpression: .*JSONata S0\d{3}/);
   });
 });
-

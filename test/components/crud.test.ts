@@ -71,9 +71,16 @@ describe('/components', () => {
     expect((await cp.request('DELETE', `/components/${created.id}`, { token: developer.token })).status).toBe(204);
     expect((await cp.request('GET', `/components/${created.id}`, { token: developer.token })).status).toBe(404);
 
-    const names = await waitFor(async () => events.filter((e) => e.payload.id === created.id).map((e) => e.headers.name), (n) => n.length === 3);
+    const names = await waitFor(
+      async () => events.filter((e) => e.payload.id === created.id).map((e) => e.headers.name),
+      (n) => n.length === 3,
+    );
     expect(names).toEqual(['components.component.created', 'components.component.modified', 'components.component.deleted']);
-    expect(events.find((e) => e.payload.id === created.id)!.payload).toEqual({ id: created.id, tenant: developer.tenantId, user: developer.id });
+    expect(events.find((e) => e.payload.id === created.id)!.payload).toEqual({
+      id: created.id,
+      tenant: developer.tenantId,
+      user: developer.id,
+    });
   });
 
   it('lists by name and pages, and finds a component by its exact name', async () => {
@@ -161,7 +168,9 @@ describe('/components', () => {
         expect(res.status, method).toBe(403);
         expect(res.body.errors[0].message).toMatch(/belongs to another tenant/);
       }
-      const listed = (await cp.request('GET', '/components?page[size]=100', { token: stranger.token })).body.data.map((c: { id: string }) => c.id);
+      const listed = (await cp.request('GET', '/components?page[size]=100', { token: stranger.token })).body.data.map(
+        (c: { id: string }) => c.id,
+      );
       expect(listed).toContain(shown.id);
       expect(listed).not.toContain(hidden.id);
     });
@@ -186,7 +195,11 @@ describe('/components', () => {
       const component = await createComponent(cp, developer.token);
       const patched = await cp.request('PATCH', `/components/${component.id}`, { token: developer.token, body: '{"name": "x"' });
       expect(patched.status).toBe(400);
-      const text = await cp.request('POST', '/components', { token: developer.token, body: 'name=x', headers: { 'content-type': 'text/plain' } });
+      const text = await cp.request('POST', '/components', {
+        token: developer.token,
+        body: 'name=x',
+        headers: { 'content-type': 'text/plain' },
+      });
       expect(text.status).toBe(415);
     });
 
@@ -233,11 +246,22 @@ describe('/components', () => {
         expect(res.body.errors[0].message, module).toMatch(message);
       }
       const component = await createComponent(cp, developer.token, { module: './crm/index.mjs' });
-      const patched = await cp.request('PATCH', `/components/${component.id}`, { token: developer.token, body: { module: 'data:text/javascript,1' } });
+      const patched = await cp.request('PATCH', `/components/${component.id}`, {
+        token: developer.token,
+        body: { module: 'data:text/javascript,1' },
+      });
       expect(patched.status).toBe(400);
       expect(patched.body.errors[0].message).toMatch(/^module: .*not a URL/);
       expect((await cp.request('GET', `/components/${component.id}`, { token: developer.token })).body.data.module).toBe('./crm/index.mjs');
-      for (const module of ['crm', '@acme/crm', '@acme/crm/actions.js', 'lodash.get', './crm.ts', './crm/v1.2/index.mjs', './.well-known/x.mjs']) {
+      for (const module of [
+        'crm',
+        '@acme/crm',
+        '@acme/crm/actions.js',
+        'lodash.get',
+        './crm.ts',
+        './crm/v1.2/index.mjs',
+        './.well-known/x.mjs',
+      ]) {
         expect((await post(componentBody({ module }))).status, module).toBe(201);
       }
     });
@@ -245,7 +269,10 @@ describe('/components', () => {
     it('refuses wrong types and missing functions', async () => {
       const res = await post({ name: 42, image: 'hookline/x', functions: 'request' });
       expect(res.status).toBe(400);
-      expect(res.body.errors.map((e: { message: string }) => e.message)).toEqual([expect.stringMatching(/^name: /), expect.stringMatching(/^functions: /)]);
+      expect(res.body.errors.map((e: { message: string }) => e.message)).toEqual([
+        expect.stringMatching(/^name: /),
+        expect.stringMatching(/^functions: /),
+      ]);
       const missing = await post({ name: 'x', image: 'hookline/x' });
       expect(missing.status).toBe(400);
       expect(missing.body.errors[0].message).toMatch(/^functions: /);

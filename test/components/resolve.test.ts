@@ -18,7 +18,11 @@ describe('resolveComponent: what a flow node’s componentId names', () => {
   beforeAll(async () => {
     cp = await startTestControlPlane();
     await seedBuiltinComponents(cp.services.db);
-    [mine, other, third] = [await createTenantWithUser(cp, ['TENANT_DEVELOPER']), await createTenantWithUser(cp, ['TENANT_DEVELOPER']), await createTenantWithUser(cp, ['TENANT_DEVELOPER'])];
+    [mine, other, third] = [
+      await createTenantWithUser(cp, ['TENANT_DEVELOPER']),
+      await createTenantWithUser(cp, ['TENANT_DEVELOPER']),
+      await createTenantWithUser(cp, ['TENANT_DEVELOPER']),
+    ];
   });
   afterAll(() => cp?.close());
 
@@ -50,7 +54,10 @@ describe('resolveComponent: what a flow node’s componentId names', () => {
   it('finds a built-in by name after the tenant’s own component, before other tenants’ public ones, however old', async () => {
     const builtin = BUILTIN_COMPONENTS.find((b) => b.name === 'jsonata')!;
     const older = await createComponent(cp, other.token, { name: 'jsonata', access: 'public' });
-    await cp.services.db.update(components).set({ createdAt: new Date('2000-01-01T00:00:00Z') }).where(eq(components.id, older.id));
+    await cp.services.db
+      .update(components)
+      .set({ createdAt: new Date('2000-01-01T00:00:00Z') })
+      .where(eq(components.id, older.id));
     await createComponent(cp, third.token, { name: 'jsonata' });
     expect(await resolve(mine, 'jsonata')).toMatchObject({ id: builtin.id, builtIn: true, tenant: null, module: 'hookline:jsonata' });
     expect(await resolve(other, 'jsonata')).toMatchObject({ id: older.id, builtIn: false });

@@ -24,10 +24,13 @@ export interface LogLine {
  * A StepContext as a step worker gives it, recording what the function emits and logs; its fetch
  * is the worker's, allowing only the private networks given (none by default, as a runner).
  */
-export function stepContext(options: { credentials?: Record<string, unknown> | null; signal?: AbortSignal; allowedNetworks?: string[] } = {}) {
+export function stepContext(
+  options: { credentials?: Record<string, unknown> | null; signal?: AbortSignal; allowedNetworks?: string[] } = {},
+) {
   const outputs: { data: unknown; extras: OutputExtras | undefined }[] = [];
   const logs: LogLine[] = [];
-  const line = (level: LogLine['level']) => (text: string, details?: Record<string, unknown>) => void logs.push({ level, message: text, ...(details ? { details } : {}) });
+  const line = (level: LogLine['level']) => (text: string, details?: Record<string, unknown>) =>
+    void logs.push({ level, message: text, ...(details ? { details } : {}) });
   const context: StepContext = {
     flowId: 'flow-1',
     stepId: 'step-1',
@@ -47,7 +50,12 @@ export function stepContext(options: { credentials?: Record<string, unknown> | n
 }
 
 /** Calls a component function as the step worker does: a returned value (not undefined) is one more output. */
-export async function run(fn: StepFunction, input: StepMessage, fields: Record<string, unknown> = {}, options: Parameters<typeof stepContext>[0] = {}) {
+export async function run(
+  fn: StepFunction,
+  input: StepMessage,
+  fields: Record<string, unknown> = {},
+  options: Parameters<typeof stepContext>[0] = {},
+) {
   const recorded = stepContext(options);
   const returned = await fn(input, fields, recorded.context);
   if (returned !== undefined) recorded.outputs.push({ data: returned, extras: undefined });

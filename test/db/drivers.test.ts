@@ -12,7 +12,10 @@ const logger = pino({ level: 'silent' });
 const hasPostgres = await postgresAvailable();
 
 /** The same checks for every driver: migrations apply, rows round-trip, transactions roll back, rows can be claimed. */
-function driverContract(open: () => Promise<{ handle: DatabaseHandle; cleanup(): Promise<void> }>, more?: (handle: () => DatabaseHandle) => void) {
+function driverContract(
+  open: () => Promise<{ handle: DatabaseHandle; cleanup(): Promise<void> }>,
+  more?: (handle: () => DatabaseHandle) => void,
+) {
   let handle: DatabaseHandle;
   let cleanup: () => Promise<void>;
   beforeAll(async () => {
@@ -26,12 +29,17 @@ function driverContract(open: () => Promise<{ handle: DatabaseHandle; cleanup():
 
   it('applies the migrations once (a second run changes nothing)', async () => {
     await handle.migrate();
-    const result = await handle.db.execute(sql`select count(*)::int as n from information_schema.tables where table_name in ('flows', 'users', 'outbox', 'audit_records')`);
+    const result = await handle.db.execute(
+      sql`select count(*)::int as n from information_schema.tables where table_name in ('flows', 'users', 'outbox', 'audit_records')`,
+    );
     expect((result as unknown as { rows: { n: number }[] }).rows[0]!.n).toBe(4);
   });
 
   it('writes and reads a row', async () => {
-    const [created] = await handle.db.insert(tenants).values({ name: `t-${handle.driver}` }).returning();
+    const [created] = await handle.db
+      .insert(tenants)
+      .values({ name: `t-${handle.driver}` })
+      .returning();
     const [read] = await handle.db.select().from(tenants).where(eq(tenants.id, created!.id));
     expect(read).toMatchObject({ name: `t-${handle.driver}`, status: 'active' });
     expect(read!.createdAt).toBeInstanceOf(Date);
@@ -74,7 +82,10 @@ function survivesDroppedConnections(handle: () => DatabaseHandle) {
     await expect(failed).rejects.toThrow();
     // Without a listener on the client in use, its 'error' event would have ended this process (and the test run) by now.
     await expect(handle().ping()).resolves.toBeUndefined();
-    const [row] = await handle().db.insert(tenants).values({ name: `after-${handle().driver}` }).returning();
+    const [row] = await handle()
+      .db.insert(tenants)
+      .values({ name: `after-${handle().driver}` })
+      .returning();
     expect(row!.name).toBe(`after-${handle().driver}`);
   });
 }
@@ -101,7 +112,10 @@ describe.skipIf(!hasPostgres)("Neon's serverless driver, through a WebSocket pro
     const database = await createTestDatabase();
     const proxy = await startNeonProxy();
     return {
-      handle: await openDatabase({ databaseDriver: 'neon', DATABASE_URL: database.url, NEON_WS_PROXY: proxy.template, PGLITE_DIR: '' }, logger),
+      handle: await openDatabase(
+        { databaseDriver: 'neon', DATABASE_URL: database.url, NEON_WS_PROXY: proxy.template, PGLITE_DIR: '' },
+        logger,
+      ),
       cleanup: async () => {
         await proxy.close();
         await database.drop();

@@ -30,7 +30,11 @@ describe.skipIf(!(await postgresAvailable()))('the control plane across a Postgr
       await tx.execute('select 1');
     });
     await expect(held).rejects.toThrow();
-    const healthy = await waitFor(() => cp.request('GET', '/healthcheck'), (r) => r.status === 200, 30_000);
+    const healthy = await waitFor(
+      () => cp.request('GET', '/healthcheck'),
+      (r) => r.status === 200,
+      30_000,
+    );
     expect(healthy.body.database.ok).toBe(true);
     const created = await cp.request('POST', '/flows', { token: user.token, body: flowBody() });
     expect(created.status).toBe(201);

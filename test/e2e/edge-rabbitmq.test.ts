@@ -27,7 +27,14 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
     edge = await startTestEdge({ CONTROL_PLANE_URL: `http://127.0.0.1:${port}` });
     cp = await startTestControlPlane({
       database: 'pg',
-      env: { PORT: String(port), AMQP_URL: rabbitUrl, BUS_NAMESPACE: namespace, EDGE_CONTROL_SECRET, EDGE_URL: (await edge.mf.ready).toString(), RUNNER_HEARTBEAT_SECONDS: '1' },
+      env: {
+        PORT: String(port),
+        AMQP_URL: rabbitUrl,
+        BUS_NAMESPACE: namespace,
+        EDGE_CONTROL_SECRET,
+        EDGE_URL: (await edge.mf.ready).toString(),
+        RUNNER_HEARTBEAT_SECONDS: '1',
+      },
     });
     user = await createTenantWithUser(cp, ['TENANT_INTEGRATOR']);
     executed = await collectEvents(cp, 'flow.executed', 'test-collector');
@@ -41,12 +48,18 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
   });
 
   /** The flow's trigger as the edge holds it (null once removed). */
-  const edgeTrigger = async (flowId: string) => ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { trigger: { status: string } | null } }).data.trigger;
+  const edgeTrigger = async (flowId: string) =>
+    ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { trigger: { status: string } | null } }).data
+      .trigger;
 
   /** Starts the flow: the runner deploys it, the edge goes live on flow.started. */
   async function start(flow: { id: string }) {
     await cp.request('POST', `/flows/${flow.id}/start`, { token: user.token });
-    await waitFor(() => edgeTrigger(flow.id), (trigger) => trigger?.status === 'live', 30_000);
+    await waitFor(
+      () => edgeTrigger(flow.id),
+      (trigger) => trigger?.status === 'live',
+      30_000,
+    );
     expect((await cp.request('GET', `/flows/${flow.id}`, { token: user.token })).body.data.status).toBe('active');
   }
   const about = (flowId: string) => executed.filter((e) => e.payload.flowId === flowId);
@@ -62,14 +75,36 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
       },
     });
     await start(flow);
-    const res = await edge.fetch(`/hook/${flow.id}?source=shop`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"order":7}' });
+    const res = await edge.fetch(`/hook/${flow.id}?source=shop`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"order":7}',
+    });
     expect(res.status).toBe(202);
     const { flowExecId } = ((await res.json()) as { data: { flowExecId: string } }).data;
-    const [event] = await waitFor(async () => about(flow.id), (found) => found.length === 1, 15_000);
+    const [event] = await waitFor(
+      async () => about(flow.id),
+      (found) => found.length === 1,
+      15_000,
+    );
     expect(event!.headers.serviceName).toBe('edge-bridge');
-    expect(event!.payload).toMatchObject({ flowId: flow.id, flowExecId, tenant: user.tenantId, trigger: 'webhook', message: { data: { order: 7 }, query: { source: 'shop' } } });
-    const execution = await waitFor(() => cp.request('GET', `/executions/${flowExecId}`, { token: user.token }), (r) => r.status === 200 && r.body.data.status !== 'running', 20_000);
-    expect(execution.body.data).toMatchObject({ status: 'succeeded', trigger: 'webhook', steps: { receive: { in: 1, out: 1 }, map: { in: 1, out: 1 } } });
+    expect(event!.payload).toMatchObject({
+      flowId: flow.id,
+      flowExecId,
+      tenant: user.tenantId,
+      trigger: 'webhook',
+      message: { data: { order: 7 }, query: { source: 'shop' } },
+    });
+    const execution = await waitFor(
+      () => cp.request('GET', `/executions/${flowExecId}`, { token: user.token }),
+      (r) => r.status === 200 && r.body.data.status !== 'running',
+      20_000,
+    );
+    expect(execution.body.data).toMatchObject({
+      status: 'succeeded',
+      trigger: 'webhook',
+      steps: { receive: { in: 1, out: 1 }, map: { in: 1, out: 1 } },
+    });
     expect(execution.body.data.outputs.map((o: { stepId: string; message: { data: unknown } }) => [o.stepId, o.message.data])).toEqual([
       ['receive', { order: 7 }],
       ['map', { order: 7, doubled: 14 }],
@@ -81,16 +116,30 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
   it('a cron flow fires on its schedule, each slot once, and has no webhook; stopping it ends the schedule', async () => {
     const flow = await createFlow(cp, user.token, { cron: '* * * * * *', timezone: 'Europe/Berlin' });
     await start(flow);
-    expect((await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(404);
-    const fired = await waitFor(async () => about(flow.id), (found) => found.length >= 2, 15_000);
+    expect(
+      (await edge.fetch(`/hook/${flow.id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status,
+    ).toBe(404);
+    const fired = await waitFor(
+      async () => about(flow.id),
+      (found) => found.length >= 2,
+      15_000,
+    );
     expect(fired.every((e) => e.payload.trigger === 'schedule')).toBe(true);
     const slots = fired.map((e) => (e.payload.message as { data: { scheduledAt: string } }).data.scheduledAt);
     expect(new Set(slots).size).toBe(slots.length);
-    const ran = await waitFor(() => cp.request('GET', `/executions?filter[flowId]=${flow.id}&filter[status]=succeeded`, { token: user.token }), (r) => r.body.data.length >= 2, 20_000);
+    const ran = await waitFor(
+      () => cp.request('GET', `/executions?filter[flowId]=${flow.id}&filter[status]=succeeded`, { token: user.token }),
+      (r) => r.body.data.length >= 2,
+      20_000,
+    );
     expect(ran.body.data.every((e: { trigger: string }) => e.trigger === 'schedule')).toBe(true);
 
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });
-    await waitFor(() => edgeTrigger(flow.id), (trigger) => trigger === null, 15_000);
+    await waitFor(
+      () => edgeTrigger(flow.id),
+      (trigger) => trigger === null,
+      15_000,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const settled = about(flow.id).length;
     await new Promise((resolve) => setTimeout(resolve, 2500));

@@ -24,7 +24,11 @@ describe('schedules at the edge', () => {
   it('fires a per-second schedule once per slot, with the slot and the next one, until the flow stops', async () => {
     const flowId = randomUUID();
     await edge.push({ flowId, cron: '* * * * * *', timezone: 'Europe/Berlin' });
-    const running = await waitFor(() => state(flowId), (s) => s.executions.length >= 3, 10_000);
+    const running = await waitFor(
+      () => state(flowId),
+      (s) => s.executions.length >= 3,
+      10_000,
+    );
     const slots = running.executions.map((e) => Date.parse(e.message.data.scheduledAt));
     expect(new Set(running.executions.map((e) => e.flowExecId)).size).toBe(running.executions.length);
     for (let i = 1; i < slots.length; i++) expect(slots[i]! - slots[i - 1]!).toBe(1000);
@@ -47,7 +51,11 @@ describe('schedules at the edge', () => {
     await sleep(1500);
     expect((await state(flowId)).executions).toHaveLength(0);
     await edge.push({ flowId, cron: '* * * * * *' });
-    const live = await waitFor(() => state(flowId), (s) => s.executions.length >= 1, 5_000);
+    const live = await waitFor(
+      () => state(flowId),
+      (s) => s.executions.length >= 1,
+      5_000,
+    );
     expect(Date.parse(live.executions[0]!.message.data.scheduledAt)).toBeGreaterThan(Date.now() - 3000);
   });
 });

@@ -16,11 +16,20 @@ describe('webhook authentication at the edge', () => {
   const post = (flowId: string, body: string, headers: Record<string, string>) =>
     edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
   const executions = async (flowId: string) =>
-    ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { executions: { message: { headers: Record<string, string> } }[] } }).data.executions;
+    (
+      (await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as {
+        data: { executions: { message: { headers: Record<string, string> } }[] };
+      }
+    ).data.executions;
 
   it('HMAC of the raw body (OIH/GitHub style): accepts the right digest only; the header is not passed on', async () => {
     const flowId = randomUUID();
-    await edge.push({ flowId, webhooks: { auth: { type: 'hmac', secret: HMAC_SECRET, header: 'x-hub-signature-256', algorithm: 'sha256', encoding: 'hex', prefix: 'sha256=' } } });
+    await edge.push({
+      flowId,
+      webhooks: {
+        auth: { type: 'hmac', secret: HMAC_SECRET, header: 'x-hub-signature-256', algorithm: 'sha256', encoding: 'hex', prefix: 'sha256=' },
+      },
+    });
     const body = '{"event":"push"}';
     const digest = createHmac('sha256', HMAC_SECRET).update(body).digest('hex');
     expect((await post(flowId, body, {})).status).toBe(401);
@@ -34,10 +43,14 @@ describe('webhook authentication at the edge', () => {
 
   it('HMAC of a GET covers its path and query: one signature cannot carry another query; HEAD needs the credential too', async () => {
     const flowId = randomUUID();
-    await edge.push({ flowId, webhooks: { auth: { type: 'hmac', secret: HMAC_SECRET, header: 'x-signature', algorithm: 'sha256', encoding: 'hex', prefix: '' } } });
+    await edge.push({
+      flowId,
+      webhooks: { auth: { type: 'hmac', secret: HMAC_SECRET, header: 'x-signature', algorithm: 'sha256', encoding: 'hex', prefix: '' } },
+    });
     const sign = (target: string) => createHmac('sha256', HMAC_SECRET).update(target).digest('hex');
     const target = `/hook/${flowId}/orders?customer=7`;
-    const get = (path: string, signature?: string, method = 'GET') => edge.fetch(path, { method, headers: signature ? { 'x-signature': signature } : {} });
+    const get = (path: string, signature?: string, method = 'GET') =>
+      edge.fetch(path, { method, headers: signature ? { 'x-signature': signature } : {} });
     expect((await get(target)).status).toBe(401);
     // The empty body's digest, which was all a GET's signature covered before: refused.
     expect((await get(target, sign(''))).status).toBe(403);
@@ -60,11 +73,24 @@ describe('webhook authentication at the edge', () => {
   it('Standard Webhooks: any of several secrets, within the timestamp tolerance', async () => {
     const flowId = randomUUID();
     const [oldKey, newKey] = [whsec(), whsec()];
-    await edge.push({ flowId, webhooks: { auth: { type: 'standard-webhooks', secrets: [`whsec_${oldKey.toString('base64')}`, `whsec_${newKey.toString('base64')}`], toleranceSeconds: 300 } } });
+    await edge.push({
+      flowId,
+      webhooks: {
+        auth: {
+          type: 'standard-webhooks',
+          secrets: [`whsec_${oldKey.toString('base64')}`, `whsec_${newKey.toString('base64')}`],
+          toleranceSeconds: 300,
+        },
+      },
+    });
     const body = '{"type":"invoice.paid"}';
     const sign = (key: Buffer, id: string, ts: number) => `v1,${createHmac('sha256', key).update(`${id}.${ts}.${body}`).digest('base64')}`;
     const now = Math.floor(Date.now() / 1000);
-    const headers = (id: string, ts: number, signature: string) => ({ 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': signature });
+    const headers = (id: string, ts: number, signature: string) => ({
+      'webhook-id': id,
+      'webhook-timestamp': String(ts),
+      'webhook-signature': signature,
+    });
 
     expect((await post(flowId, body, {})).status).toBe(401);
     expect((await post(flowId, body, headers('msg_1', now, sign(newKey, 'msg_1', now)))).status).toBe(202);
@@ -106,9 +132,17 @@ describe('webhook authentication at the edge', () => {
     const flowId = randomUUID();
     await edge.push({ flowId });
     await edge.fetch(`/hook/${flowId}/orders/new?customer=7`, { headers: { 'x-shop': 'north' } });
-    await edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/xml' }, body: '<order id="1"><total>3</total></order>' });
+    await edge.fetch(`/hook/${flowId}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/xml' },
+      body: '<order id="1"><total>3</total></order>',
+    });
     const [get, xml] = (await executions(flowId)) as unknown as { flowId: string; trigger: string; message: Record<string, any> }[];
-    expect(get).toMatchObject({ flowId, trigger: 'webhook', message: { data: { customer: '7' }, method: 'GET', pathSuffix: 'orders/new', query: { customer: '7' } } });
+    expect(get).toMatchObject({
+      flowId,
+      trigger: 'webhook',
+      message: { data: { customer: '7' }, method: 'GET', pathSuffix: 'orders/new', query: { customer: '7' } },
+    });
     expect(get!.message.headers['x-shop']).toBe('north');
     expect(xml!.message.data).toEqual({ order: { '@id': '1', total: 3 } });
   });

@@ -31,9 +31,11 @@ describe('delivery from the edge to a control plane that refuses', () => {
         const body = Buffer.concat(chunks);
         const { executions } = JSON.parse(body.toString()) as { executions: Execution[] };
         requests.push({ bytes: body.byteLength, executions });
-        const answer = (status: number, payload: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
+        const answer = (status: number, payload: unknown) =>
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
         if (!available) return answer(503, { errors: [{ message: 'down', code: 'unavailable' }] });
-        if (executions.some((e) => e.message.data.poison)) return answer(400, { errors: [{ message: 'execution: unreadable', code: 'validation_error' }] });
+        if (executions.some((e) => e.message.data.poison))
+          return answer(400, { errors: [{ message: 'execution: unreadable', code: 'validation_error' }] });
         for (const e of executions) received.add(e.flowExecId);
         answer(200, { data: { accepted: executions.map((e) => e.flowExecId), duplicates: [], rejected: [] } });
       });
@@ -47,8 +49,13 @@ describe('delivery from the edge to a control plane that refuses', () => {
   });
 
   const state = async (flowId: string) =>
-    ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { pending: number; failures: number; setAside: { reason: string; execution: Execution }[] } }).data;
-  const post = (flowId: string, data: unknown) => edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(data) });
+    (
+      (await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as {
+        data: { pending: number; failures: number; setAside: { reason: string; execution: Execution }[] };
+      }
+    ).data;
+  const post = (flowId: string, data: unknown) =>
+    edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(data) });
 
   it('cuts batches by bytes as well as by count, so large executions travel in several requests, none over the limit', async () => {
     available = false;
@@ -60,10 +67,18 @@ describe('delivery from the edge to a control plane that refuses', () => {
       expect(res.status).toBe(202);
       ids.push(((await res.json()) as { data: { flowExecId: string } }).data.flowExecId);
     }
-    await waitFor(() => state(flowId), (s) => s.failures >= 1 && s.pending === 5, 15_000);
+    await waitFor(
+      () => state(flowId),
+      (s) => s.failures >= 1 && s.pending === 5,
+      15_000,
+    );
     const before = requests.length;
     available = true;
-    await waitFor(() => state(flowId), (s) => s.pending === 0, 30_000);
+    await waitFor(
+      () => state(flowId),
+      (s) => s.pending === 0,
+      30_000,
+    );
     const delivered = requests.slice(before).filter((r) => r.executions.some((e) => ids.includes(e.flowExecId)));
     expect(delivered.length).toBeGreaterThan(1);
     for (const request of delivered) expect(request.bytes).toBeLessThanOrEqual(DELIVERY_LIMITS.bytes);
@@ -75,12 +90,24 @@ describe('delivery from the edge to a control plane that refuses', () => {
     const flowId = randomUUID();
     await edge.push({ flowId });
     const ids: string[] = [];
-    for (const data of [{ n: 1 }, { poison: true }, { n: 3 }]) ids.push(((await (await post(flowId, data)).json()) as { data: { flowExecId: string } }).data.flowExecId);
-    await waitFor(() => state(flowId), (s) => s.failures >= 1, 15_000);
+    for (const data of [{ n: 1 }, { poison: true }, { n: 3 }])
+      ids.push(((await (await post(flowId, data)).json()) as { data: { flowExecId: string } }).data.flowExecId);
+    await waitFor(
+      () => state(flowId),
+      (s) => s.failures >= 1,
+      15_000,
+    );
     available = true;
-    const done = await waitFor(() => state(flowId), (s) => s.pending === 0, 30_000);
+    const done = await waitFor(
+      () => state(flowId),
+      (s) => s.pending === 0,
+      30_000,
+    );
     expect(done.setAside).toHaveLength(1);
-    expect(done.setAside[0]).toMatchObject({ execution: { flowExecId: ids[1] }, reason: expect.stringMatching(/^control plane answered 400: .*unreadable/) });
+    expect(done.setAside[0]).toMatchObject({
+      execution: { flowExecId: ids[1] },
+      reason: expect.stringMatching(/^control plane answered 400: .*unreadable/),
+    });
     expect([ids[0], ids[2]].every((id) => received.has(id!))).toBe(true);
     // The next call is delivered as usual: nothing is held up behind what was set aside.
     const next = ((await (await post(flowId, { n: 4 })).json()) as { data: { flowExecId: string } }).data.flowExecId;

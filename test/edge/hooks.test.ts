@@ -5,7 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlToken, startTestEdge, type TestEdge } from '../support/edge.js';
 import { waitFor } from '../support/events.js';
 
-const json = (body: unknown, headers: Record<string, string> = {}) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+const json = (body: unknown, headers: Record<string, string> = {}) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json', ...headers },
+  body: JSON.stringify(body),
+});
 
 describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
   let edge: TestEdge;
@@ -22,7 +26,9 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
     let response = '';
     socket.on('data', (data) => (response += data.toString()));
     socket.on('error', () => undefined); // the server may close before it read everything: that is the point
-    socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: text/plain\r\nconnection: close\r\n${headers.join('\r\n')}\r\n\r\n`);
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: text/plain\r\nconnection: close\r\n${headers.join('\r\n')}\r\n\r\n`,
+    );
     for (const part of parts) {
       if (response) break;
       socket.write(part);
@@ -31,7 +37,11 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
     // The Worker reads what is sent of an oversized body for a few seconds before it gives up and answers.
     let closed = false;
     socket.once('close', () => (closed = true));
-    await waitFor(async () => response, (text) => text.includes('\r\n') || closed, 20_000);
+    await waitFor(
+      async () => response,
+      (text) => text.includes('\r\n') || closed,
+      20_000,
+    );
     socket.destroy();
     return response;
   }
@@ -71,14 +81,24 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
     const flowId = randomUUID();
     await edge.push({ flowId });
     const cases: [RequestInit | string, RegExp][] = [
-      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"a\\u0000b"}' }, /^body\.name: contains a NUL character/],
-      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"\\ud800"}' }, /^body\.name: contains a lone surrogate/],
+      [
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"a\\u0000b"}' },
+        /^body\.name: contains a NUL character/,
+      ],
+      [
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"\\ud800"}' },
+        /^body\.name: contains a lone surrogate/,
+      ],
       [{ method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'a\u0000b' }, /^body: contains a NUL character/],
-      [{ method: 'POST', headers: { 'content-type': 'application/json' }, body: '['.repeat(200) + ']'.repeat(200) }, /^body(\.0)*: nested deeper than 64 levels$/],
+      [
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: '['.repeat(200) + ']'.repeat(200) },
+        /^body(\.0)*: nested deeper than 64 levels$/,
+      ],
       ['?q=a%00b', /^query\.q: contains a NUL character/],
     ];
     for (const [request, message] of cases) {
-      const res = typeof request === 'string' ? await edge.fetch(`/hook/${flowId}${request}`) : await edge.fetch(`/hook/${flowId}`, request);
+      const res =
+        typeof request === 'string' ? await edge.fetch(`/hook/${flowId}${request}`) : await edge.fetch(`/hook/${flowId}`, request);
       expect(res.status).toBe(400);
       expect(((await res.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(message);
     }
@@ -137,7 +157,11 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
     await edge.push({ flowId });
     const none = await edge.fetch(`/hook/${flowId}`, { method: 'POST', body: new Uint8Array([1, 2, 3]) });
     expect(none.status).toBe(415);
-    const binary = await edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: 'x' });
+    const binary = await edge.fetch(`/hook/${flowId}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: 'x',
+    });
     expect(binary.status).toBe(415);
     // Raw HTTP, so the test sees the answer even though the server stops reading: a declared
     // Content-Length over the limit is refused with only part of the body ever sent...
@@ -145,7 +169,11 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
     expect(declared).toMatch(/^HTTP\/1\.1 413/);
     // ...and a chunked body with no length is refused once it passes the limit, before its end.
     const chunk = (text: string) => `${text.length.toString(16)}\r\n${text}\r\n`;
-    const streamed = await rawPost(`/hook/${flowId}`, ['transfer-encoding: chunked'], Array.from({ length: 6 }, () => chunk('y'.repeat(512))));
+    const streamed = await rawPost(
+      `/hook/${flowId}`,
+      ['transfer-encoding: chunked'],
+      Array.from({ length: 6 }, () => chunk('y'.repeat(512))),
+    );
     expect(streamed).toMatch(/^HTTP\/1\.1 413/);
     expect(await pending(flowId)).toBe(0);
   });
@@ -182,7 +210,8 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
 
   it('applies pushed triggers in version order: a late, older push changes nothing', async () => {
     const flowId = randomUUID();
-    const put = (version: number, status: string) => edge.control('PUT', `/control/flows/${flowId}`, { flowId, tenant: 't', status, version });
+    const put = (version: number, status: string) =>
+      edge.control('PUT', `/control/flows/${flowId}`, { flowId, tenant: 't', status, version });
     expect(await (await put(5, 'live')).json()).toEqual({ data: { applied: true } });
     expect(await (await put(4, 'starting')).json()).toEqual({ data: { applied: false } });
     expect((await edge.fetch(`/hook/${flowId}`, json({}))).status).toBe(202);

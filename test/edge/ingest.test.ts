@@ -9,7 +9,13 @@ import { createFlow } from '../flows/support.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 
 const edgeToken = (secret = EDGE_CONTROL_SECRET, issuer = 'hookline-edge') =>
-  new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer(issuer).setAudience('hookline-control-plane').setIssuedAt().setExpirationTime('1m').sign(new TextEncoder().encode(secret));
+  new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer(issuer)
+    .setAudience('hookline-control-plane')
+    .setIssuedAt()
+    .setExpirationTime('1m')
+    .sign(new TextEncoder().encode(secret));
 
 describe('POST /api/v1/edge/executions', () => {
   let cp: TestControlPlane;
@@ -40,16 +46,25 @@ describe('POST /api/v1/edge/executions', () => {
     const first = await send({ executions: [good, otherTenant, unknownFlow, { flowExecId: 'broken' }] });
     expect(first.status).toBe(200);
     expect(first.body.data.accepted).toEqual([good.flowExecId]);
-    expect(first.body.data.rejected.map((r: { flowExecId: string }) => r.flowExecId).sort()).toEqual(['broken', otherTenant.flowExecId, unknownFlow.flowExecId].sort());
+    expect(first.body.data.rejected.map((r: { flowExecId: string }) => r.flowExecId).sort()).toEqual(
+      ['broken', otherTenant.flowExecId, unknownFlow.flowExecId].sort(),
+    );
     // The execution of a flow the tenant does not have is recorded as failed, with the reason, for that tenant to see.
     const record = await cp.request('GET', `/executions/${unknownFlow.flowExecId}`, { token: user.token });
-    expect(record.body.data).toMatchObject({ status: 'failed', trigger: 'webhook', reason: `no flow ${unknownFlow.flowId} in this tenant when the execution arrived (it was deleted, or never was)` });
+    expect(record.body.data).toMatchObject({
+      status: 'failed',
+      trigger: 'webhook',
+      reason: `no flow ${unknownFlow.flowId} in this tenant when the execution arrived (it was deleted, or never was)`,
+    });
     expect(record.body.data.input).toMatchObject({ data: { ok: true } });
     // A tenant that does not exist gets no record.
     expect((await cp.request('GET', `/executions/${otherTenant.flowExecId}`, { token: await cp.login() })).status).toBe(404);
     const again = await send({ executions: [good] });
     expect(again.body.data).toEqual({ accepted: [], duplicates: [good.flowExecId], rejected: [] });
-    await waitFor(async () => events.filter((e) => e.payload.flowId === flow.id), (found) => found.length === 1);
+    await waitFor(
+      async () => events.filter((e) => e.payload.flowId === flow.id),
+      (found) => found.length === 1,
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(events.filter((e) => e.payload.flowId === flow.id)).toHaveLength(1);
   });
@@ -88,7 +103,10 @@ describe('POST /api/v1/edge/executions', () => {
   it('is off (503) without EDGE_CONTROL_SECRET', async () => {
     const plain = await startTestControlPlane();
     try {
-      const res = await plain.request('POST', '/api/v1/edge/executions', { body: { executions: [] }, headers: { authorization: `Bearer ${await edgeToken()}` } });
+      const res = await plain.request('POST', '/api/v1/edge/executions', {
+        body: { executions: [] },
+        headers: { authorization: `Bearer ${await edgeToken()}` },
+      });
       expect(res.status).toBe(503);
       expect(res.body.errors[0].message).toMatch(/EDGE_CONTROL_SECRET/);
     } finally {

@@ -43,7 +43,13 @@ describe('schedule slots (edge/schedule.ts)', () => {
 
   describe('across daylight saving time (Europe/Berlin, 2026)', () => {
     it('spring forward: a slot in the skipped hour runs once, at the first minute after the gap', () => {
-      const plan = planSlots('30 2 * * *', 'Europe/Berlin', 'skip', nextSlot('30 2 * * *', 'Europe/Berlin', at('2026-03-28T12:00:00Z'))!, at('2026-03-29T01:00:30Z'));
+      const plan = planSlots(
+        '30 2 * * *',
+        'Europe/Berlin',
+        'skip',
+        nextSlot('30 2 * * *', 'Europe/Berlin', at('2026-03-28T12:00:00Z'))!,
+        at('2026-03-29T01:00:30Z'),
+      );
       expect(plan.fire.map(iso)).toEqual(['2026-03-29T01:00:00.000Z']); // 03:00 CEST
       expect(iso(plan.nextDue)).toBe('2026-03-30T00:30:00.000Z'); // 02:30 CEST the next day
     });

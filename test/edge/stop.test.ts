@@ -17,7 +17,8 @@ describe('what a stopped flow leaves in its Durable Object (workerd via Miniflar
   });
   afterAll(() => edge?.close());
 
-  const control = async (method: string, path: string, body?: unknown) => (await (await edge.control(method, path, body)).json()) as { data: Record<string, unknown> };
+  const control = async (method: string, path: string, body?: unknown) =>
+    (await (await edge.control(method, path, body)).json()) as { data: Record<string, unknown> };
   /** Every stored value as text, and the keys. */
   const storage = async (flowId: string) => {
     const stored = await edge.stored(flowId);
@@ -25,7 +26,12 @@ describe('what a stopped flow leaves in its Durable Object (workerd via Miniflar
   };
 
   const auths: [string, EdgeTrigger['webhooks']['auth'], string[], (body: string) => Record<string, string>][] = [
-    ['hmac', { type: 'hmac', secret: HMAC_SECRET, header: 'x-hub-signature-256', algorithm: 'sha256', encoding: 'hex', prefix: 'sha256=' }, [HMAC_SECRET], (body) => ({ 'x-hub-signature-256': `sha256=${createHmac('sha256', HMAC_SECRET).update(body).digest('hex')}` })],
+    [
+      'hmac',
+      { type: 'hmac', secret: HMAC_SECRET, header: 'x-hub-signature-256', algorithm: 'sha256', encoding: 'hex', prefix: 'sha256=' },
+      [HMAC_SECRET],
+      (body) => ({ 'x-hub-signature-256': `sha256=${createHmac('sha256', HMAC_SECRET).update(body).digest('hex')}` }),
+    ],
     ['bearer', { type: 'bearer', token: BEARER }, [BEARER], () => ({ authorization: `Bearer ${BEARER}` })],
     [
       'standard-webhooks',
@@ -33,40 +39,57 @@ describe('what a stopped flow leaves in its Durable Object (workerd via Miniflar
       WHSEC,
       (body) => {
         const ts = Math.floor(Date.now() / 1000);
-        return { 'webhook-id': 'msg_1', 'webhook-timestamp': String(ts), 'webhook-signature': `v1,${createHmac('sha256', Buffer.from(WHSEC[1]!, 'base64')).update(`msg_1.${ts}.${body}`).digest('base64')}` };
+        return {
+          'webhook-id': 'msg_1',
+          'webhook-timestamp': String(ts),
+          'webhook-signature': `v1,${createHmac('sha256', Buffer.from(WHSEC[1]!, 'base64')).update(`msg_1.${ts}.${body}`).digest('base64')}`,
+        };
       },
     ],
   ];
 
-  it.each(auths)('%s: the control API never shows the keys; the stop push removes the trigger and its keys; only the tombstone, the outbox and idempotency keys stay', async (_type, auth, secrets, sign) => {
-    const flowId = randomUUID();
-    await edge.push({ flowId, webhooks: { auth }, version: 100 });
-    const body = '{"paid":true}';
-    const call = await edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': `key-${flowId}`, ...sign(body) }, body });
-    expect(call.status).toBe(202);
-    const live = await storage(flowId);
-    for (const secret of secrets) expect(live.text).toContain(secret);
-    // The control API shows the trigger, never its keys.
-    const shown = JSON.stringify(await control('GET', `/control/flows/${flowId}`));
-    for (const secret of secrets) expect(shown).not.toContain(secret);
-    expect(shown).toContain('[hidden]');
+  it.each(auths)(
+    '%s: the control API never shows the keys; the stop push removes the trigger and its keys; only the tombstone, the outbox and idempotency keys stay',
+    async (_type, auth, secrets, sign) => {
+      const flowId = randomUUID();
+      await edge.push({ flowId, webhooks: { auth }, version: 100 });
+      const body = '{"paid":true}';
+      const call = await edge.fetch(`/hook/${flowId}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': `key-${flowId}`, ...sign(body) },
+        body,
+      });
+      expect(call.status).toBe(202);
+      const live = await storage(flowId);
+      for (const secret of secrets) expect(live.text).toContain(secret);
+      // The control API shows the trigger, never its keys.
+      const shown = JSON.stringify(await control('GET', `/control/flows/${flowId}`));
+      for (const secret of secrets) expect(shown).not.toContain(secret);
+      expect(shown).toContain('[hidden]');
 
-    expect(await control('DELETE', `/control/flows/${flowId}?version=200`)).toEqual({ data: { removed: true } });
-    const stopped = await storage(flowId);
-    for (const secret of secrets) expect(stopped.text).not.toContain(secret);
-    expect(stopped.keys).not.toContain('trigger');
-    expect(stopped.keys.filter((key) => !ALLOWED_AFTER_STOP.test(key))).toEqual([]);
-    expect(stopped.keys).toContain('removedAt');
-    expect(stopped.keys.some((key) => key.startsWith('idem:'))).toBe(true);
-    expect(stopped.removedAt).toBe(200);
-    expect((await edge.fetch(`/hook/${flowId}`, { method: 'HEAD' })).status).toBe(404);
-  });
+      expect(await control('DELETE', `/control/flows/${flowId}?version=200`)).toEqual({ data: { removed: true } });
+      const stopped = await storage(flowId);
+      for (const secret of secrets) expect(stopped.text).not.toContain(secret);
+      expect(stopped.keys).not.toContain('trigger');
+      expect(stopped.keys.filter((key) => !ALLOWED_AFTER_STOP.test(key))).toEqual([]);
+      expect(stopped.keys).toContain('removedAt');
+      expect(stopped.keys.some((key) => key.startsWith('idem:'))).toBe(true);
+      expect(stopped.removedAt).toBe(200);
+      expect((await edge.fetch(`/hook/${flowId}`, { method: 'HEAD' })).status).toBe(404);
+    },
+  );
 
   it('a stop that arrives before its flow’s start leaves a tombstone, so the late start stores no keys and opens nothing', async () => {
     const flowId = randomUUID();
     expect(await control('DELETE', `/control/flows/${flowId}?version=200`)).toEqual({ data: { removed: false } });
     for (const status of ['starting', 'live'] as const) {
-      const late = await control('PUT', `/control/flows/${flowId}`, { flowId, tenant: 't', status, version: 150, webhooks: { auth: { type: 'bearer', token: BEARER } } });
+      const late = await control('PUT', `/control/flows/${flowId}`, {
+        flowId,
+        tenant: 't',
+        status,
+        version: 150,
+        webhooks: { auth: { type: 'bearer', token: BEARER } },
+      });
       expect(late).toEqual({ data: { applied: false } });
     }
     const { keys, text } = await storage(flowId);
@@ -76,7 +99,15 @@ describe('what a stopped flow leaves in its Durable Object (workerd via Miniflar
 
     // A later start (a newer version) is a new start, and works.
     await edge.push({ flowId, webhooks: { auth: { type: 'bearer', token: BEARER } }, version: 300 });
-    expect((await edge.fetch(`/hook/${flowId}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${BEARER}` }, body: '{}' })).status).toBe(202);
+    expect(
+      (
+        await edge.fetch(`/hook/${flowId}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${BEARER}` },
+          body: '{}',
+        })
+      ).status,
+    ).toBe(202);
   });
 
   it('an older stop keeps the newer tombstone', async () => {
@@ -84,6 +115,8 @@ describe('what a stopped flow leaves in its Durable Object (workerd via Miniflar
     await control('DELETE', `/control/flows/${flowId}?version=200`);
     await control('DELETE', `/control/flows/${flowId}?version=100`);
     expect((await storage(flowId)).removedAt).toBe(200);
-    expect(await control('PUT', `/control/flows/${flowId}`, { flowId, tenant: 't', status: 'live', version: 150 })).toEqual({ data: { applied: false } });
+    expect(await control('PUT', `/control/flows/${flowId}`, { flowId, tenant: 't', status: 'live', version: 150 })).toEqual({
+      data: { applied: false },
+    });
   });
 });

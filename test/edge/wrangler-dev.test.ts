@@ -19,7 +19,13 @@ describe('the edge Worker under wrangler dev', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hookline-wrangler-'));
-    dev = await startWranglerDev({ port: await freePort(), vars: { EDGE_CONTROL_SECRET, HOOK_BODY_LIMIT_BYTES: '1048576', CONTROL_PLANE_URL: 'http://127.0.0.1:9' }, dataDir: dir, logFile: join(dir, 'wrangler.log'), timeoutMs: 90_000 });
+    dev = await startWranglerDev({
+      port: await freePort(),
+      vars: { EDGE_CONTROL_SECRET, HOOK_BODY_LIMIT_BYTES: '1048576', CONTROL_PLANE_URL: 'http://127.0.0.1:9' },
+      dataDir: dir,
+      logFile: join(dir, 'wrangler.log'),
+      timeoutMs: 90_000,
+    });
   }, 120_000);
   afterAll(async () => {
     await dev?.stop();
@@ -38,7 +44,11 @@ describe('the edge Worker under wrangler dev', () => {
     const res = await fetch(`${dev.url}/__scheduled?cron=*+*+*+*+*`);
     await res.arrayBuffer();
     expect(res.status).toBe(200);
-    await waitFor(() => readFile(join(dir, 'wrangler.log'), 'utf8'), (log) => log.includes('reconcile skipped, trying again at the next Cron Trigger'), 10_000);
+    await waitFor(
+      () => readFile(join(dir, 'wrangler.log'), 'utf8'),
+      (log) => log.includes('reconcile skipped, trying again at the next Cron Trigger'),
+      10_000,
+    );
   });
 
   it('answers early (404, 415, 413, 405) without leaving the body half read: no uncaught error, no 503 for what comes next', async () => {
@@ -54,14 +64,25 @@ describe('the edge Worker under wrangler dev', () => {
     };
     for (let round = 0; round < 2; round++) {
       expect(await send(`/hook/${unknown}`, { method: 'POST', body: 'x=1', headers: { 'content-type': '' } })).toBe(415);
-      expect(await send(`/hook/${unknown}`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })).toBe(404);
+      expect(await send(`/hook/${unknown}`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })).toBe(
+        404,
+      );
       expect(await send(`/hook/${unknown}`, { method: 'POST', body: big, headers: { 'content-type': 'application/json' } })).toBe(413);
       // Chunked, so the size is found while streaming rather than from Content-Length.
       const stream = new Blob([big]).stream();
-      expect(await send(`/hook/${unknown}`, { method: 'POST', body: stream, headers: { 'content-type': 'application/json' }, duplex: 'half' } as RequestInit)).toBe(413);
+      expect(
+        await send(`/hook/${unknown}`, {
+          method: 'POST',
+          body: stream,
+          headers: { 'content-type': 'application/json' },
+          duplex: 'half',
+        } as RequestInit),
+      ).toBe(413);
       expect(await send(`/hook/${unknown}`, { method: 'PUT', body: 'x' })).toBe(405);
       expect((await push(live, round + 1)).status).toBe(200);
-      expect(await send(`/hook/${live}`, { method: 'POST', body: '{"order":1}', headers: { 'content-type': 'application/json' } })).toBe(202);
+      expect(await send(`/hook/${live}`, { method: 'POST', body: '{"order":1}', headers: { 'content-type': 'application/json' } })).toBe(
+        202,
+      );
     }
     expect(statuses).not.toContain(503);
     expect(await readFile(join(dir, 'wrangler.log'), 'utf8')).not.toMatch(/Uncaught|Can't read from request stream/);

@@ -69,15 +69,27 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const mapped = output({ mapped: true });
     const aStart = new Date(receivedAt.getTime() + 100);
     const bStart = new Date(receivedAt.getTime() + 200);
-    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [mapped], delivered: ['d1'], startedAt: aStart, durationMs: 12 }));
+    await applyResults(
+      cp,
+      stepResult(ref, 'a', executed.message.id, { outputs: [mapped], delivered: ['d1'], startedAt: aStart, durationMs: 12 }),
+    );
     const halfway = await read(ref.flowExecId);
-    expect(halfway).toMatchObject({ status: 'running', finishedAt: null, steps: { a: { in: 1, out: 1, errors: 0, firstAt: aStart.toISOString() } } });
+    expect(halfway).toMatchObject({
+      status: 'running',
+      finishedAt: null,
+      steps: { a: { in: 1, out: 1, errors: 0, firstAt: aStart.toISOString() } },
+    });
     expect(halfway.steps.a.lastAt).toBe(new Date(aStart.getTime() + 12).toISOString());
 
     await applyResults(cp, stepResult(ref, 'b', 'd1', { outputs: [output({ sent: true })], startedAt: bStart, durationMs: 30 }));
     const done = await read(ref.flowExecId);
     const end = new Date(bStart.getTime() + 30);
-    expect(done).toMatchObject({ status: 'succeeded', reason: null, finishedAt: end.toISOString(), durationMs: end.getTime() - receivedAt.getTime() });
+    expect(done).toMatchObject({
+      status: 'succeeded',
+      reason: null,
+      finishedAt: end.toISOString(),
+      durationMs: end.getTime() - receivedAt.getTime(),
+    });
     expect(done.steps).toEqual({
       a: { in: 1, out: 1, errors: 0, firstAt: aStart.toISOString(), lastAt: new Date(aStart.getTime() + 12).toISOString() },
       b: { in: 1, out: 1, errors: 0, firstAt: bStart.toISOString(), lastAt: end.toISOString() },
@@ -122,14 +134,27 @@ describe('execution records, from flow.executed and execution.step.results', () 
     // Until flow.executed, startedAt is the earliest result's start.
     expect(await read(ref.flowExecId)).toMatchObject({ status: 'running', trigger: null, startedAt: bStart.toISOString(), input: null });
 
-    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [output('early')], delivered: ['d1'], startedAt: new Date(receivedAt.getTime() + 100) }));
+    await applyResults(
+      cp,
+      stepResult(ref, 'a', executed.message.id, {
+        outputs: [output('early')],
+        delivered: ['d1'],
+        startedAt: new Date(receivedAt.getTime() + 100),
+      }),
+    );
     const waiting = await read(ref.flowExecId);
     expect(waiting).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 } } });
     expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([{ deliveryId: executed.message.id, delivered: false, done: true }]);
 
     await apply(cp, 'flow.executed', executed);
     const done = await read(ref.flowExecId);
-    expect(done).toMatchObject({ status: 'succeeded', trigger: 'webhook', input: executed.message, startedAt: receivedAt.toISOString(), finishedAt: new Date(bStart.getTime() + 5).toISOString() });
+    expect(done).toMatchObject({
+      status: 'succeeded',
+      trigger: 'webhook',
+      input: executed.message,
+      startedAt: receivedAt.toISOString(),
+      finishedAt: new Date(bStart.getTime() + 5).toISOString(),
+    });
     expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([]);
     expect(await finishedOf(ref.flowExecId)).toHaveLength(1);
   });
@@ -149,7 +174,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const done = await read(ref.flowExecId);
     expect(done).toMatchObject({ status: 'succeeded', steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 }, d: { in: 1, out: 0 } } });
     expect(Object.hasOwn(done.steps, '__proto__')).toBe(true);
-    expect(done.steps['__proto__']).toMatchObject({ in: 1, out: 0, errors: 0 });
+    expect(Object.getOwnPropertyDescriptor(done.steps, '__proto__')?.value).toMatchObject({ in: 1, out: 0, errors: 0 });
   });
 
   it('fails an execution one of whose steps failed an input, once every other branch is done, naming the first failure', async () => {
@@ -158,20 +183,45 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const t0 = Date.now();
     await apply(cp, 'flow.executed', executed);
     const input = output({ url: 'https://example.invalid' });
-    await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [input], delivered: ['d-http', 'd-mail', 'd-log'], startedAt: new Date(t0) }));
+    await applyResults(
+      cp,
+      stepResult(ref, 'a', executed.message.id, { outputs: [input], delivered: ['d-http', 'd-mail', 'd-log'], startedAt: new Date(t0) }),
+    );
     const error = { message: 'getaddrinfo ENOTFOUND example.invalid', stack: 'Error: getaddrinfo ENOTFOUND\n    at x.js:1' };
     // mail fails later than http, but its result arrives first: the reason names http, the first to fail.
-    await applyResults(cp, stepResult(ref, 'mail', 'd-mail', { error: { message: 'mailbox full' }, input, startedAt: new Date(t0 + 9000), durationMs: 10 }));
-    await applyResults(cp, stepResult(ref, 'http', 'd-http', { error, input, attempts: 3, startedAt: new Date(t0 + 10), durationMs: 5000 }));
+    await applyResults(
+      cp,
+      stepResult(ref, 'mail', 'd-mail', { error: { message: 'mailbox full' }, input, startedAt: new Date(t0 + 9000), durationMs: 10 }),
+    );
+    await applyResults(
+      cp,
+      stepResult(ref, 'http', 'd-http', { error, input, attempts: 3, startedAt: new Date(t0 + 10), durationMs: 5000 }),
+    );
     const running = await read(ref.flowExecId);
-    expect(running).toMatchObject({ status: 'running', reason: null, steps: { http: { in: 1, out: 0, errors: 1 }, mail: { in: 1, errors: 1 } } });
+    expect(running).toMatchObject({
+      status: 'running',
+      reason: null,
+      steps: { http: { in: 1, out: 0, errors: 1 }, mail: { in: 1, errors: 1 } },
+    });
 
     await applyResults(cp, stepResult(ref, 'log', 'd-log'));
     const record = await read(ref.flowExecId);
-    expect(record).toMatchObject({ status: 'failed', reason: 'step http failed: getaddrinfo ENOTFOUND example.invalid (2 inputs failed in all)', finishedAt: new Date(t0 + 9010).toISOString() });
+    expect(record).toMatchObject({
+      status: 'failed',
+      reason: 'step http failed: getaddrinfo ENOTFOUND example.invalid (2 inputs failed in all)',
+      finishedAt: new Date(t0 + 9010).toISOString(),
+    });
     expect(record.errors).toEqual([
       { stepId: 'http', messageId: 'd-http', error, input, attempts: 3, durationMs: 5000, at: new Date(t0 + 5010).toISOString() },
-      { stepId: 'mail', messageId: 'd-mail', error: { message: 'mailbox full' }, input, attempts: 1, durationMs: 10, at: new Date(t0 + 9010).toISOString() },
+      {
+        stepId: 'mail',
+        messageId: 'd-mail',
+        error: { message: 'mailbox full' },
+        input,
+        attempts: 1,
+        durationMs: 10,
+        at: new Date(t0 + 9010).toISOString(),
+      },
     ]);
     expect((await finishedOf(ref.flowExecId)).map((e) => e.payload)).toEqual([{ ...ref, status: 'failed', reason: record.reason }]);
   });
@@ -183,9 +233,18 @@ describe('execution records, from flow.executed and execution.step.results', () 
     await applyResults(cp, stepResult(ref, 'a', executed.message.id));
     const done = await read(ref.flowExecId);
     expect(done.status).toBe('succeeded');
-    await applyResults(cp, stepResult(ref, 'b', 'stray', { error: { message: 'too late' }, delivered: [] }), stepResult(ref, 'c', 'other', { outputs: [output(1)], delivered: ['x'] }));
+    await applyResults(
+      cp,
+      stepResult(ref, 'b', 'stray', { error: { message: 'too late' }, delivered: [] }),
+      stepResult(ref, 'c', 'other', { outputs: [output(1)], delivered: ['x'] }),
+    );
     const after = await read(ref.flowExecId);
-    expect(after).toMatchObject({ status: 'succeeded', reason: null, finishedAt: done.finishedAt, steps: { b: { in: 1, errors: 1 }, c: { in: 1, out: 1 } } });
+    expect(after).toMatchObject({
+      status: 'succeeded',
+      reason: null,
+      finishedAt: done.finishedAt,
+      steps: { b: { in: 1, errors: 1 }, c: { in: 1, out: 1 } },
+    });
     expect(after.errors).toHaveLength(1);
     expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([]);
     expect(await finishedOf(ref.flowExecId)).toHaveLength(1);
@@ -193,7 +252,11 @@ describe('execution records, from flow.executed and execution.step.results', () 
 
   it('fails every running execution of a flow when the flow stops, and leaves its ended ones and other flows’ alone', async () => {
     const flowId = await createFlowRow(cp, user.tenantId);
-    const [running, early, ended] = [executionRef(user.tenantId, flowId), executionRef(user.tenantId, flowId), executionRef(user.tenantId, flowId)];
+    const [running, early, ended] = [
+      executionRef(user.tenantId, flowId),
+      executionRef(user.tenantId, flowId),
+      executionRef(user.tenantId, flowId),
+    ];
     const other = await runningExecution(cp, user.tenantId);
     const runningExecuted = executedPayload(running);
     await apply(cp, 'flow.executed', runningExecuted);
@@ -215,7 +278,11 @@ describe('execution records, from flow.executed and execution.step.results', () 
 
     // What arrives for a stopped execution still counts, and ends nothing.
     await applyResults(cp, stepResult(running, 'b', 'd1'));
-    expect(await read(running.flowExecId)).toMatchObject({ status: 'failed', reason: STOPPED_REASON, steps: { a: { in: 1 }, b: { in: 1 } } });
+    expect(await read(running.flowExecId)).toMatchObject({
+      status: 'failed',
+      reason: STOPPED_REASON,
+      steps: { a: { in: 1 }, b: { in: 1 } },
+    });
     expect(await finishedOf(running.flowExecId)).toHaveLength(1);
   });
 
@@ -243,7 +310,10 @@ describe('execution records, from flow.executed and execution.step.results', () 
         steps: { a: { in: 1 } },
       });
       expect(await trackedDeliveries(cp, ref.flowExecId), name).toEqual([]);
-      expect((await finishedOf(ref.flowExecId)).map((e) => e.payload.status), name).toEqual(['failed']);
+      expect(
+        (await finishedOf(ref.flowExecId)).map((e) => e.payload.status),
+        name,
+      ).toEqual(['failed']);
     }
     // A flow that is starting runs.
     const starting = executionRef(user.tenantId, await createFlowRow(cp, user.tenantId, 'starting'));
@@ -258,16 +328,29 @@ describe('execution records, from flow.executed and execution.step.results', () 
     // a splits the input into 250 outputs (the first 100 recorded), b and c get some of them.
     const outputs = Array.from({ length: 100 }, (_, i) => output(i));
     await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs, outputCount: 250, delivered: ['b0', 'b1', 'b2'] }));
-    await applyResults(cp, stepResult(ref, 'b', 'b0', { outputs: [output('b0')] }), stepResult(ref, 'b', 'b1', { outputs: [output('b1')] }));
+    await applyResults(
+      cp,
+      stepResult(ref, 'b', 'b0', { outputs: [output('b0')] }),
+      stepResult(ref, 'b', 'b1', { outputs: [output('b1')] }),
+    );
     let record = await read(ref.flowExecId);
     expect(record.steps.a).toMatchObject({ in: 1, out: 250 });
     expect(record.outputs).toHaveLength(MAX_MESSAGES);
     expect(record.dropped).toEqual({ outputs: 2, errors: 0 });
-    expect(record.outputs.map((o: { message: { data: unknown } }) => o.message.data)).toEqual([...Array.from({ length: 98 }, (_, i) => i + 2), 'b0', 'b1']);
+    expect(record.outputs.map((o: { message: { data: unknown } }) => o.message.data)).toEqual([
+      ...Array.from({ length: 98 }, (_, i) => i + 2),
+      'b0',
+      'b1',
+    ]);
 
     // 105 failed inputs in one batch: the newest 100 are kept.
-    const failures = Array.from({ length: MAX_MESSAGES + 5 }, (_, i) => stepResult(ref, 'c', `c${i}`, { error: { message: `failure ${i}` }, input: { i } }));
-    failures[MAX_MESSAGES + 4] = stepResult(ref, 'c', `c${MAX_MESSAGES + 4}`, { error: { message: 'e'.repeat(MAX_ERROR_CHARS + 10), stack: 's'.repeat(MAX_ERROR_CHARS + 1) }, input: { blob: 'y'.repeat(MAX_PAYLOAD_BYTES) } });
+    const failures = Array.from({ length: MAX_MESSAGES + 5 }, (_, i) =>
+      stepResult(ref, 'c', `c${i}`, { error: { message: `failure ${i}` }, input: { i } }),
+    );
+    failures[MAX_MESSAGES + 4] = stepResult(ref, 'c', `c${MAX_MESSAGES + 4}`, {
+      error: { message: 'e'.repeat(MAX_ERROR_CHARS + 10), stack: 's'.repeat(MAX_ERROR_CHARS + 1) },
+      input: { blob: 'y'.repeat(MAX_PAYLOAD_BYTES) },
+    });
     await applyResults(cp, ...failures);
     record = await read(ref.flowExecId);
     expect(record.steps.c).toMatchObject({ in: MAX_MESSAGES + 5, out: 0, errors: MAX_MESSAGES + 5 });
@@ -312,10 +395,17 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const record = await read(ref.flowExecId);
     expect(record).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 1, errors: 0 } } });
     const about = (message: string) => warnings.filter((w) => w.eventId === event.headers.id && w.msg.startsWith(message));
-    const [ignored] = await waitFor(async () => about('step results ignored: their tenant'), (found) => found.length === 1);
+    const [ignored] = await waitFor(
+      async () => about('step results ignored: their tenant'),
+      (found) => found.length === 1,
+    );
     expect(ignored).toMatchObject({ level: 40, ignored: 4 });
-    expect(ignored!.results.map((r: { flowExecId: string }) => r.flowExecId).sort()).toEqual([ref.flowExecId, ref.flowExecId, ref.flowExecId, nowhere.flowExecId].sort());
-    expect(about('step results ignored: they do not match')).toEqual([expect.objectContaining({ level: 40, malformed: 1, results: [expect.objectContaining({ index: 4 })] })]);
+    expect(ignored!.results.map((r: { flowExecId: string }) => r.flowExecId).sort()).toEqual(
+      [ref.flowExecId, ref.flowExecId, ref.flowExecId, nowhere.flowExecId].sort(),
+    );
+    expect(about('step results ignored: they do not match')).toEqual([
+      expect.objectContaining({ level: 40, malformed: 1, results: [expect.objectContaining({ index: 4 })] }),
+    ]);
     expect(Object.keys(record.steps)).toEqual(['a']);
     expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([{ deliveryId: 'd1', delivered: true, done: false }]);
     expect((await readExecution(cp, stranger.token, theirs.flowExecId)).steps).toEqual({ x: expect.objectContaining({ in: 1 }) });
@@ -330,16 +420,29 @@ describe('execution records, from flow.executed and execution.step.results', () 
   it('applies a batch of many executions and tenants in one go', async () => {
     const other = await createTenantWithUser(cp, ['TENANT_GUEST']);
     const tokenOf = (i: number) => (i % 2 === 0 ? user.token : other.token);
-    const refs = await Promise.all(Array.from({ length: 20 }, (_, i) => runningExecution(cp, i % 2 === 0 ? user.tenantId : other.tenantId)));
+    const refs = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => runningExecution(cp, i % 2 === 0 ? user.tenantId : other.tenantId)),
+    );
     const executed = refs.map((ref) => executedPayload(ref));
     // Every execution: a -> b, both results in one batch (b's first), before flow.executed.
     await applyResults(
       cp,
-      ...refs.flatMap((ref, i) => [stepResult(ref, 'b', `d-${i}`, { outputs: [output(i)] }), stepResult(ref, 'a', executed[i]!.message.id, { outputs: [output(i)], delivered: [`d-${i}`] })]),
+      ...refs.flatMap((ref, i) => [
+        stepResult(ref, 'b', `d-${i}`, { outputs: [output(i)] }),
+        stepResult(ref, 'a', executed[i]!.message.id, { outputs: [output(i)], delivered: [`d-${i}`] }),
+      ]),
     );
-    for (const [i, ref] of refs.entries()) expect(await readExecution(cp, tokenOf(i), ref.flowExecId)).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 } } });
+    for (const [i, ref] of refs.entries())
+      expect(await readExecution(cp, tokenOf(i), ref.flowExecId)).toMatchObject({
+        status: 'running',
+        steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 } },
+      });
     for (const payload of executed) await apply(cp, 'flow.executed', payload);
-    for (const [i, ref] of refs.entries()) expect(await readExecution(cp, tokenOf(i), ref.flowExecId)).toMatchObject({ status: 'succeeded', tenant: i % 2 === 0 ? user.tenantId : other.tenantId });
+    for (const [i, ref] of refs.entries())
+      expect(await readExecution(cp, tokenOf(i), ref.flowExecId)).toMatchObject({
+        status: 'succeeded',
+        tenant: i % 2 === 0 ? user.tenantId : other.tenantId,
+      });
     const ended = await finished.settled();
     for (const ref of refs) expect(ended.filter((e) => e.payload.flowExecId === ref.flowExecId)).toHaveLength(1);
   });

@@ -49,7 +49,12 @@ describe('/executions', () => {
       ...{ flowId, tenant: guest.tenantId, status: 'failed', reason: 'step step_2 failed: refused' },
       steps: { step_1: { in: 1, out: 1, errors: 0 }, step_2: { in: 1, out: 0, errors: 1 } },
     });
-    expect(res.body.data[1]).toMatchObject({ status: 'running', reason: null, finishedAt: null, steps: { step_1: { in: 1, out: 1, errors: 0 } } });
+    expect(res.body.data[1]).toMatchObject({
+      status: 'running',
+      reason: null,
+      finishedAt: null,
+      steps: { step_1: { in: 1, out: 1, errors: 0 } },
+    });
     expect(res.body.data[0]).not.toHaveProperty('outputs');
     expect(res.body.data[0]).not.toHaveProperty('input');
     expect(res.body.data[0]).not.toHaveProperty('errors');

@@ -40,9 +40,14 @@ export type ExecutionRef = { flowExecId: string; flowId: string; tenant: string 
 export const executionRef = (tenant: string, flowId: string = randomUUID()): ExecutionRef => ({ flowExecId: randomUUID(), flowId, tenant });
 
 /** The ids of an execution of a new running flow of `tenant`. */
-export const runningExecution = async (cp: TestControlPlane, tenant: string): Promise<ExecutionRef> => executionRef(tenant, await createFlowRow(cp, tenant));
+export const runningExecution = async (cp: TestControlPlane, tenant: string): Promise<ExecutionRef> =>
+  executionRef(tenant, await createFlowRow(cp, tenant));
 
-export const executedPayload = (ref: ExecutionRef, data: unknown = { order: 1 }, receivedAt = new Date()): EventPayload<'flow.executed'> => ({
+export const executedPayload = (
+  ref: ExecutionRef,
+  data: unknown = { order: 1 },
+  receivedAt = new Date(),
+): EventPayload<'flow.executed'> => ({
   ...ref,
   trigger: 'webhook',
   message: { id: randomUUID(), data, attachments: {}, headers: {}, metadata: {}, passthrough: {} },
@@ -61,7 +66,16 @@ export function stepResult(
   ref: ExecutionRef,
   stepId: string,
   deliveryId: string,
-  options: { outputs?: unknown[]; outputCount?: number; delivered?: string[]; error?: { message: string; stack?: string }; input?: unknown; attempts?: number; startedAt?: Date; durationMs?: number } = {},
+  options: {
+    outputs?: unknown[];
+    outputCount?: number;
+    delivered?: string[];
+    error?: { message: string; stack?: string };
+    input?: unknown;
+    attempts?: number;
+    startedAt?: Date;
+    durationMs?: number;
+  } = {},
 ): StepResult {
   const outputs = options.outputs ?? [];
   return {
@@ -90,7 +104,10 @@ export async function readExecution(cp: TestControlPlane, token: string, id: str
 /** Waits until the executions consumer has handled (applied or ignored) the event: its work committed with this record. */
 export async function handled(cp: TestControlPlane, event: EventEnvelope): Promise<void> {
   const where = and(eq(processedEvents.consumer, 'executions'), eq(processedEvents.eventId, event.headers.id));
-  await waitFor(() => cp.services.db.select().from(processedEvents).where(where), (rows) => rows.length === 1);
+  await waitFor(
+    () => cp.services.db.select().from(processedEvents).where(where),
+    (rows) => rows.length === 1,
+  );
 }
 
 /** Publishes and waits until the executions consumer has handled the event. */
@@ -122,9 +139,15 @@ export async function finishedEvents(cp: TestControlPlane) {
   return {
     events,
     async settled(): Promise<EventEnvelope[]> {
-      await waitFor(() => cp.services.db.select().from(outbox).where(eq(outbox.name, 'execution.finished')), (rows) => rows.length === 0);
+      await waitFor(
+        () => cp.services.db.select().from(outbox).where(eq(outbox.name, 'execution.finished')),
+        (rows) => rows.length === 0,
+      );
       const marker = await publish(cp, 'execution.finished', { ...executionRef(randomUUID()), status: 'succeeded' });
-      await waitFor(async () => events.some((e) => e.headers.id === marker.headers.id), (seen) => seen);
+      await waitFor(
+        async () => events.some((e) => e.headers.id === marker.headers.id),
+        (seen) => seen,
+      );
       return events.filter((e) => e.headers.id !== marker.headers.id);
     },
   };

@@ -21,25 +21,40 @@ const storedRow = async (id: string) => (await cp.services.db.select().from(flow
 
 describe('POST /flows', () => {
   it('refuses webhook auth naming a secret that is not an API_KEY secret of the tenant, and never takes a secret value', async () => {
-    const simple = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'login', type: 'SIMPLE', value: { username: 'u', passphrase: 'p' } } });
+    const simple = await cp.request('POST', '/api/v1/secrets', {
+      token: user.token,
+      body: { name: 'login', type: 'SIMPLE', value: { username: 'u', passphrase: 'p' } },
+    });
     const cases: [string, RegExp][] = [
       [randomUUID(), /^flowSettings\.webhooks\.auth: no secret .+ that you may read/],
       [simple.body.data.id, /No API_KEY secret/],
     ];
     for (const [secretId, message] of cases) {
-      const res = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ flowSettings: { webhooks: { auth: { type: 'bearer', secretId } } } }) });
+      const res = await cp.request('POST', '/flows', {
+        token: user.token,
+        body: flowBody({ flowSettings: { webhooks: { auth: { type: 'bearer', secretId } } } }),
+      });
       expect(res.status).toBe(400);
       expect(messages(res).join(' ')).toMatch(message);
     }
-    const inline = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ flowSettings: { webhooks: { auth: { type: 'bearer', token: 'inline-secret-value-123' } } } }) });
+    const inline = await cp.request('POST', '/flows', {
+      token: user.token,
+      body: flowBody({ flowSettings: { webhooks: { auth: { type: 'bearer', token: 'inline-secret-value-123' } } } }),
+    });
     expect(inline.status).toBe(400);
   });
 
   it('creates an inactive flow in the caller’s tenant, owned by the caller and the tenant, and emits flowrepo.flow.created', async () => {
     const events = await collectEvents(cp, 'flowrepo.#');
-    const secret = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'webhook token', type: 'API_KEY', value: { key: 'a-caller-token-0123456789' }, shared: true } });
+    const secret = await cp.request('POST', '/api/v1/secrets', {
+      token: user.token,
+      body: { name: 'webhook token', type: 'API_KEY', value: { key: 'a-caller-token-0123456789' }, shared: true },
+    });
     const auth = { type: 'bearer', secretId: secret.body.data.id };
-    const res = await cp.request('POST', '/flows', { token: user.token, body: flowBody({ cron: '*/5 * * * *', timezone: 'Europe/Berlin', flowSettings: { webhooks: { auth } } }) });
+    const res = await cp.request('POST', '/flows', {
+      token: user.token,
+      body: flowBody({ cron: '*/5 * * * *', timezone: 'Europe/Berlin', flowSettings: { webhooks: { auth } } }),
+    });
     expect(res.status).toBe(201);
     const flow = res.body.data;
     expect(flow).toMatchObject({
@@ -53,7 +68,12 @@ describe('POST /flows', () => {
       graph: flowBody().graph,
       flowSettings: { webhooks: { auth } },
     });
-    expect(flow.owners).toEqual(expect.arrayContaining([{ id: user.id, type: 'user' }, { id: user.tenantId, type: 'tenant' }]));
+    expect(flow.owners).toEqual(
+      expect.arrayContaining([
+        { id: user.id, type: 'user' },
+        { id: user.tenantId, type: 'tenant' },
+      ]),
+    );
     expect(flow.owners).toHaveLength(2);
     expect(Date.parse(flow.createdAt)).not.toBeNaN();
 
@@ -61,7 +81,10 @@ describe('POST /flows', () => {
     expect(read.status).toBe(200);
     expect(read.body.data).toEqual(flow);
 
-    const [created] = await waitFor(async () => eventsAbout(events, 'flowrepo.flow.created', flow.id), (found) => found.length === 1);
+    const [created] = await waitFor(
+      async () => eventsAbout(events, 'flowrepo.flow.created', flow.id),
+      (found) => found.length === 1,
+    );
     expect(created!.payload).toEqual({ flowId: flow.id, tenant: user.tenantId, user: user.id });
     expect(created!.headers.serviceName).toBe('flow-repository');
   });
@@ -73,7 +96,10 @@ describe('POST /flows', () => {
   });
 
   it('accepts a long_running single-node flow without edges', async () => {
-    const flow = await createFlow(cp, user.token, { type: 'long_running', graph: { nodes: [{ id: 'only', componentId: 'c', function: 'f' }] } });
+    const flow = await createFlow(cp, user.token, {
+      type: 'long_running',
+      graph: { nodes: [{ id: 'only', componentId: 'c', function: 'f' }] },
+    });
     expect(flow.type).toBe('long_running');
     expect(flow.graph.edges).toEqual([]);
   });
@@ -83,29 +109,105 @@ describe('validation: one clear message per broken rule, nothing stored', () => 
   const node = (id: string) => ({ id, componentId: 'component', function: 'run' });
   const cases: [string, Record<string, unknown>, (string | RegExp)[]][] = [
     ['no nodes', { graph: { nodes: [], edges: [] } }, ['graph.nodes: a flow needs at least one node']],
-    ['an edge from a node that does not exist', { graph: { nodes: [node('a'), node('b')], edges: [{ source: 'ghost', target: 'b' }] } }, ['graph.edges[0].source: "ghost" is not a node of this flow']],
-    ['an edge to a node that does not exist', { graph: { nodes: [node('a'), node('b')], edges: [{ source: 'a', target: 'b' }, { source: 'b', target: 'ghost' }] } }, ['graph.edges[1].target: "ghost" is not a node of this flow']],
-    ['several nodes without edges', { graph: { nodes: [node('a'), node('b')] } }, ['graph.edges: a flow with several nodes needs edges between them']],
-    ['two first steps', { graph: { nodes: [node('a'), node('b'), node('c')], edges: [{ source: 'a', target: 'c' }, { source: 'b', target: 'c' }] } }, ['graph: a flow has exactly one first step (a node no edge targets), found "a", "b"']],
-    ['no first step', { graph: { nodes: [node('a'), node('b')], edges: [{ source: 'a', target: 'b' }, { source: 'b', target: 'a' }] } }, ['graph: every node is the target of an edge, so the flow has no first step']],
-    ['a node id used twice', { graph: { nodes: [node('a'), node('a')], edges: [{ source: 'a', target: 'a' }] } }, ['graph.nodes: node id "a" is used more than once']],
+    [
+      'an edge from a node that does not exist',
+      { graph: { nodes: [node('a'), node('b')], edges: [{ source: 'ghost', target: 'b' }] } },
+      ['graph.edges[0].source: "ghost" is not a node of this flow'],
+    ],
+    [
+      'an edge to a node that does not exist',
+      {
+        graph: {
+          nodes: [node('a'), node('b')],
+          edges: [
+            { source: 'a', target: 'b' },
+            { source: 'b', target: 'ghost' },
+          ],
+        },
+      },
+      ['graph.edges[1].target: "ghost" is not a node of this flow'],
+    ],
+    [
+      'several nodes without edges',
+      { graph: { nodes: [node('a'), node('b')] } },
+      ['graph.edges: a flow with several nodes needs edges between them'],
+    ],
+    [
+      'two first steps',
+      {
+        graph: {
+          nodes: [node('a'), node('b'), node('c')],
+          edges: [
+            { source: 'a', target: 'c' },
+            { source: 'b', target: 'c' },
+          ],
+        },
+      },
+      ['graph: a flow has exactly one first step (a node no edge targets), found "a", "b"'],
+    ],
+    [
+      'no first step',
+      {
+        graph: {
+          nodes: [node('a'), node('b')],
+          edges: [
+            { source: 'a', target: 'b' },
+            { source: 'b', target: 'a' },
+          ],
+        },
+      },
+      ['graph: every node is the target of an edge, so the flow has no first step'],
+    ],
+    [
+      'a node id used twice',
+      { graph: { nodes: [node('a'), node('a')], edges: [{ source: 'a', target: 'a' }] } },
+      ['graph.nodes: node id "a" is used more than once'],
+    ],
     ['an invalid cron expression', { cron: 'every monday' }, [/^cron: "every monday" is not a valid cron expression \(.+\)$/]],
-    ['an unknown time zone', { cron: '0 * * * *', timezone: 'Mars/Olympus_Mons' }, ['timezone: "Mars/Olympus_Mons" is not an IANA time zone such as Europe/Berlin']],
+    [
+      'an unknown time zone',
+      { cron: '0 * * * *', timezone: 'Mars/Olympus_Mons' },
+      ['timezone: "Mars/Olympus_Mons" is not an IANA time zone such as Europe/Berlin'],
+    ],
     ['a status', { status: 'active' }, ['status: cannot be set by clients; use POST /flows/{id}/start or /flows/{id}/stop']],
     ['an empty name', { name: '  ' }, [/^name: .*>=1 characters/]],
     ['a name of the wrong type', { name: 42 }, ['name: Invalid input: expected string, received number']],
     ['an unknown field', { colour: 'red' }, ['body: Unrecognized key: "colour"']],
     ['an unknown node field', { graph: { nodes: [{ ...node('a'), image: 'x' }] } }, ['graph.nodes.0: Unrecognized key: "image"']],
     ['an unknown type', { type: 'realtime' }, [/^type: Invalid option: expected one of "ordinary"\|"long_running"$/]],
-    ['a node id that cannot name a queue', { graph: { nodes: [node('a.b')] } }, [/^graph.nodes.0.id: must be letters, digits, _ or - \(it names the step’s queue\)$/]],
-    ['a concurrency of 0', { graph: { nodes: [{ ...node('a'), nodeSettings: { concurrency: 0 } }] } }, [/^graph.nodes.0.nodeSettings.concurrency: .*>=1/]],
-    ['more retries than allowed', { graph: { nodes: [{ ...node('a'), nodeSettings: { retry: { maxAttempts: 50 } } }] } }, [/^graph.nodes.0.nodeSettings.retry.maxAttempts: .*<=10/]],
-    ['an output schema without its domain', { graph: { nodes: [{ ...node('a'), nodeSettings: { outputSchema: { uri: 'order.json' } } }] } }, [/^graph.nodes.0.nodeSettings.outputSchema.domainId: /]],
-    ['a retry delay of the wrong type', { flowSettings: { retry: { baseDelayMs: 'soon' } } }, [/^flowSettings.retry.baseDelayMs: Invalid input: expected number/]],
+    [
+      'a node id that cannot name a queue',
+      { graph: { nodes: [node('a.b')] } },
+      [/^graph.nodes.0.id: must be letters, digits, _ or - \(it names the step’s queue\)$/],
+    ],
+    [
+      'a concurrency of 0',
+      { graph: { nodes: [{ ...node('a'), nodeSettings: { concurrency: 0 } }] } },
+      [/^graph.nodes.0.nodeSettings.concurrency: .*>=1/],
+    ],
+    [
+      'more retries than allowed',
+      { graph: { nodes: [{ ...node('a'), nodeSettings: { retry: { maxAttempts: 50 } } }] } },
+      [/^graph.nodes.0.nodeSettings.retry.maxAttempts: .*<=10/],
+    ],
+    [
+      'an output schema without its domain',
+      { graph: { nodes: [{ ...node('a'), nodeSettings: { outputSchema: { uri: 'order.json' } } }] } },
+      [/^graph.nodes.0.nodeSettings.outputSchema.domainId: /],
+    ],
+    [
+      'a retry delay of the wrong type',
+      { flowSettings: { retry: { baseDelayMs: 'soon' } } },
+      [/^flowSettings.retry.baseDelayMs: Invalid input: expected number/],
+    ],
     [
       'several broken rules at once',
       { status: 'active', timezone: 'Nowhere/Nothing', graph: { nodes: [node('a'), node('b')], edges: [{ source: 'a', target: 'x' }] } },
-      ['status: cannot be set by clients; use POST /flows/{id}/start or /flows/{id}/stop', 'graph.edges[0].target: "x" is not a node of this flow', 'timezone: "Nowhere/Nothing" is not an IANA time zone such as Europe/Berlin'],
+      [
+        'status: cannot be set by clients; use POST /flows/{id}/start or /flows/{id}/stop',
+        'graph.edges[0].target: "x" is not a node of this flow',
+        'timezone: "Nowhere/Nothing" is not an IANA time zone such as Europe/Berlin',
+      ],
     ],
   ];
 
@@ -116,7 +218,10 @@ describe('validation: one clear message per broken rule, nothing stored', () => 
     expect(res.body.errors.every((e: { code: string }) => e.code === 'validation_error')).toBe(true);
     const got = messages(res);
     expect(got).toHaveLength(expected.length);
-    expected.forEach((message, i) => (typeof message === 'string' ? expect(got[i]).toBe(message) : expect(got[i]).toMatch(message)));
+    for (const [i, message] of expected.entries()) {
+      if (typeof message === 'string') expect(got[i]).toBe(message);
+      else expect(got[i]).toMatch(message);
+    }
     expect(await countFlows(cp)).toBe(before);
   });
 
@@ -156,26 +261,54 @@ describe('PATCH /flows/{id}', () => {
     const flow = await createFlow(cp, user.token, { cron: '0 * * * *' });
     const events = await collectEvents(cp, 'flowrepo.flow.modified');
     const graph = { nodes: [{ id: 'only', componentId: 'http', function: 'get' }] };
-    const res = await cp.request('PATCH', `/flows/${flow.id}`, { token: user.token, body: { name: 'Renamed', graph, timezone: 'Asia/Tokyo' } });
+    const res = await cp.request('PATCH', `/flows/${flow.id}`, {
+      token: user.token,
+      body: { name: 'Renamed', graph, timezone: 'Asia/Tokyo' },
+    });
     expect(res.status).toBe(200);
-    expect(res.body.data).toMatchObject({ id: flow.id, name: 'Renamed', description: flow.description, cron: '0 * * * *', timezone: 'Asia/Tokyo', graph: { nodes: graph.nodes, edges: [] }, owners: flow.owners, status: 'inactive', tenant: user.tenantId, createdAt: flow.createdAt });
+    expect(res.body.data).toMatchObject({
+      id: flow.id,
+      name: 'Renamed',
+      description: flow.description,
+      cron: '0 * * * *',
+      timezone: 'Asia/Tokyo',
+      graph: { nodes: graph.nodes, edges: [] },
+      owners: flow.owners,
+      status: 'inactive',
+      tenant: user.tenantId,
+      createdAt: flow.createdAt,
+    });
     expect(Date.parse(res.body.data.updatedAt)).toBeGreaterThan(Date.parse(flow.updatedAt));
     expect((await cp.request('GET', `/flows/${flow.id}`, { token: user.token })).body.data).toEqual(res.body.data);
-    const [modified] = await waitFor(async () => eventsAbout(events, 'flowrepo.flow.modified', flow.id), (found) => found.length === 1);
+    const [modified] = await waitFor(
+      async () => eventsAbout(events, 'flowrepo.flow.modified', flow.id),
+      (found) => found.length === 1,
+    );
     expect(modified!.payload).toEqual({ flowId: flow.id, tenant: user.tenantId, user: user.id });
   });
 
   it('clears optional fields set to null and keeps the tenant among the owners', async () => {
     const flow = await createFlow(cp, user.token, { cron: '0 * * * *', timezone: 'UTC' });
-    const res = await cp.request('PATCH', `/flows/${flow.id}`, { token: user.token, body: { description: null, cron: null, timezone: null, owners: [] } });
+    const res = await cp.request('PATCH', `/flows/${flow.id}`, {
+      token: user.token,
+      body: { description: null, cron: null, timezone: null, owners: [] },
+    });
     expect(res.status).toBe(200);
     expect(res.body.data).toMatchObject({ description: null, cron: null, timezone: null, owners: [{ id: user.tenantId, type: 'tenant' }] });
   });
 
   const brokenPatches: [string, Record<string, unknown>, (string | RegExp)[]][] = [
     ['a graph without nodes', { graph: { nodes: [] } }, ['graph.nodes: a flow needs at least one node']],
-    ['a graph whose edge ends nowhere', { graph: { nodes: [{ id: 'a', componentId: 'c', function: 'f' }], edges: [{ source: 'a', target: 'b' }] } }, ['graph.edges[0].target: "b" is not a node of this flow']],
-    ['a time zone the stored cron cannot use', { timezone: 'Not/AZone' }, ['timezone: "Not/AZone" is not an IANA time zone such as Europe/Berlin']],
+    [
+      'a graph whose edge ends nowhere',
+      { graph: { nodes: [{ id: 'a', componentId: 'c', function: 'f' }], edges: [{ source: 'a', target: 'b' }] } },
+      ['graph.edges[0].target: "b" is not a node of this flow'],
+    ],
+    [
+      'a time zone the stored cron cannot use',
+      { timezone: 'Not/AZone' },
+      ['timezone: "Not/AZone" is not an IANA time zone such as Europe/Berlin'],
+    ],
     ['an invalid cron', { cron: '61 * * * *' }, [/^cron: "61 \* \* \* \*" is not a valid cron expression/]],
     ['a status', { status: 'inactive' }, ['status: cannot be set by clients; use POST /flows/{id}/start or /flows/{id}/stop']],
     ['an unknown field', { tenant: 'another' }, ['body: Unrecognized key: "tenant"']],
@@ -190,7 +323,10 @@ describe('PATCH /flows/{id}', () => {
     expect(res.status).toBe(400);
     const got = messages(res);
     expect(got).toHaveLength(expected.length);
-    expected.forEach((message, i) => (typeof message === 'string' ? expect(got[i]).toBe(message) : expect(got[i]).toMatch(message)));
+    for (const [i, message] of expected.entries()) {
+      if (typeof message === 'string') expect(got[i]).toBe(message);
+      else expect(got[i]).toMatch(message);
+    }
     expect(await storedRow(flow.id)).toEqual(before);
   });
 
@@ -218,7 +354,10 @@ describe('DELETE /flows/{id}', () => {
     expect(await storedRow(flow.id)).toBeUndefined();
     expect((await cp.request('GET', `/flows/${flow.id}`, { token: user.token })).status).toBe(404);
     expect((await cp.request('DELETE', `/flows/${flow.id}`, { token: user.token })).status).toBe(404);
-    const [deleted] = await waitFor(async () => eventsAbout(events, 'flowrepo.flow.deleted', flow.id), (found) => found.length === 1);
+    const [deleted] = await waitFor(
+      async () => eventsAbout(events, 'flowrepo.flow.deleted', flow.id),
+      (found) => found.length === 1,
+    );
     expect(deleted!.payload).toEqual({ flowId: flow.id, tenant: user.tenantId, user: user.id });
   });
 

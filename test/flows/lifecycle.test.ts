@@ -27,8 +27,16 @@ afterAll(async () => {
 
 const read = async (id: string) => (await cp.request('GET', `/flows/${id}`, { token: user.token })).body.data;
 const control = (id: string, action: 'start' | 'stop') => cp.request('POST', `/flows/${id}/${action}`, { token: user.token });
-const until = (id: string, status: string) => waitFor(() => read(id), (flow) => flow.status === status);
-const waitForEvents = (name: string, id: string, n: number) => waitFor(async () => eventsAbout(events, name, id), (found) => found.length >= n);
+const until = (id: string, status: string) =>
+  waitFor(
+    () => read(id),
+    (flow) => flow.status === status,
+  );
+const waitForEvents = (name: string, id: string, n: number) =>
+  waitFor(
+    async () => eventsAbout(events, name, id),
+    (found) => found.length >= n,
+  );
 
 /** Publishes a runner's report and waits until the flow repository has handled it. */
 async function report(name: 'flow.started' | 'flow.stopped' | 'flow.failed', flow: { id: string }, extra: Record<string, unknown> = {}) {
@@ -71,7 +79,13 @@ describe('the lifecycle, driven by events', () => {
     expect(stopped.status).toBe(200);
     expect(stopped.body).toEqual({ data: { id: flow.id, status: 'stopping' } });
     const [stopping] = await waitForEvents('flow.stopping', flow.id, 1);
-    expect(stopping!.payload).toMatchObject({ ...flow, status: 'stopping', startedBy: user.id, stoppedBy: user.id, updatedAt: expect.any(String) });
+    expect(stopping!.payload).toMatchObject({
+      ...flow,
+      status: 'stopping',
+      startedBy: user.id,
+      stoppedBy: user.id,
+      updatedAt: expect.any(String),
+    });
 
     await publishAsRunner(cp, 'flow.stopped', { id: flow.id, tenant: user.tenantId });
     const inactive = await until(flow.id, 'inactive');
@@ -84,7 +98,13 @@ describe('the lifecycle, driven by events', () => {
     const failed = await read(flow.id);
     expect(failed).toMatchObject({ status: 'inactive', statusReason: 'image hookline/jsonata:1 not found' });
     const [stopping] = await waitForEvents('flow.stopping', flow.id, 1);
-    expect(stopping!.payload).toMatchObject({ id: flow.id, tenant: user.tenantId, status: 'inactive', statusReason: 'image hookline/jsonata:1 not found', graph: flow.graph });
+    expect(stopping!.payload).toMatchObject({
+      id: flow.id,
+      tenant: user.tenantId,
+      status: 'inactive',
+      statusReason: 'image hookline/jsonata:1 not found',
+      graph: flow.graph,
+    });
 
     await report('flow.stopped', flow);
     expect(await read(flow.id)).toEqual(failed);
@@ -110,7 +130,9 @@ describe('the lifecycle, driven by events', () => {
     // the next event of this flow is flow.starting: nothing came before it
     await control(flow.id, 'start');
     await waitForEvents('flow.starting', flow.id, 1);
-    expect(events.filter((e) => e.payload.id === flow.id && e.headers.serviceName === 'flow-repository').map((e) => e.headers.name)).toEqual(['flow.starting']);
+    expect(
+      events.filter((e) => e.payload.id === flow.id && e.headers.serviceName === 'flow-repository').map((e) => e.headers.name),
+    ).toEqual(['flow.starting']);
   });
 
   it('flow.started for a flow that is stopping is ignored (the stop overtook it)', async () => {
@@ -158,7 +180,10 @@ describe('the lifecycle, driven by events', () => {
     const flow = await flowIn('starting');
     const bus = cp.services.bus as MemoryBus;
     const poison = await publishAsRunner(cp, 'flow.started', { id: flow.id });
-    await waitFor(async () => bus.deadLetters.filter((d) => d.service === 'flow-repository' && d.event.headers.id === poison.headers.id), (found) => found.length === 1);
+    await waitFor(
+      async () => bus.deadLetters.filter((d) => d.service === 'flow-repository' && d.event.headers.id === poison.headers.id),
+      (found) => found.length === 1,
+    );
     await report('flow.started', { id: 'not-a-uuid' });
     await report('flow.started', { id: '00000000-0000-4000-8000-000000000000' });
     expect((await read(flow.id)).status).toBe('starting');
@@ -166,22 +191,30 @@ describe('the lifecycle, driven by events', () => {
 });
 
 describe('what a flow’s status forbids', () => {
-  it.each(['starting', 'active', 'stopping'] as const)('a %s flow cannot be edited, deleted or started: 409 naming the status', async (status) => {
-    const flow = await flowIn(status);
-    const before = await read(flow.id);
-    const patch = await cp.request('PATCH', `/flows/${flow.id}`, { token: user.token, body: { name: 'renamed' } });
-    expect(patch.status).toBe(409);
-    expect(patch.body.errors).toEqual([
-      { message: `Flow ${flow.id} is ${status}; only an inactive flow can be edited: stop it (POST /flows/${flow.id}/stop) and wait until it is inactive`, code: 'conflict' },
-    ]);
-    const remove = await cp.request('DELETE', `/flows/${flow.id}`, { token: user.token });
-    expect(remove.status).toBe(409);
-    expect(remove.body.errors[0].message).toBe(`Flow ${flow.id} is ${status}; only an inactive flow can be deleted: stop it (POST /flows/${flow.id}/stop) and wait until it is inactive`);
-    const start = await control(flow.id, 'start');
-    expect(start.status).toBe(409);
-    expect(start.body.errors[0].message).toMatch(new RegExp(`^Flow ${flow.id} is ${status}; only an inactive flow can be started`));
-    expect(await read(flow.id)).toEqual(before);
-  });
+  it.each(['starting', 'active', 'stopping'] as const)(
+    'a %s flow cannot be edited, deleted or started: 409 naming the status',
+    async (status) => {
+      const flow = await flowIn(status);
+      const before = await read(flow.id);
+      const patch = await cp.request('PATCH', `/flows/${flow.id}`, { token: user.token, body: { name: 'renamed' } });
+      expect(patch.status).toBe(409);
+      expect(patch.body.errors).toEqual([
+        {
+          message: `Flow ${flow.id} is ${status}; only an inactive flow can be edited: stop it (POST /flows/${flow.id}/stop) and wait until it is inactive`,
+          code: 'conflict',
+        },
+      ]);
+      const remove = await cp.request('DELETE', `/flows/${flow.id}`, { token: user.token });
+      expect(remove.status).toBe(409);
+      expect(remove.body.errors[0].message).toBe(
+        `Flow ${flow.id} is ${status}; only an inactive flow can be deleted: stop it (POST /flows/${flow.id}/stop) and wait until it is inactive`,
+      );
+      const start = await control(flow.id, 'start');
+      expect(start.status).toBe(409);
+      expect(start.body.errors[0].message).toMatch(new RegExp(`^Flow ${flow.id} is ${status}; only an inactive flow can be started`));
+      expect(await read(flow.id)).toEqual(before);
+    },
+  );
 
   it('start, stop, patch and delete check the id: 400 malformed, 404 unknown', async () => {
     for (const action of ['start', 'stop'] as const) {

@@ -31,7 +31,10 @@ beforeAll(async () => {
   }
   expect((await cp.request('POST', `/flows/${made.gamma.id}/stop`, { token: ann.token })).status).toBe(200);
   await publishAsRunner(cp, 'flow.started', { id: made.delta.id, tenant: ann.tenantId });
-  await waitFor(() => statusOf(cp, ann.token, made.delta.id), (status) => status === 'active');
+  await waitFor(
+    () => statusOf(cp, ann.token, made.delta.id),
+    (status) => status === 'active',
+  );
 });
 afterAll(async () => {
   runner?.stop();
@@ -50,11 +53,17 @@ describe('paging', () => {
   it('defaults to 10 per page, newest first', async () => {
     const body = await list('');
     expect(body.meta).toEqual({ total: 5, page: 1, perPage: 10, totalPages: 1 });
-    expect(body.data.map((f) => f.id)).toEqual(byCreation().reverse().map((f) => f.id));
+    expect(body.data.map((f) => f.id)).toEqual(
+      byCreation()
+        .reverse()
+        .map((f) => f.id),
+    );
   });
 
   it('pages with page[size] and page[number]', async () => {
-    const newest = byCreation().reverse().map((f) => f.name);
+    const newest = byCreation()
+      .reverse()
+      .map((f) => f.name);
     const first = await list('?page[size]=2');
     expect(first.meta).toEqual({ total: 5, page: 1, perPage: 2, totalPages: 3 });
     expect(names(first)).toEqual(newest.slice(0, 2));
@@ -118,7 +127,10 @@ describe('sort', () => {
   });
 
   it('by updatedAt, both ways', async () => {
-    const patched = await cp.request('PATCH', `/flows/${made.alpha.id}`, { token: ann.token, body: { description: 'Sends 100% of the orders, now' } });
+    const patched = await cp.request('PATCH', `/flows/${made.alpha.id}`, {
+      token: ann.token,
+      body: { description: 'Sends 100% of the orders, now' },
+    });
     expect(patched.status).toBe(200);
     const ascending = await list('?sort=updatedAt');
     const stamps = ascending.data.map((f) => Date.parse(f.updatedAt));

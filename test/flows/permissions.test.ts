@@ -16,7 +16,12 @@ beforeAll(async () => {
   cp = await startTestControlPlane();
   const tenant = await createTenant(cp);
   const user = (roles: string[]) => createUser(cp, { tenantId: tenant.id, roles });
-  [nobody, guest, developer, integrator] = await Promise.all([user(['USER']), user(['TENANT_GUEST']), user(['TENANT_DEVELOPER']), user(['TENANT_INTEGRATOR'])]);
+  [nobody, guest, developer, integrator] = await Promise.all([
+    user(['USER']),
+    user(['TENANT_GUEST']),
+    user(['TENANT_DEVELOPER']),
+    user(['TENANT_INTEGRATOR']),
+  ]);
   flow = await createFlow(cp, integrator.token);
 });
 afterAll(() => cp?.close());
@@ -26,14 +31,30 @@ const routes: Route[] = [
   { method: 'GET', path: () => '/flows', permission: 'flows.read', allowed: () => guest, denied: () => nobody },
   { method: 'GET', path: () => `/flows/${flow.id}`, permission: 'flows.read', allowed: () => guest, denied: () => nobody },
   { method: 'POST', path: () => '/flows', body: flowBody(), permission: 'flows.write', allowed: () => developer, denied: () => guest },
-  { method: 'PATCH', path: () => `/flows/${flow.id}`, body: { name: 'renamed' }, permission: 'flows.write', allowed: () => developer, denied: () => guest },
+  {
+    method: 'PATCH',
+    path: () => `/flows/${flow.id}`,
+    body: { name: 'renamed' },
+    permission: 'flows.write',
+    allowed: () => developer,
+    denied: () => guest,
+  },
   { method: 'DELETE', path: () => `/flows/${flow.id}`, permission: 'flows.write', allowed: () => developer, denied: () => guest },
-  { method: 'POST', path: () => `/flows/${flow.id}/start`, permission: 'flows.control', allowed: () => integrator, denied: () => developer },
+  {
+    method: 'POST',
+    path: () => `/flows/${flow.id}/start`,
+    permission: 'flows.control',
+    allowed: () => integrator,
+    denied: () => developer,
+  },
   { method: 'POST', path: () => `/flows/${flow.id}/stop`, permission: 'flows.control', allowed: () => integrator, denied: () => developer },
 ];
 
 describe.each(routes)('$method $permission', (route) => {
-  const snapshot = async () => ({ count: await countFlows(cp), flow: (await cp.request('GET', `/flows/${flow.id}`, { token: integrator.token })).body.data });
+  const snapshot = async () => ({
+    count: await countFlows(cp),
+    flow: (await cp.request('GET', `/flows/${flow.id}`, { token: integrator.token })).body.data,
+  });
 
   it('401 without a token, with a malformed header, a forged token or a revoked token; nothing changes', async () => {
     const before = await snapshot();
@@ -41,7 +62,10 @@ describe.each(routes)('$method $permission', (route) => {
     const revoked = await createUser(cp, { tenantId: integrator.tenantId, roles: ['TENANT_ADMIN'] });
     await cp.services.db.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.userId, revoked.id));
     const expired = await createUser(cp, { tenantId: integrator.tenantId, roles: ['TENANT_ADMIN'] });
-    await cp.services.db.update(tokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(tokens.userId, expired.id));
+    await cp.services.db
+      .update(tokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(tokens.userId, expired.id));
     const attempts: [Record<string, string>, RegExp][] = [
       [{}, /^Missing bearer token/],
       [{ authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }, /^Malformed Authorization header/],

@@ -51,7 +51,12 @@ export const statusOf = async (cp: TestControlPlane, token: string, id: string):
 /** Waits until the flow repository has recorded `eventId` as handled (its inbox row commits with its work). */
 export async function handledByRepository(cp: TestControlPlane, eventId: string): Promise<void> {
   const recorded = async () =>
-    (await cp.services.db.select().from(processedEvents).where(and(eq(processedEvents.consumer, 'flow-repository'), eq(processedEvents.eventId, eventId)))).length;
+    (
+      await cp.services.db
+        .select()
+        .from(processedEvents)
+        .where(and(eq(processedEvents.consumer, 'flow-repository'), eq(processedEvents.eventId, eventId)))
+    ).length;
   await waitFor(recorded, (rows) => rows === 1);
 }
 
@@ -61,7 +66,10 @@ export async function handledByRepository(cp: TestControlPlane, eventId: string)
  */
 export async function silentRunner(cp: TestControlPlane, tenantId: string): Promise<{ id: string; token: string; stop(): void }> {
   const { token } = await runnerAccount(cp, tenantId);
-  const registered = await cp.request('POST', '/runners', { token, body: { name: 'silent', host: 'test', driver: 'process', capacity: 1000 } });
+  const registered = await cp.request('POST', '/runners', {
+    token,
+    body: { name: 'silent', host: 'test', driver: 'process', capacity: 1000 },
+  });
   const id = registered.body.data.id as string;
   const timer = setInterval(() => void cp.request('POST', `/runners/${id}/heartbeat`, { token, body: {} }).catch(() => {}), 1000);
   timer.unref();
@@ -70,5 +78,8 @@ export async function silentRunner(cp: TestControlPlane, tenantId: string): Prom
 
 /** Waits until the fleet has placed the flow (flow.starting handled). */
 export async function placed(cp: TestControlPlane, flowId: string): Promise<void> {
-  await waitFor(async () => (await cp.services.db.select().from(deployments).where(eq(deployments.flowId, flowId))).length, (n) => n === 1);
+  await waitFor(
+    async () => (await cp.services.db.select().from(deployments).where(eq(deployments.flowId, flowId))).length,
+    (n) => n === 1,
+  );
 }

@@ -69,7 +69,12 @@ describe('a user sees only the flows of their own tenant', () => {
     await handledByRepository(cp, forged.headers.id);
     expect(await statusOf(cp, mine.token, myFlow.id)).toBe('starting');
     await publishAsRunner(cp, 'flow.started', { id: myFlow.id, tenant: mine.tenantId });
-    expect(await waitFor(() => statusOf(cp, mine.token, myFlow.id), (status) => status === 'active')).toBe('active');
+    expect(
+      await waitFor(
+        () => statusOf(cp, mine.token, myFlow.id),
+        (status) => status === 'active',
+      ),
+    ).toBe('active');
   });
 });
 

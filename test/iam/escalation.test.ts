@@ -14,7 +14,11 @@ interface Crew {
   creator: TestUser;
 }
 
-const person = (overrides: Record<string, unknown> = {}) => ({ username: `p-${randomUUID().slice(0, 8)}@example.com`, password: 'a-long-enough-password', ...overrides });
+const person = (overrides: Record<string, unknown> = {}) => ({
+  username: `p-${randomUUID().slice(0, 8)}@example.com`,
+  password: 'a-long-enough-password',
+  ...overrides,
+});
 
 describe('nobody grants what they do not hold, or touches an account that holds more', () => {
   let cp: TestControlPlane;
@@ -36,7 +40,8 @@ describe('nobody grants what they do not hold, or touches an account that holds 
   /** An account as an admin reads it: what is really stored. */
   const stored = async (user: { id: string }) => (await cp.request('GET', `/api/v1/users/${user.id}`, { token: root })).body.data;
   const patch = (token: string, user: { id: string }, body: unknown) => cp.request('PATCH', `/api/v1/users/${user.id}`, { token, body });
-  const loginStatus = async (username: string, password: string) => (await cp.request('POST', '/login', { body: { username, password } })).status;
+  const loginStatus = async (username: string, password: string) =>
+    (await cp.request('POST', '/login', { body: { username, password } })).status;
 
   beforeAll(async () => {
     cp = await startTestControlPlane();
@@ -76,7 +81,9 @@ describe('nobody grants what they do not hold, or touches an account that holds 
       expect(res.status, JSON.stringify(body)).toBe(403);
     }
     const reset = await patch(updater.token, admin, { password: 'taken-over-password' });
-    expect(reset.body.errors[0].message).toBe(`Account ${admin.username} holds permissions you lack (tenant.all), so you may not change it`);
+    expect(reset.body.errors[0].message).toBe(
+      `Account ${admin.username} holds permissions you lack (tenant.all), so you may not change it`,
+    );
     expect((await patch(updater.token, developer, { roles: ['TENANT_ADMIN'] })).status).toBe(403);
 
     expect(await stored(admin)).toMatchObject({ status: 'active', roles: ['TENANT_ADMIN'], permissions: [], firstname: null });
@@ -87,7 +94,9 @@ describe('nobody grants what they do not hold, or touches an account that holds 
     const deleter = await createUser(cp, { tenantId: admin.tenantId, permissions: ['tenant.account.delete'] });
     const deleted = await cp.request('DELETE', `/api/v1/users/${admin.id}`, { token: deleter.token });
     expect(deleted.status).toBe(403);
-    expect(deleted.body.errors[0].message).toBe(`Account ${admin.username} holds permissions you lack (tenant.all), so you may not delete it`);
+    expect(deleted.body.errors[0].message).toBe(
+      `Account ${admin.username} holds permissions you lack (tenant.all), so you may not delete it`,
+    );
     expect(await stored(admin)).toMatchObject({ id: admin.id });
   });
 
@@ -95,9 +104,15 @@ describe('nobody grants what they do not hold, or touches an account that holds 
     const { creator } = crew;
     const cases: [Record<string, unknown>, string][] = [
       [{ roles: ['TENANT_ADMIN'] }, 'You may assign only roles whose permissions you hold: TENANT_ADMIN (you lack tenant.all)'],
-      [{ roles: ['TENANT_DEVELOPER'] }, 'You may assign only roles whose permissions you hold: TENANT_DEVELOPER (you lack components.read, components.write, executions.read, flows.read, flows.write, logs.read, tenant.profile.read)'],
+      [
+        { roles: ['TENANT_DEVELOPER'] },
+        'You may assign only roles whose permissions you hold: TENANT_DEVELOPER (you lack components.read, components.write, executions.read, flows.read, flows.write, logs.read, tenant.profile.read)',
+      ],
       [{ permissions: ['tenant.all'] }, 'You may grant only permissions you hold; you lack tenant.all'],
-      [{ permissions: ['tenant.account.create', 'tenant.account.update'] }, 'You may grant only permissions you hold; you lack tenant.account.update'],
+      [
+        { permissions: ['tenant.account.create', 'tenant.account.update'] },
+        'You may grant only permissions you hold; you lack tenant.account.update',
+      ],
     ];
     for (const [grant, message] of cases) {
       const body = person(grant);
@@ -108,7 +123,10 @@ describe('nobody grants what they do not hold, or touches an account that holds 
       expect((await cp.request('GET', `/api/v1/users?search=${encodeURIComponent(body.username)}`, { token: root })).body.data).toEqual([]);
     }
     // What it holds, it may give: a plain account, or one with its own permission.
-    const plain = await cp.request('POST', '/api/v1/users', { token: creator.token, body: person({ permissions: ['tenant.account.create'] }) });
+    const plain = await cp.request('POST', '/api/v1/users', {
+      token: creator.token,
+      body: person({ permissions: ['tenant.account.create'] }),
+    });
     expect(plain.status).toBe(201);
     expect(plain.body.data).toMatchObject({ tenant: creator.tenantId, roles: [], permissions: ['tenant.account.create'] });
   });
@@ -118,7 +136,14 @@ describe('nobody grants what they do not hold, or touches an account that holds 
       expect((await patch(user.token, user, { roles: ['TENANT_ADMIN'] })).status).toBe(403);
       expect((await patch(user.token, user, { permissions: ['secrets.secret.readRaw'] })).status).toBe(403);
       expect((await cp.request('POST', '/api/v1/users', { token: user.token, body: person() })).status).toBe(403);
-      expect((await cp.request('POST', '/api/v1/roles', { token: user.token, body: { name: `R_${randomUUID().slice(0, 8)}`, permissions: ['flows.read'] } })).status).toBe(403);
+      expect(
+        (
+          await cp.request('POST', '/api/v1/roles', {
+            token: user.token,
+            body: { name: `R_${randomUUID().slice(0, 8)}`, permissions: ['flows.read'] },
+          })
+        ).status,
+      ).toBe(403);
     }
     expect(await stored(crew.integrator)).toMatchObject({ roles: ['TENANT_INTEGRATOR'], permissions: [] });
     expect(await stored(crew.developer)).toMatchObject({ roles: ['TENANT_DEVELOPER'], permissions: [] });
@@ -126,7 +151,10 @@ describe('nobody grants what they do not hold, or touches an account that holds 
 
   it('grants of what one holds still work: tenant.all covers every common permission, not the restricted ones', async () => {
     const { admin, integrator } = crew;
-    const res = await patch(admin.token, integrator, { roles: ['TENANT_INTEGRATOR', 'TENANT_DEVELOPER'], permissions: ['secrets.secret.readRaw'] });
+    const res = await patch(admin.token, integrator, {
+      roles: ['TENANT_INTEGRATOR', 'TENANT_DEVELOPER'],
+      permissions: ['secrets.secret.readRaw'],
+    });
     expect(res.status).toBe(200);
     expect(res.body.data).toMatchObject({ roles: ['TENANT_DEVELOPER', 'TENANT_INTEGRATOR'], permissions: ['secrets.secret.readRaw'] });
     const deputy = await cp.request('POST', '/api/v1/users', { token: admin.token, body: person({ roles: ['TENANT_ADMIN'] }) });
@@ -153,10 +181,14 @@ describe('nobody grants what they do not hold, or touches an account that holds 
 
   describe('roles', () => {
     const roleName = () => `ROLE_${randomUUID().slice(0, 8)}`;
-    const createRole = (token: string, permissions: string[]) => cp.request('POST', '/api/v1/roles', { token, body: { name: roleName(), permissions } });
+    const createRole = (token: string, permissions: string[]) =>
+      cp.request('POST', '/api/v1/roles', { token, body: { name: roleName(), permissions } });
 
     it('hold only what their author holds, on creation and on change', async () => {
-      const author = await createUser(cp, { tenantId: crew.admin.tenantId, permissions: ['tenant.roles.create', 'tenant.roles.update', 'tenant.account.update', 'flows.read'] });
+      const author = await createUser(cp, {
+        tenantId: crew.admin.tenantId,
+        permissions: ['tenant.roles.create', 'tenant.roles.update', 'tenant.account.update', 'flows.read'],
+      });
       const created = await createRole(author.token, ['flows.read', 'secrets.secret.readRaw']);
       expect(created.status).toBe(403);
       expect(created.body.errors[0].message).toBe('You may grant only permissions you hold; you lack secrets.secret.readRaw');
@@ -164,7 +196,10 @@ describe('nobody grants what they do not hold, or touches an account that holds 
 
       const own = await createRole(author.token, ['flows.read']);
       expect(own.status).toBe(201);
-      const raised = await cp.request('PATCH', `/api/v1/roles/${own.body.data.id}`, { token: author.token, body: { permissions: ['flows.read', 'secrets.secret.readRaw'] } });
+      const raised = await cp.request('PATCH', `/api/v1/roles/${own.body.data.id}`, {
+        token: author.token,
+        body: { permissions: ['flows.read', 'secrets.secret.readRaw'] },
+      });
       expect(raised.status).toBe(403);
       expect(raised.body.errors[0].message).toBe('You may grant only permissions you hold; you lack secrets.secret.readRaw');
       expect((await cp.request('GET', `/api/v1/roles/${own.body.data.id}`, { token: root })).body.data.permissions).toEqual(['flows.read']);
@@ -174,11 +209,19 @@ describe('nobody grants what they do not hold, or touches an account that holds 
     });
 
     it('that outrank the author, or are held by accounts that do, it may neither change nor delete', async () => {
-      const author = await createUser(cp, { tenantId: crew.admin.tenantId, permissions: ['tenant.roles.update', 'tenant.roles.delete', 'flows.read'] });
+      const author = await createUser(cp, {
+        tenantId: crew.admin.tenantId,
+        permissions: ['tenant.roles.update', 'tenant.roles.delete', 'flows.read'],
+      });
       const strong = await createRole(crew.admin.token, ['flows.read', 'secrets.secret.readRaw']);
-      const rename = await cp.request('PATCH', `/api/v1/roles/${strong.body.data.id}`, { token: author.token, body: { permissions: ['flows.read'] } });
+      const rename = await cp.request('PATCH', `/api/v1/roles/${strong.body.data.id}`, {
+        token: author.token,
+        body: { permissions: ['flows.read'] },
+      });
       expect(rename.status).toBe(403);
-      expect(rename.body.errors[0].message).toBe(`Role ${strong.body.data.name} holds permissions you lack (secrets.secret.readRaw), so you may not change or delete it`);
+      expect(rename.body.errors[0].message).toBe(
+        `Role ${strong.body.data.name} holds permissions you lack (secrets.secret.readRaw), so you may not change or delete it`,
+      );
       expect((await cp.request('DELETE', `/api/v1/roles/${strong.body.data.id}`, { token: author.token })).status).toBe(403);
 
       // A role within the author's reach, but held by the tenant admin: changing it would change them.
@@ -187,17 +230,23 @@ describe('nobody grants what they do not hold, or touches an account that holds 
       expect((await patch(crew.admin.token, deputy, { roles: ['TENANT_ADMIN', shared.body.data.name] })).status).toBe(200);
       const emptied = await cp.request('PATCH', `/api/v1/roles/${shared.body.data.id}`, { token: author.token, body: { permissions: [] } });
       expect(emptied.status).toBe(403);
-      expect(emptied.body.errors[0].message).toBe(`Role ${shared.body.data.name} is held by accounts with permissions you lack (tenant.all), so you may not change or delete it`);
+      expect(emptied.body.errors[0].message).toBe(
+        `Role ${shared.body.data.name} is held by accounts with permissions you lack (tenant.all), so you may not change or delete it`,
+      );
       expect((await cp.request('DELETE', `/api/v1/roles/${shared.body.data.id}`, { token: author.token })).status).toBe(403);
       for (const role of [strong, shared]) {
-        expect((await cp.request('GET', `/api/v1/roles/${role.body.data.id}`, { token: root })).body.data.permissions).toEqual(role.body.data.permissions);
+        expect((await cp.request('GET', `/api/v1/roles/${role.body.data.id}`, { token: root })).body.data.permissions).toEqual(
+          role.body.data.permissions,
+        );
       }
 
       // Held only by accounts within its reach, it may.
       const mine = await createRole(crew.admin.token, ['flows.read']);
       const reader = await createUser(cp, { tenantId: crew.admin.tenantId });
       expect((await patch(crew.admin.token, reader, { roles: [mine.body.data.name] })).status).toBe(200);
-      expect((await cp.request('PATCH', `/api/v1/roles/${mine.body.data.id}`, { token: author.token, body: { description: 'readers' } })).status).toBe(200);
+      expect(
+        (await cp.request('PATCH', `/api/v1/roles/${mine.body.data.id}`, { token: author.token, body: { description: 'readers' } })).status,
+      ).toBe(200);
       expect((await cp.request('DELETE', `/api/v1/roles/${mine.body.data.id}`, { token: author.token })).status).toBe(204);
     });
   });
@@ -208,19 +257,29 @@ describe('nobody grants what they do not hold, or touches an account that holds 
       const integration = await createServiceAccount(cp, crew.admin.tenantId, { roles: ['TENANT_INTEGRATOR'] });
       const refused = await cp.request('POST', '/api/v1/tokens', { token: minter.token, body: { accountId: integration.id } });
       expect(refused.status).toBe(403);
-      const lacked = 'components.read, executions.read, flows.control, flows.write, logs.read, runners.read, secrets.secret.read, secrets.secret.write, tenant.profile.read';
-      expect(refused.body.errors[0].message).toBe(`Account ${integration.username} holds permissions you lack (${lacked}), so you may not mint tokens for it`);
+      const lacked =
+        'components.read, executions.read, flows.control, flows.write, logs.read, runners.read, secrets.secret.read, secrets.secret.write, tenant.profile.read';
+      expect(refused.body.errors[0].message).toBe(
+        `Account ${integration.username} holds permissions you lack (${lacked}), so you may not mint tokens for it`,
+      );
       const reader = await createServiceAccount(cp, crew.admin.tenantId, { permissions: ['flows.read'] });
       expect((await cp.request('POST', '/api/v1/tokens', { token: minter.token, body: { accountId: reader.id } })).status).toBe(201);
-      expect((await cp.request('POST', '/api/v1/tokens', { token: crew.admin.token, body: { accountId: integration.id } })).status).toBe(201);
+      expect((await cp.request('POST', '/api/v1/tokens', { token: crew.admin.token, body: { accountId: integration.id } })).status).toBe(
+        201,
+      );
 
       // A global minter without `all` cannot mint a token for an account holding it.
-      const [defaultTenant] = await cp.services.db.select({ tenantId: users.tenantId }).from(users).where(eq(users.username, 'admin@hookline.local'));
+      const [defaultTenant] = await cp.services.db
+        .select({ tenantId: users.tenantId })
+        .from(users)
+        .where(eq(users.username, 'admin@hookline.local'));
       const operator = await createUser(cp, { tenantId: defaultTenant!.tenantId!, permissions: ['iam.token.create'] });
       const almighty = await createServiceAccount(cp, defaultTenant!.tenantId, { roles: ['ADMIN'] });
       const global = await cp.request('POST', '/api/v1/tokens', { token: operator.token, body: { accountId: almighty.id } });
       expect(global.status).toBe(403);
-      expect(global.body.errors[0].message).toBe(`Account ${almighty.username} holds permissions you lack (all), so you may not mint tokens for it`);
+      expect(global.body.errors[0].message).toBe(
+        `Account ${almighty.username} holds permissions you lack (all), so you may not mint tokens for it`,
+      );
       expect((await cp.request('GET', `/api/v1/tokens?filter[accountId]=${almighty.id}`, { token: root })).body.data).toEqual([]);
     });
   });

@@ -23,7 +23,11 @@ describe.each(databases)('the login lock under concurrent guesses, on %s', (data
   async function failuresOf(userId: string, expected: number) {
     const mine = () => Promise.resolve(events.filter((e) => e.payload.id === userId).map((e) => e.payload));
     await waitFor(mine, (found) => found.length >= expected, 30_000);
-    await waitFor(async () => (await cp.services.db.select().from(outbox)).length, (n) => n === 0, 30_000);
+    await waitFor(
+      async () => (await cp.services.db.select().from(outbox)).length,
+      (n) => n === 0,
+      30_000,
+    );
     return mine();
   }
   const statuses = (responses: { status: number }[]) => responses.map((r) => r.status).sort();
@@ -31,11 +35,16 @@ describe.each(databases)('the login lock under concurrent guesses, on %s', (data
   it(`checks at most LOGIN_MAX_FAILURES of ${GUESSES} concurrent wrong passwords; the rest, and then the right one, get 429`, async () => {
     const user = await createUser(cp, { tenantId: (await createTenant(cp)).id, roles: ['TENANT_GUEST'] });
     const guesses = await Promise.all(
-      Array.from({ length: GUESSES }, (_, i) => cp.request('POST', '/login', { body: { username: user.username, password: `wrong-guess-number-${i}` } })),
+      Array.from({ length: GUESSES }, (_, i) =>
+        cp.request('POST', '/login', { body: { username: user.username, password: `wrong-guess-number-${i}` } }),
+      ),
     );
     expect(statuses(guesses)).toEqual([...Array(MAX_FAILURES).fill(401), ...Array(GUESSES - MAX_FAILURES).fill(429)]);
     const locked = guesses.find((r) => r.status === 429)!;
-    expect(locked.body.errors[0]).toMatchObject({ code: 'too_many_requests', message: expect.stringMatching(/locked for \d+ more seconds/) });
+    expect(locked.body.errors[0]).toMatchObject({
+      code: 'too_many_requests',
+      message: expect.stringMatching(/locked for \d+ more seconds/),
+    });
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(200);
 
     const right = await cp.request('POST', '/login', { body: { username: user.username, password: user.password } });
@@ -50,12 +59,18 @@ describe.each(databases)('the login lock under concurrent guesses, on %s', (data
     const user = await createUser(cp, { tenantId: (await createTenant(cp)).id, roles: ['TENANT_GUEST'] });
     const guesses = await Promise.all(
       Array.from({ length: GUESSES }, (_, i) =>
-        cp.request('PATCH', `/api/v1/users/${user.id}`, { token: user.token, body: { password: 'a-brand-new-password', currentPassword: `wrong-guess-number-${i}` } }),
+        cp.request('PATCH', `/api/v1/users/${user.id}`, {
+          token: user.token,
+          body: { password: 'a-brand-new-password', currentPassword: `wrong-guess-number-${i}` },
+        }),
       ),
     );
     expect(statuses(guesses)).toEqual([...Array(MAX_FAILURES).fill(403), ...Array(GUESSES - MAX_FAILURES).fill(429)]);
     expect(guesses.find((r) => r.status === 403)!.body.errors[0].message).toBe('currentPassword is wrong');
-    const rightCurrent = await cp.request('PATCH', `/api/v1/users/${user.id}`, { token: user.token, body: { password: 'a-brand-new-password', currentPassword: user.password } });
+    const rightCurrent = await cp.request('PATCH', `/api/v1/users/${user.id}`, {
+      token: user.token,
+      body: { password: 'a-brand-new-password', currentPassword: user.password },
+    });
     expect(rightCurrent.status).toBe(429);
     expect((await cp.request('POST', '/login', { body: { username: user.username, password: user.password } })).status).toBe(429);
     expect((await cp.request('POST', '/login', { body: { username: user.username, password: 'a-brand-new-password' } })).status).toBe(429);

@@ -19,7 +19,8 @@ describe('passwords', () => {
   afterAll(() => cp.close());
 
   const patch = (token: string, user: { id: string }, body: unknown) => cp.request('PATCH', `/api/v1/users/${user.id}`, { token, body });
-  const loginStatus = async (username: string, password: string) => (await cp.request('POST', '/login', { body: { username, password } })).status;
+  const loginStatus = async (username: string, password: string) =>
+    (await cp.request('POST', '/login', { body: { username, password } })).status;
   const member = () => createUser(cp, { tenantId: tenantAdmin.tenantId, roles: ['TENANT_GUEST'] });
 
   describe('changing your own', () => {
@@ -31,7 +32,10 @@ describe('passwords', () => {
       const wrong = await patch(user.token, user, { password: 'a-brand-new-password', currentPassword: 'not-my-password' });
       expect(wrong.status).toBe(403);
       expect(wrong.body.errors[0].message).toBe('currentPassword is wrong');
-      const [failure] = await waitFor(async () => events.filter((e) => e.payload.id === user.id), (found) => found.length === 1);
+      const [failure] = await waitFor(
+        async () => events.filter((e) => e.payload.id === user.id),
+        (found) => found.length === 1,
+      );
       expect(failure!.payload).toMatchObject({ attempts: 1, locked: false, tenant: user.tenantId });
 
       expect(await loginStatus(user.username, user.password)).toBe(200);
@@ -109,7 +113,10 @@ describe('passwords', () => {
 
     it('accepts what is hard to guess', async () => {
       for (const password of ['correct horse battery staple', 'a-long-enough-password', `xK9#mQ2vL7pW`]) {
-        const res = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: { username: `p-${randomUUID().slice(0, 8)}`, password } });
+        const res = await cp.request('POST', '/api/v1/users', {
+          token: tenantAdmin.token,
+          body: { username: `p-${randomUUID().slice(0, 8)}`, password },
+        });
         expect(res.status, password).toBe(201);
       }
     });

@@ -34,9 +34,17 @@ describe('/api/v1/roles and /api/v1/permissions', () => {
 
   it('lets a tenant admin create a role in their tenant that grants its holders its permissions', async () => {
     const name = roleName();
-    const created = await cp.request('POST', '/api/v1/roles', { token: tenantAdmin.token, body: { name, permissions: ['flows.read', 'logs.read'] } });
+    const created = await cp.request('POST', '/api/v1/roles', {
+      token: tenantAdmin.token,
+      body: { name, permissions: ['flows.read', 'logs.read'] },
+    });
     expect(created.status).toBe(201);
-    expect(created.body.data).toMatchObject({ name, tenant: tenantAdmin.tenantId, isSystem: false, permissions: ['flows.read', 'logs.read'] });
+    expect(created.body.data).toMatchObject({
+      name,
+      tenant: tenantAdmin.tenantId,
+      isSystem: false,
+      permissions: ['flows.read', 'logs.read'],
+    });
 
     const holder = await createUser(cp, { tenantId: tenantAdmin.tenantId });
     expect((await cp.request('GET', '/flows', { token: holder.token })).status).toBe(403);
@@ -49,7 +57,10 @@ describe('/api/v1/roles and /api/v1/permissions', () => {
     expect((await cp.request('DELETE', `/api/v1/roles/${created.body.data.id}`, { token: tenantAdmin.token })).status).toBe(204);
     expect((await cp.request('GET', '/api/v1/users/me', { token: holder.token })).body.data.roles).toEqual([]);
 
-    const names = await waitFor(async () => events.filter((e) => e.payload.id === created.body.data.id).map((e) => e.headers.name), (n) => n.length === 3);
+    const names = await waitFor(
+      async () => events.filter((e) => e.payload.id === created.body.data.id).map((e) => e.headers.name),
+      (n) => n.length === 3,
+    );
     expect(names).toEqual(['iam.role.created', 'iam.role.modified', 'iam.role.deleted']);
   });
 
@@ -71,16 +82,30 @@ describe('/api/v1/roles and /api/v1/permissions', () => {
   });
 
   it('keeps restricted permissions, other tenants and global roles out of a tenant admin’s reach', async () => {
-    const restricted = await cp.request('POST', '/api/v1/roles', { token: tenantAdmin.token, body: { name: roleName(), permissions: ['iam.account.create'] } });
+    const restricted = await cp.request('POST', '/api/v1/roles', {
+      token: tenantAdmin.token,
+      body: { name: roleName(), permissions: ['iam.account.create'] },
+    });
     expect(restricted.status).toBe(403);
     expect(restricted.body.errors[0].message).toContain('iam.account.create');
-    expect((await cp.request('POST', '/api/v1/roles', { token: tenantAdmin.token, body: { name: roleName(), tenant: other.tenantId } })).status).toBe(403);
+    expect(
+      (await cp.request('POST', '/api/v1/roles', { token: tenantAdmin.token, body: { name: roleName(), tenant: other.tenantId } })).status,
+    ).toBe(403);
 
     const global = await cp.request('POST', '/api/v1/roles', { token: admin, body: { name: roleName(), permissions: ['flows.read'] } });
     expect(global.status).toBe(201);
     expect(global.body.data.tenant).toBeNull();
-    expect((await cp.request('PATCH', `/api/v1/roles/${global.body.data.id}`, { token: tenantAdmin.token, body: { permissions: ['flows.write'] } })).status).toBe(403);
-    expect((await cp.request('PATCH', `/api/v1/roles/${global.body.data.id}`, { token: admin, body: { permissions: ['flows.write'] } })).status).toBe(200);
+    expect(
+      (
+        await cp.request('PATCH', `/api/v1/roles/${global.body.data.id}`, {
+          token: tenantAdmin.token,
+          body: { permissions: ['flows.write'] },
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (await cp.request('PATCH', `/api/v1/roles/${global.body.data.id}`, { token: admin, body: { permissions: ['flows.write'] } })).status,
+    ).toBe(200);
   });
 
   it('keeps system roles as they are, even for admins', async () => {

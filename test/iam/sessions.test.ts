@@ -66,11 +66,18 @@ describe('POST /login and /logout', () => {
 
     const failures = () => Promise.resolve(events.map((e) => e.payload).filter((p) => p.id === user.id));
     const mine = await waitFor(failures, (found) => found.length === 3);
-    expect(mine.map((p) => [p.attempts, p.locked])).toEqual([[1, false], [2, false], [3, true]]);
+    expect(mine.map((p) => [p.attempts, p.locked])).toEqual([
+      [1, false],
+      [2, false],
+      [3, true],
+    ]);
     expect(mine.every((p) => p.tenant === tenant.id)).toBe(true);
 
     // Once the lock has run out, the right password works again.
-    await cp.services.db.update(users).set({ lockedUntil: new Date(Date.now() - 1000) }).where(eq(users.id, user.id));
+    await cp.services.db
+      .update(users)
+      .set({ lockedUntil: new Date(Date.now() - 1000) })
+      .where(eq(users.id, user.id));
     expect((await cp.request('POST', '/login', { body: { username: user.username, password: user.password } })).status).toBe(200);
   });
 
@@ -88,7 +95,8 @@ describe('POST /login and /logout', () => {
     expect(unknown.body).toEqual(right.body);
     expect((await cp.request('GET', '/flows', { token: user.token })).status).toBe(401);
     // Guessing at a disabled account locks nothing either: it answers as an unknown one does.
-    for (let attempt = 1; attempt <= 3; attempt++) await cp.request('POST', '/login', { body: { username: user.username, password: 'wrong-password' } });
+    for (let attempt = 1; attempt <= 3; attempt++)
+      await cp.request('POST', '/login', { body: { username: user.username, password: 'wrong-password' } });
     const later = await cp.request('POST', '/login', { body: { username: user.username, password: user.password } });
     expect(later.status).toBe(401);
     expect(later.body).toEqual(right.body);
@@ -154,7 +162,9 @@ describe.each(['RS256', 'EdDSA'] as const)('%s tokens', (algorithm) => {
     expect(res.body.keys).toHaveLength(1);
     expect(res.body.keys[0]).not.toHaveProperty('d');
     const token = await cp.login();
-    const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(`${cp.url}/.well-known/jwks.json`)), { issuer: 'hookline' });
+    const { payload, protectedHeader } = await jwtVerify(token, createRemoteJWKSet(new URL(`${cp.url}/.well-known/jwks.json`)), {
+      issuer: 'hookline',
+    });
     expect(protectedHeader.alg).toBe(algorithm);
     expect(payload.sub).toBeTruthy();
   });

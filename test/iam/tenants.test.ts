@@ -35,7 +35,10 @@ describe('/api/v1/tenants', () => {
     expect(renamed.body.data.name).toBe(`${name}-renamed`);
     expect((await cp.request('DELETE', `/api/v1/tenants/${id}`, { token: admin })).status).toBe(204);
     expect((await cp.request('GET', `/api/v1/tenants/${id}`, { token: admin })).status).toBe(404);
-    const names = await waitFor(async () => events.filter((e) => e.payload.id === id).map((e) => e.headers.name), (n) => n.length === 3);
+    const names = await waitFor(
+      async () => events.filter((e) => e.payload.id === id).map((e) => e.headers.name),
+      (n) => n.length === 3,
+    );
     expect(names).toEqual(['iam.tenant.created', 'iam.tenant.modified', 'iam.tenant.deleted']);
   });
 
@@ -45,11 +48,18 @@ describe('/api/v1/tenants', () => {
     expect(list.body.meta.total).toBe(1);
     const otherTenant = (await cp.request('POST', '/api/v1/tenants', { token: admin, body: { name: uniqueName() } })).body.data;
     expect((await cp.request('GET', `/api/v1/tenants/${otherTenant.id}`, { token: tenantAdmin.token })).status).toBe(404);
-    expect((await cp.request('PATCH', `/api/v1/tenants/${otherTenant.id}`, { token: tenantAdmin.token, body: { name: 'mine-now' } })).status).toBe(404);
+    expect(
+      (await cp.request('PATCH', `/api/v1/tenants/${otherTenant.id}`, { token: tenantAdmin.token, body: { name: 'mine-now' } })).status,
+    ).toBe(404);
 
     const name = uniqueName();
-    expect((await cp.request('PATCH', `/api/v1/tenants/${tenantAdmin.tenantId}`, { token: tenantAdmin.token, body: { name } })).body.data.name).toBe(name);
-    const disable = await cp.request('PATCH', `/api/v1/tenants/${tenantAdmin.tenantId}`, { token: tenantAdmin.token, body: { status: 'disabled' } });
+    expect(
+      (await cp.request('PATCH', `/api/v1/tenants/${tenantAdmin.tenantId}`, { token: tenantAdmin.token, body: { name } })).body.data.name,
+    ).toBe(name);
+    const disable = await cp.request('PATCH', `/api/v1/tenants/${tenantAdmin.tenantId}`, {
+      token: tenantAdmin.token,
+      body: { status: 'disabled' },
+    });
     expect(disable.status).toBe(403);
     expect((await cp.request('POST', '/api/v1/tenants', { token: tenantAdmin.token, body: { name: uniqueName() } })).status).toBe(403);
     expect((await cp.request('DELETE', `/api/v1/tenants/${otherTenant.id}`, { token: tenantAdmin.token })).status).toBe(403);
@@ -57,7 +67,9 @@ describe('/api/v1/tenants', () => {
 
   it('disabling a tenant stops its members’ tokens; enabling it lets them back in', async () => {
     const member = await createTenantWithUser(cp, ['TENANT_GUEST']);
-    expect((await cp.request('PATCH', `/api/v1/tenants/${member.tenantId}`, { token: admin, body: { status: 'disabled' } })).status).toBe(200);
+    expect((await cp.request('PATCH', `/api/v1/tenants/${member.tenantId}`, { token: admin, body: { status: 'disabled' } })).status).toBe(
+      200,
+    );
     const refused = await cp.request('GET', '/flows', { token: member.token });
     expect(refused.status).toBe(401);
     expect(refused.body.errors[0].message).toMatch(/Tenant is disabled/);
@@ -96,7 +108,9 @@ describe('/api/v1/tenants', () => {
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.errors[0].message).toBeTruthy();
     }
-    expect((await cp.request('PATCH', `/api/v1/tenants/${tenantAdmin.tenantId}`, { token: admin, body: { status: 'gone' } })).status).toBe(400);
+    expect((await cp.request('PATCH', `/api/v1/tenants/${tenantAdmin.tenantId}`, { token: admin, body: { status: 'gone' } })).status).toBe(
+      400,
+    );
     expect((await cp.request('GET', '/api/v1/tenants/123', { token: admin })).status).toBe(400);
     expect((await cp.request('DELETE', `/api/v1/tenants/${randomUUID()}`, { token: admin })).status).toBe(404);
     expect((await cp.request('GET', '/api/v1/tenants')).status).toBe(401);

@@ -15,7 +15,10 @@ describe('/api/v1/tokens', () => {
   let otherTenantAdmin: TestUser;
   let events: EventEnvelope[];
   const published = (name: string, id: string, n = 1) =>
-    waitFor(async () => events.filter((e) => e.headers.name === name && e.payload.id === id), (found) => found.length >= n);
+    waitFor(
+      async () => events.filter((e) => e.headers.name === name && e.payload.id === id),
+      (found) => found.length >= n,
+    );
 
   beforeAll(async () => {
     cp = await startTestControlPlane();
@@ -32,7 +35,13 @@ describe('/api/v1/tokens', () => {
     expect(res.status).toBe(201);
     const { token, id } = res.body.data;
     expect(token).toMatch(/^hlk_[0-9a-f]{32}_[A-Za-z0-9_-]{43}$/);
-    expect(res.body.data).toMatchObject({ accountId: account.id, tenant: tenantAdmin.tenantId, description: 'CI deploys', expiresAt: null, revokedAt: null });
+    expect(res.body.data).toMatchObject({
+      accountId: account.id,
+      tenant: tenantAdmin.tenantId,
+      description: 'CI deploys',
+      expiresAt: null,
+      revokedAt: null,
+    });
 
     const [row] = await cp.services.db.select().from(tokens).where(eq(tokens.id, id));
     expect(JSON.stringify(row)).not.toContain(token.split('_').pop());
@@ -57,7 +66,10 @@ describe('/api/v1/tokens', () => {
     expect((await cp.request('DELETE', `/api/v1/tokens/${body.data.id}`, { token: tenantAdmin.token })).status).toBe(204);
     await published('iam.token.deleted', body.data.id);
     // Once the outbox is empty, a second event would have been published too.
-    await waitFor(async () => (await cp.services.db.select().from(outbox)).length, (n) => n === 0);
+    await waitFor(
+      async () => (await cp.services.db.select().from(outbox)).length,
+      (n) => n === 0,
+    );
     expect(events.filter((e) => e.headers.name === 'iam.token.deleted' && e.payload.id === body.data.id)).toHaveLength(1);
   });
 
@@ -66,7 +78,10 @@ describe('/api/v1/tokens', () => {
     const { body } = await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: account.id } });
     const tampered = body.data.token.slice(0, -4) + (body.data.token.endsWith('AAAA') ? 'BBBB' : 'AAAA');
     expect((await cp.request('GET', '/flows', { token: tampered })).status).toBe(401);
-    await cp.services.db.update(tokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(tokens.id, body.data.id));
+    await cp.services.db
+      .update(tokens)
+      .set({ expiresAt: new Date(Date.now() - 1000) })
+      .where(eq(tokens.id, body.data.id));
     const expired = await cp.request('GET', '/flows', { token: body.data.token });
     expect(expired.status).toBe(401);
     expect(expired.body.errors[0].message).toMatch(/expired/);
@@ -94,7 +109,9 @@ describe('/api/v1/tokens', () => {
     const powerful = await createServiceAccount(cp, tenantAdmin.tenantId, { permissions: ['iam.account.create'] });
     const res = await cp.request('POST', '/api/v1/tokens', { token: tenantAdmin.token, body: { accountId: powerful.id } });
     expect(res.status).toBe(403);
-    expect(res.body.errors[0].message).toBe(`Account ${powerful.username} holds permissions you lack (iam.account.create), so you may not mint tokens for it`);
+    expect(res.body.errors[0].message).toBe(
+      `Account ${powerful.username} holds permissions you lack (iam.account.create), so you may not mint tokens for it`,
+    );
     expect((await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: powerful.id } })).status).toBe(201);
   });
 
@@ -147,7 +164,13 @@ describe('/api/v1/tokens', () => {
       const account = await createServiceAccount(cp, tenantAdmin.tenantId, { roles: ['TENANT_INTEGRATOR'] });
       const minted = await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: account.id } });
       const service = await cp.request('POST', '/api/v1/tokens/introspect', { token: admin, body: { token: minted.body.data.token } });
-      expect(service.body.data).toMatchObject({ active: true, tokenKind: 'service', tenant: tenantAdmin.tenantId, roles: ['TENANT_INTEGRATOR'], expiresAt: null });
+      expect(service.body.data).toMatchObject({
+        active: true,
+        tokenKind: 'service',
+        tenant: tenantAdmin.tenantId,
+        roles: ['TENANT_INTEGRATOR'],
+        expiresAt: null,
+      });
       expect(service.body.data.permissions).toContain('flows.control');
     });
 

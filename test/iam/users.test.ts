@@ -42,7 +42,10 @@ describe('/api/v1/users', () => {
     expect(JSON.stringify(res.body)).not.toContain('password');
     const token = await cp.login(body.username, body.password);
     expect((await cp.request('GET', '/flows', { token })).status).toBe(200);
-    const [event] = await waitFor(async () => events.filter((e) => e.headers.name === 'iam.user.created' && e.payload.id === res.body.data.id), (f) => f.length === 1);
+    const [event] = await waitFor(
+      async () => events.filter((e) => e.headers.name === 'iam.user.created' && e.payload.id === res.body.data.id),
+      (f) => f.length === 1,
+    );
     expect(event!.payload).toMatchObject({ tenant: tenantAdmin.tenantId, user: tenantAdmin.id });
   });
 
@@ -85,19 +88,27 @@ describe('/api/v1/users', () => {
     expect(grantAll.body.errors[0].message).toBe('You may grant only permissions you hold; you lack all');
     const grantAdmin = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: person({ roles: ['ADMIN'] }) });
     expect(grantAdmin.status).toBe(403);
-    const adminRole = (await cp.request('GET', '/api/v1/roles?page[size]=100', { token: admin })).body.data.find((r: { name: string }) => r.name === 'ADMIN');
+    const adminRole = (await cp.request('GET', '/api/v1/roles?page[size]=100', { token: admin })).body.data.find(
+      (r: { name: string }) => r.name === 'ADMIN',
+    );
     const grantAdminById = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: person({ roles: [adminRole.id] }) });
     expect(grantAdminById.status).toBe(403);
     expect(grantAdminById.body.errors[0].message).toBe('You may assign only roles whose permissions you hold: ADMIN (you lack all)');
 
     const [adminUser] = (await cp.request('GET', `/api/v1/users?search=${encodeURIComponent(ADMIN.username)}`, { token: admin })).body.data;
     const defaultAdmin = await createUser(cp, { tenantId: adminUser.tenant, roles: ['TENANT_ADMIN'] });
-    const hijack = await cp.request('PATCH', `/api/v1/users/${adminUser.id}`, { token: defaultAdmin.token, body: { password: 'taken-over-password' } });
+    const hijack = await cp.request('PATCH', `/api/v1/users/${adminUser.id}`, {
+      token: defaultAdmin.token,
+      body: { password: 'taken-over-password' },
+    });
     expect(hijack.status).toBe(403);
     expect((await cp.request('DELETE', `/api/v1/users/${adminUser.id}`, { token: defaultAdmin.token })).status).toBe(403);
     await cp.login(); // the admin's password is unchanged
 
-    const byAdmin = await cp.request('POST', '/api/v1/users', { token: admin, body: person({ tenant: tenantAdmin.tenantId, permissions: ['iam.account.read'] }) });
+    const byAdmin = await cp.request('POST', '/api/v1/users', {
+      token: admin,
+      body: person({ tenant: tenantAdmin.tenantId, permissions: ['iam.account.read'] }),
+    });
     expect(byAdmin.status).toBe(201);
   });
 
@@ -111,7 +122,10 @@ describe('/api/v1/users', () => {
 
     await cp.request('PATCH', `/api/v1/users/${user.id}`, { token: tenantAdmin.token, body: { status: 'active' } });
     const session = await cp.login(user.username, user.password);
-    const changed = await cp.request('PATCH', `/api/v1/users/${user.id}`, { token: tenantAdmin.token, body: { password: 'a-brand-new-password' } });
+    const changed = await cp.request('PATCH', `/api/v1/users/${user.id}`, {
+      token: tenantAdmin.token,
+      body: { password: 'a-brand-new-password' },
+    });
     expect(changed.status).toBe(200);
     expect((await cp.request('GET', '/flows', { token: session })).status).toBe(401);
     await cp.login(user.username, 'a-brand-new-password');
@@ -132,15 +146,23 @@ describe('/api/v1/users', () => {
   it('replaces roles and permissions on PATCH, effective on the next request', async () => {
     const user = await createUser(cp, { tenantId: tenantAdmin.tenantId, roles: ['TENANT_GUEST'] });
     expect((await cp.request('POST', '/flows', { token: user.token, body: {} })).status).toBe(403);
-    const developer = (await cp.request('GET', '/api/v1/roles?page[size]=100', { token: tenantAdmin.token })).body.data.find((r: { name: string }) => r.name === 'TENANT_DEVELOPER');
+    const developer = (await cp.request('GET', '/api/v1/roles?page[size]=100', { token: tenantAdmin.token })).body.data.find(
+      (r: { name: string }) => r.name === 'TENANT_DEVELOPER',
+    );
     // Roles may be named by id as well as by name; naming one both ways assigns it once.
-    const res = await cp.request('PATCH', `/api/v1/users/${user.id}`, { token: tenantAdmin.token, body: { roles: [developer.id, 'TENANT_DEVELOPER'], permissions: ['flows.control'] } });
+    const res = await cp.request('PATCH', `/api/v1/users/${user.id}`, {
+      token: tenantAdmin.token,
+      body: { roles: [developer.id, 'TENANT_DEVELOPER'], permissions: ['flows.control'] },
+    });
     expect(res.body.data).toMatchObject({ roles: ['TENANT_DEVELOPER'], permissions: ['flows.control'] });
     expect((await cp.request('POST', '/flows', { token: user.token, body: {} })).status).toBe(400);
   });
 
   it('creates service accounts without a password, and refuses a person without one', async () => {
-    const service = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: { username: `svc-${randomUUID().slice(0, 6)}`, kind: 'service' } });
+    const service = await cp.request('POST', '/api/v1/users', {
+      token: tenantAdmin.token,
+      body: { username: `svc-${randomUUID().slice(0, 6)}`, kind: 'service' },
+    });
     expect(service.status).toBe(201);
     expect(service.body.data.kind).toBe('service');
     const noPassword = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: person({ password: undefined }) });
@@ -153,12 +175,17 @@ describe('/api/v1/users', () => {
   it('refuses a taken username (409), self-deletion and self-disabling (409)', async () => {
     const body = person();
     expect((await cp.request('POST', '/api/v1/users', { token: admin, body: { ...body, tenant: tenantAdmin.tenantId } })).status).toBe(201);
-    const again = await cp.request('POST', '/api/v1/users', { token: tenantAdmin.token, body: { ...body, username: body.username.toUpperCase() } });
+    const again = await cp.request('POST', '/api/v1/users', {
+      token: tenantAdmin.token,
+      body: { ...body, username: body.username.toUpperCase() },
+    });
     expect(again.status).toBe(409);
     const rename = await cp.request('PATCH', `/api/v1/users/${other.id}`, { token: other.token, body: { username: body.username } });
     expect(rename.status).toBe(409);
     expect((await cp.request('DELETE', `/api/v1/users/${tenantAdmin.id}`, { token: tenantAdmin.token })).status).toBe(409);
-    expect((await cp.request('PATCH', `/api/v1/users/${tenantAdmin.id}`, { token: tenantAdmin.token, body: { status: 'disabled' } })).status).toBe(409);
+    expect(
+      (await cp.request('PATCH', `/api/v1/users/${tenantAdmin.id}`, { token: tenantAdmin.token, body: { status: 'disabled' } })).status,
+    ).toBe(409);
   });
 
   it('deletes a user with their tokens', async () => {
@@ -166,7 +193,10 @@ describe('/api/v1/users', () => {
     expect((await cp.request('DELETE', `/api/v1/users/${user.id}`, { token: tenantAdmin.token })).status).toBe(204);
     expect((await cp.request('GET', `/api/v1/users/${user.id}`, { token: tenantAdmin.token })).status).toBe(404);
     expect((await cp.request('GET', '/api/v1/users/me', { token: user.token })).status).toBe(401);
-    await waitFor(async () => events.filter((e) => e.headers.name === 'iam.user.deleted' && e.payload.id === user.id), (f) => f.length === 1);
+    await waitFor(
+      async () => events.filter((e) => e.headers.name === 'iam.user.deleted' && e.payload.id === user.id),
+      (f) => f.length === 1,
+    );
   });
 
   it('answers bad input with a 400 that names the problem, and creates nothing', async () => {

@@ -25,7 +25,11 @@ describe('/api/v1/domains', () => {
   afterAll(() => cp?.close());
 
   it('creates, reads, lists, changes and deletes a domain, emitting an event for each change', async () => {
-    const created = await createDomain(cp, owner.token, { name: 'Addresses', description: 'Postal data', owners: [{ id: 'someone', type: 'user' }] });
+    const created = await createDomain(cp, owner.token, {
+      name: 'Addresses',
+      description: 'Postal data',
+      owners: [{ id: 'someone', type: 'user' }],
+    });
     expect(created).toMatchObject({ name: 'Addresses', description: 'Postal data', public: false, tenant: owner.tenantId });
     expect(created.owners).toEqual([
       { id: 'someone', type: 'user' },
@@ -44,12 +48,20 @@ describe('/api/v1/domains', () => {
 
     const changed = await cp.request('PUT', `/api/v1/domains/${created.id}`, { token: owner.token, body: { public: true, owners: [] } });
     expect(changed.status).toBe(200);
-    expect(changed.body.data).toMatchObject({ name: 'Addresses', description: 'Postal data', public: true, owners: [{ id: owner.tenantId, type: 'tenant' }] });
+    expect(changed.body.data).toMatchObject({
+      name: 'Addresses',
+      description: 'Postal data',
+      public: true,
+      owners: [{ id: owner.tenantId, type: 'tenant' }],
+    });
 
     expect((await cp.request('DELETE', `/api/v1/domains/${created.id}`, { token: owner.token })).status).toBe(204);
     expect((await cp.request('GET', `/api/v1/domains/${created.id}`, { token: owner.token })).status).toBe(404);
 
-    const names = await waitFor(async () => events.filter((e) => e.payload.id === created.id).map((e) => e.headers.name), (n) => n.length === 3);
+    const names = await waitFor(
+      async () => events.filter((e) => e.payload.id === created.id).map((e) => e.headers.name),
+      (n) => n.length === 3,
+    );
     expect(names).toEqual(['metadata.domain.created', 'metadata.domain.modified', 'metadata.domain.deleted']);
     expect(events.find((e) => e.payload.id === created.id)!.payload).toEqual({ id: created.id, tenant: owner.tenantId, user: owner.id });
   });
@@ -134,7 +146,11 @@ describe('/api/v1/domains', () => {
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.errors.map((e: { message: string }) => e.message).join(' | ')).toMatch(message);
     }
-    const text = await cp.request('POST', '/api/v1/domains', { token: owner.token, body: 'name=x', headers: { 'content-type': 'text/plain' } });
+    const text = await cp.request('POST', '/api/v1/domains', {
+      token: owner.token,
+      body: 'name=x',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(text.status).toBe(415);
     expect((await cp.request('PUT', `/api/v1/domains/${domain.id}`, { token: owner.token, body: { public: 1 } })).status).toBe(400);
     expect((await cp.request('GET', '/api/v1/domains/abc', { token: owner.token })).body.errors[0].message).toMatch(/^id: /);

@@ -32,7 +32,10 @@ describe('POST /api/v1/domains/{id}/schemas/import', () => {
     expect(person).toMatchObject({ name: 'Person', refs: [`${cp.url}/api/v1/domains/${domain.id}/schemas/address.json`] });
     expect(person.value.$id).toBe(`${cp.url}/api/v1/domains/${domain.id}/schemas/person.json`);
 
-    const check = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas/crm/contact.json/validate`, { token: owner.token, body: { person: { address: {} } } });
+    const check = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas/crm/contact.json/validate`, {
+      token: owner.token,
+      body: { person: { address: {} } },
+    });
     expect(check.body.data.errors.map((e: { path: string }) => e.path).sort()).toEqual(['/person/address/zip', '/person/name']);
   });
 
@@ -44,7 +47,13 @@ describe('POST /api/v1/domains/{id}/schemas/import', () => {
       expect(res.status, `${type}: ${JSON.stringify(res.body)}`).toBe(200);
       expect(res.body.data.map((s: { uri: string }) => s.uri)).toEqual(uris);
     }
-    const tar = await postArchive(cp, owner.token, domain.id, await tarOf({ './extra/note.json': { type: 'string' } }), 'application/x-tar');
+    const tar = await postArchive(
+      cp,
+      owner.token,
+      domain.id,
+      await tarOf({ './extra/note.json': { type: 'string' } }),
+      'application/x-tar',
+    );
     expect(tar.status).toBe(200);
     expect(tar.body.data.map((s: { uri: string }) => s.uri)).toEqual(['extra/note.json']);
     expect(await countSchemas(cp, domain.id)).toBe(4);
@@ -61,11 +70,23 @@ describe('POST /api/v1/domains/{id}/schemas/import', () => {
       [gzipSync(strToU8(JSON.stringify(addressSchema))), 'application/gzip', /^The body is not a valid tar\.gz archive: /],
       [zipOf({ 'README.md': 'nothing here' }), 'application/zip', /^The archive holds no \.json files$/],
       [zipOf({ 'address.json': { type: 'string' }, 'broken.json': '{"type":' }), 'application/zip', /^broken\.json: not valid JSON/],
-      [zipOf({ 'address.json': { type: 'string' }, 'list.json': [1, 2] }), 'application/zip', /^list\.json: a JSON Schema must be an object$/],
+      [
+        zipOf({ 'address.json': { type: 'string' }, 'list.json': [1, 2] }),
+        'application/zip',
+        /^list\.json: a JSON Schema must be an object$/,
+      ],
       [zipOf({ 'address.json': { type: 'string' }, 'bad.json': { type: 'strnig' } }), 'application/zip', /^bad\.json: schema is invalid/],
-      [zipOf({ 'address.json': { type: 'string' }, 'person.json': { $ref: 'nowhere.json' } }), 'application/zip', /^person\.json: \$ref to nowhere\.json, which is not a schema of this domain/],
+      [
+        zipOf({ 'address.json': { type: 'string' }, 'person.json': { $ref: 'nowhere.json' } }),
+        'application/zip',
+        /^person\.json: \$ref to nowhere\.json, which is not a schema of this domain/,
+      ],
       [zipOf({ 'bad name.json': {} }), 'application/zip', /^bad name\.json: the path must be a path/],
-      [tarGzOf({ 'address.json': { type: 'string' }, 'sub/../../escape.json': {} }), 'application/gzip', /^sub\/\.\.\/\.\.\/escape\.json: the path must be a path/],
+      [
+        tarGzOf({ 'address.json': { type: 'string' }, 'sub/../../escape.json': {} }),
+        'application/gzip',
+        /^sub\/\.\.\/\.\.\/escape\.json: the path must be a path/,
+      ],
       [tarOf({ 'a.json': {} }).then((tar) => tar.subarray(0, 700)), 'application/x-tar', /^The body is not a valid tar archive/],
     ];
     for (const [archive, type, message] of cases) {
@@ -83,7 +104,10 @@ describe('POST /api/v1/domains/{id}/schemas/import', () => {
     const zip = zipSync({ 'a.json': strToU8('{}') });
     const json = await postArchive(cp, owner.token, domain.id, zip, 'application/json');
     expect(json.status).toBe(415);
-    expect(json.body.errors[0]).toEqual({ message: expect.stringMatching(/^Send the archive as one of application\/zip, /), code: 'unsupported_media_type' });
+    expect(json.body.errors[0]).toEqual({
+      message: expect.stringMatching(/^Send the archive as one of application\/zip, /),
+      code: 'unsupported_media_type',
+    });
 
     expect((await postArchive(cp, undefined, domain.id, zip, 'application/zip')).status).toBe(401);
     const guest = await createUser(cp, { tenantId: owner.tenantId, roles: ['TENANT_GUEST'] });

@@ -22,15 +22,29 @@ describe('/api/v1/domains/{id}/schemas', () => {
 
   it('stores a schema with its $id rewritten to where the repository serves it, and reads, lists, replaces and deletes it', async () => {
     const domain = await createDomain(cp, owner.token);
-    const created = await addSchema(cp, owner.token, domain.id, { uri: 'address.json', description: 'Postal', value: { $id: 'https://example.com/address', ...addressSchema } });
-    expect(created).toMatchObject({ domainId: domain.id, uri: 'address.json', name: 'address.json', description: 'Postal', refs: [], tenant: owner.tenantId });
+    const created = await addSchema(cp, owner.token, domain.id, {
+      uri: 'address.json',
+      description: 'Postal',
+      value: { $id: 'https://example.com/address', ...addressSchema },
+    });
+    expect(created).toMatchObject({
+      domainId: domain.id,
+      uri: 'address.json',
+      name: 'address.json',
+      description: 'Postal',
+      refs: [],
+      tenant: owner.tenantId,
+    });
     expect(created.value).toEqual({ $id: url(domain.id, 'address.json'), ...addressSchema });
 
     const read = await cp.request('GET', `/api/v1/domains/${domain.id}/schemas/address.json`, { token: guest.token });
     expect(read.status).toBe(200);
     expect(read.body.data).toEqual(created);
 
-    const raw = await cp.request('GET', `/api/v1/domains/${domain.id}/schemas/address.json`, { token: guest.token, headers: { accept: 'application/schema+json' } });
+    const raw = await cp.request('GET', `/api/v1/domains/${domain.id}/schemas/address.json`, {
+      token: guest.token,
+      headers: { accept: 'application/schema+json' },
+    });
     expect(raw.status).toBe(200);
     expect(raw.headers.get('content-type')).toBe('application/schema+json');
     expect(raw.body).toEqual(created.value);
@@ -41,7 +55,13 @@ describe('/api/v1/domains/{id}/schemas', () => {
     });
     expect(replaced.status).toBe(200);
     // The $id never changes: it is where the schema lives.
-    expect(replaced.body.data).toMatchObject({ id: created.id, uri: 'address.json', name: 'Address', description: null, value: { $id: url(domain.id, 'address.json'), type: 'object' } });
+    expect(replaced.body.data).toMatchObject({
+      id: created.id,
+      uri: 'address.json',
+      name: 'Address',
+      description: null,
+      value: { $id: url(domain.id, 'address.json'), type: 'object' },
+    });
 
     await addSchema(cp, owner.token, domain.id, { uri: 'crm/contact.json', value: { type: 'object' } });
     const list = await cp.request('GET', `/api/v1/domains/${domain.id}/schemas?page[size]=1`, { token: guest.token });
@@ -55,28 +75,44 @@ describe('/api/v1/domains/{id}/schemas', () => {
 
   it('takes the uri from the path of the schema’s own $id when none is given, slashes and all', async () => {
     const domain = await createDomain(cp, owner.token);
-    const absolute = await addSchema(cp, owner.token, domain.id, { value: { $id: 'https://example.com/crm/contact.json', title: 'Contact', type: 'object' } });
+    const absolute = await addSchema(cp, owner.token, domain.id, {
+      value: { $id: 'https://example.com/crm/contact.json', title: 'Contact', type: 'object' },
+    });
     expect(absolute).toMatchObject({ uri: 'crm/contact.json', name: 'Contact' });
     const relative = await addSchema(cp, owner.token, domain.id, { name: 'Order', value: { $id: 'shop/v1/order.json', type: 'object' } });
     expect(relative.value.$id).toBe(url(domain.id, 'shop/v1/order.json'));
 
     for (const method of ['GET', 'PUT', 'DELETE']) {
-      const res = await cp.request(method, `/api/v1/domains/${domain.id}/schemas/shop/v1/order.json`, { token: owner.token, body: method === 'PUT' ? { value: { type: 'object' } } : undefined });
+      const res = await cp.request(method, `/api/v1/domains/${domain.id}/schemas/shop/v1/order.json`, {
+        token: owner.token,
+        body: method === 'PUT' ? { value: { type: 'object' } } : undefined,
+      });
       expect(res.status, method).toBe(method === 'DELETE' ? 204 : 200);
     }
-    const none = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas`, { token: owner.token, body: { value: { type: 'object' } } });
+    const none = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas`, {
+      token: owner.token,
+      body: { value: { type: 'object' } },
+    });
     expect(none.status).toBe(400);
     expect(none.body.errors[0].message).toMatch(/^uri: give a uri, or an \$id/);
-    const duplicate = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas`, { token: owner.token, body: { uri: 'crm/contact.json', value: {} } });
+    const duplicate = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas`, {
+      token: owner.token,
+      body: { uri: 'crm/contact.json', value: {} },
+    });
     expect(duplicate.status).toBe(409);
     expect(duplicate.body.errors[0].message).toMatch(/crm\/contact.json already; PUT/);
   });
 
   it('resolves references between the schemas of a domain, relative to the referring schema', async () => {
     const domain = await createDomain(cp, owner.token);
-    const before = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas`, { token: owner.token, body: { uri: 'person.json', value: personSchema } });
+    const before = await cp.request('POST', `/api/v1/domains/${domain.id}/schemas`, {
+      token: owner.token,
+      body: { uri: 'person.json', value: personSchema },
+    });
     expect(before.status).toBe(400);
-    expect(before.body.errors[0].message).toBe('value: $ref to address.json, which is not a schema of this domain; add it first, or import both together');
+    expect(before.body.errors[0].message).toBe(
+      'value: $ref to address.json, which is not a schema of this domain; add it first, or import both together',
+    );
     expect(await countSchemas(cp, domain.id)).toBe(0);
 
     await addSchema(cp, owner.token, domain.id, { uri: 'address.json', value: addressSchema });
@@ -90,23 +126,33 @@ describe('/api/v1/domains/{id}/schemas', () => {
     });
     expect(contact.refs).toEqual([url(domain.id, 'person.json'), url(domain.id, 'address.json')]);
 
-    const validate = (document: unknown) => cp.request('POST', `/api/v1/domains/${domain.id}/schemas/crm/contact.json/validate`, { token: guest.token, body: document });
+    const validate = (document: unknown) =>
+      cp.request('POST', `/api/v1/domains/${domain.id}/schemas/crm/contact.json/validate`, { token: guest.token, body: document });
     expect((await validate({ person: { name: 'Ada', address: { zip: '12345' } }, zip: '54321' })).body.data).toEqual({ valid: true });
-    expect((await validate({ person: { name: 'Ada', address: { zip: 'x' } }, zip: 'y' })).body.data.errors.map((e: { path: string }) => e.path).sort()).toEqual([
-      '/person/address/zip',
-      '/zip',
-    ]);
+    expect(
+      (await validate({ person: { name: 'Ada', address: { zip: 'x' } }, zip: 'y' })).body.data.errors
+        .map((e: { path: string }) => e.path)
+        .sort(),
+    ).toEqual(['/person/address/zip', '/zip']);
 
     // A referenced schema cannot go while others refer to it, nor point anywhere but the domain.
     const remove = await cp.request('DELETE', `/api/v1/domains/${domain.id}/schemas/address.json`, { token: owner.token });
     expect(remove.status).toBe(409);
     expect(remove.body.errors[0].message).toBe('address.json is referenced by crm/contact.json, person.json; change or delete those first');
-    const outside = await cp.request('PUT', `/api/v1/domains/${domain.id}/schemas/person.json`, { token: owner.token, body: { value: { $ref: 'https://example.com/address.json' } } });
+    const outside = await cp.request('PUT', `/api/v1/domains/${domain.id}/schemas/person.json`, {
+      token: owner.token,
+      body: { value: { $ref: 'https://example.com/address.json' } },
+    });
     expect(outside.status).toBe(400);
     expect(outside.body.errors[0].message).toMatch(/points outside this domain/);
-    const dangling = await cp.request('PUT', `/api/v1/domains/${domain.id}/schemas/person.json`, { token: owner.token, body: { value: { $ref: 'missing.json' } } });
+    const dangling = await cp.request('PUT', `/api/v1/domains/${domain.id}/schemas/person.json`, {
+      token: owner.token,
+      body: { value: { $ref: 'missing.json' } },
+    });
     expect(dangling.status).toBe(400);
-    expect((await cp.request('GET', `/api/v1/domains/${domain.id}/schemas/person.json`, { token: owner.token })).body.data.value).toEqual(person.value);
+    expect((await cp.request('GET', `/api/v1/domains/${domain.id}/schemas/person.json`, { token: owner.token })).body.data.value).toEqual(
+      person.value,
+    );
   });
 
   it('refuses a schema that is not a valid JSON Schema, and malformed input, with clear messages', async () => {

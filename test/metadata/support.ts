@@ -29,12 +29,17 @@ export const personSchema = {
   required: ['name'],
   properties: { name: { type: 'string' }, email: { type: 'string', format: 'email' }, address: { $ref: 'address.json' } },
 };
-export const addressSchema = { type: 'object', required: ['zip'], properties: { zip: { type: 'string', pattern: '^[0-9]{5}$' }, city: { type: 'string' } } };
+export const addressSchema = {
+  type: 'object',
+  required: ['zip'],
+  properties: { zip: { type: 'string', pattern: '^[0-9]{5}$' }, city: { type: 'string' } },
+};
 
 type Files = Record<string, unknown>;
 const bytesOf = (content: unknown) => strToU8(typeof content === 'string' ? content : JSON.stringify(content));
 
-export const zipOf = (files: Files) => zipSync(Object.fromEntries(Object.entries(files).map(([path, content]) => [path, bytesOf(content)])));
+export const zipOf = (files: Files) =>
+  zipSync(Object.fromEntries(Object.entries(files).map(([path, content]) => [path, bytesOf(content)])));
 
 export async function tarOf(files: Files): Promise<Uint8Array> {
   const archive = pack();
@@ -48,7 +53,13 @@ export async function tarOf(files: Files): Promise<Uint8Array> {
 export const tarGzOf = async (files: Files) => gzipSync(await tarOf(files));
 
 /** POSTs raw bytes (an archive) to the import route. */
-export async function postArchive(cp: TestControlPlane, token: string | undefined, domainId: string, body: Uint8Array, contentType: string) {
+export async function postArchive(
+  cp: TestControlPlane,
+  token: string | undefined,
+  domainId: string,
+  body: Uint8Array,
+  contentType: string,
+) {
   const headers: Record<string, string> = { 'content-type': contentType };
   if (token) headers.authorization = `Bearer ${token}`;
   const response = await fetch(`${cp.url}/api/v1/domains/${domainId}/schemas/import`, { method: 'POST', headers, body });

@@ -20,7 +20,16 @@ describe('POST /api/v1/domains/{id}/schemas/{uri}/validate', () => {
     await addSchema(cp, owner.token, domainId, { uri: 'address.json', value: addressSchema });
     await addSchema(cp, owner.token, domainId, {
       uri: 'people/person.json',
-      value: { ...personSchema, additionalProperties: false, properties: { ...personSchema.properties, address: { $ref: '../address.json' }, tags: { type: 'array', items: { type: 'string' } }, 'a/b': { type: 'integer' } } },
+      value: {
+        ...personSchema,
+        additionalProperties: false,
+        properties: {
+          ...personSchema.properties,
+          address: { $ref: '../address.json' },
+          tags: { type: 'array', items: { type: 'string' } },
+          'a/b': { type: 'integer' },
+        },
+      },
     });
   });
   afterAll(() => cp?.close());
@@ -32,7 +41,13 @@ describe('POST /api/v1/domains/{id}/schemas/{uri}/validate', () => {
   });
 
   it('answers 200 with valid: false and every error, each with the JSON pointer of the offending value', async () => {
-    const res = await validate('people/person.json', { email: 'not-an-email', address: { zip: 'x' }, tags: ['ok', 2], extra: true, 'a/b': 1.5 });
+    const res = await validate('people/person.json', {
+      email: 'not-an-email',
+      address: { zip: 'x' },
+      tags: ['ok', 2],
+      extra: true,
+      'a/b': 1.5,
+    });
     expect(res.status).toBe(200);
     expect(res.body.data.valid).toBe(false);
     const errors = [...res.body.data.errors].sort((a: { path: string }, b: { path: string }) => a.path.localeCompare(b.path));
@@ -50,23 +65,38 @@ describe('POST /api/v1/domains/{id}/schemas/{uri}/validate', () => {
   });
 
   it('validates against the schema as it is now: a change to it or to what it references applies at once', async () => {
-    await addSchema(cp, owner.token, domainId, { uri: 'order.json', value: { type: 'object', properties: { ship: { $ref: 'address.json' } } } });
+    await addSchema(cp, owner.token, domainId, {
+      uri: 'order.json',
+      value: { type: 'object', properties: { ship: { $ref: 'address.json' } } },
+    });
     const document = { ship: { zip: '12345' } };
     expect((await validate('order.json', document)).body.data.valid).toBe(true);
 
-    const put = await cp.request('PUT', `/api/v1/domains/${domainId}/schemas/address.json`, { token: owner.token, body: { value: { ...addressSchema, required: ['zip', 'city'] } } });
+    const put = await cp.request('PUT', `/api/v1/domains/${domainId}/schemas/address.json`, {
+      token: owner.token,
+      body: { value: { ...addressSchema, required: ['zip', 'city'] } },
+    });
     expect(put.status).toBe(200);
-    expect((await validate('order.json', document)).body.data.errors).toEqual([{ path: '/ship/city', message: "must have required property 'city'", keyword: 'required' }]);
+    expect((await validate('order.json', document)).body.data.errors).toEqual([
+      { path: '/ship/city', message: "must have required property 'city'", keyword: 'required' },
+    ]);
 
     await cp.request('PUT', `/api/v1/domains/${domainId}/schemas/order.json`, { token: owner.token, body: { value: { type: 'array' } } });
     expect((await validate('order.json', document)).body.data.errors[0].message).toBe('must be array');
   });
 
   it('refuses a malformed body, an unknown schema and an unknown caller', async () => {
-    const malformed = await cp.request('POST', `/api/v1/domains/${domainId}/schemas/address.json/validate`, { token: guest.token, body: '{"zip":' });
+    const malformed = await cp.request('POST', `/api/v1/domains/${domainId}/schemas/address.json/validate`, {
+      token: guest.token,
+      body: '{"zip":',
+    });
     expect(malformed.status).toBe(400);
     expect(malformed.body.errors[0].message).toMatch(/JSON/);
-    const text = await cp.request('POST', `/api/v1/domains/${domainId}/schemas/address.json/validate`, { token: guest.token, body: 'zip', headers: { 'content-type': 'text/plain' } });
+    const text = await cp.request('POST', `/api/v1/domains/${domainId}/schemas/address.json/validate`, {
+      token: guest.token,
+      body: 'zip',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(text.status).toBe(415);
     const missing = await validate('nowhere.json', {});
     expect(missing.status).toBe(404);

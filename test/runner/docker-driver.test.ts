@@ -54,7 +54,10 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     const observer = recordingObserver();
     const worker = await driver.start(launch, observer);
     expect(worker.key).toEqual(k);
-    await waitFor(async () => observer.readies, (n) => n === 1);
+    await waitFor(
+      async () => observer.readies,
+      (n) => n === 1,
+    );
 
     const info = await inspectWorker(runnerName, k);
     expect(info.Config.Labels).toMatchObject({
@@ -80,7 +83,9 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
     });
     expect(info.Config.User).toBe(`${WORKER_USER.uid}:${WORKER_USER.gid}`);
-    const env = Object.fromEntries(info.Config.Env.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]));
+    const env = Object.fromEntries(
+      info.Config.Env.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+    );
     expect(JSON.parse(env[WORKER_ENV.config]!)).toEqual(launch.config);
     expect(env[WORKER_ENV.componentModule]).toBe(COMPONENT_MODULE_IN_IMAGE);
     // The secrets are nowhere in what the engine shows: not in the environment, the configuration or a label.
@@ -104,7 +109,10 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     const { driver } = driverFor();
     const observer = recordingObserver();
     const worker = await driver.start(fakeLaunch(key(), { module: 'hookline:http' }), observer);
-    await waitFor(async () => observer.readies, (n) => n === 1);
+    await waitFor(
+      async () => observer.readies,
+      (n) => n === 1,
+    );
     expect(JSON.parse(observer.lines.find((line) => line.line.includes('"msg":"starting"'))!.line).module).toBe('hookline:http');
     await worker.stop();
   });
@@ -116,14 +124,22 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     await driver.start(fakeLaunch(k, { fields: { crashOnRuns: [1], exitCode: 7 } }), observer);
     const id = (await inspectWorker(runnerName, k)).Id;
 
-    await waitFor(async () => observer.crashes.length, (n) => n === 1, 10_000);
+    await waitFor(
+      async () => observer.crashes.length,
+      (n) => n === 1,
+      10_000,
+    );
     const crashedAt = Date.now();
     expect(observer.crashes[0]).toMatchObject({ code: 7, signal: null });
     expect(observer.crashes[0]!.output).toContain('boom: the last words of run 1');
     expect(observer.crashes[0]!.output).toContain('"msg":"crashing: crashOnRuns"');
     expect(observer.crashes[0]!.output).not.toContain('run 2');
 
-    await waitFor(async () => observer.readies, (n) => n === 2, 10_000);
+    await waitFor(
+      async () => observer.readies,
+      (n) => n === 2,
+      10_000,
+    );
     expect(Date.now() - crashedAt).toBeGreaterThanOrEqual(700); // the first backoff is 1 s
     expect((await inspectWorker(runnerName, k)).Id).toBe(id); // the same container, started again
     const second = observer.lines.find((line) => line.line.includes('"msg":"starting","run":2'));
@@ -133,12 +149,20 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
 
     // A crash on demand: the next backoff is 2 s.
     await docker.getContainer(id).kill({ signal: 'SIGUSR1' });
-    await waitFor(async () => observer.crashes.length, (n) => n === 2, 10_000);
+    await waitFor(
+      async () => observer.crashes.length,
+      (n) => n === 2,
+      10_000,
+    );
     const secondAt = Date.now();
     expect(observer.crashes[1]).toMatchObject({ code: 7 });
     expect(observer.crashes[1]!.output).toContain('boom: the last words of run 2');
     expect(observer.crashes[1]!.output).not.toContain('run 1');
-    await waitFor(async () => observer.readies, (n) => n === 3, 10_000);
+    await waitFor(
+      async () => observer.readies,
+      (n) => n === 3,
+      10_000,
+    );
     expect(Date.now() - secondAt).toBeGreaterThanOrEqual(1700);
   }, 40_000);
 
@@ -147,7 +171,10 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     const k = key();
     const observer = recordingObserver();
     const worker = await driver.start(fakeLaunch(k, { fields: { ignoreSigterm: true } }), observer);
-    await waitFor(async () => observer.readies, (n) => n === 1);
+    await waitFor(
+      async () => observer.readies,
+      (n) => n === 1,
+    );
 
     const began = Date.now();
     await worker.stop();
@@ -166,12 +193,23 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     const k = key();
     const observer = recordingObserver();
     const worker = await driver.start(fakeLaunch(k), observer);
-    await waitFor(async () => observer.readies, (n) => n === 1);
+    await waitFor(
+      async () => observer.readies,
+      (n) => n === 1,
+    );
     const first = (await inspectWorker(runnerName, k)).Id;
     await docker.getContainer(first).remove({ force: true });
 
-    await waitFor(async () => observer.crashes.length, (n) => n === 1, 10_000);
-    await waitFor(async () => observer.readies, (n) => n === 2, 10_000);
+    await waitFor(
+      async () => observer.crashes.length,
+      (n) => n === 1,
+      10_000,
+    );
+    await waitFor(
+      async () => observer.readies,
+      (n) => n === 2,
+      10_000,
+    );
     const second = await inspectWorker(runnerName, k);
     expect(second.Id).not.toBe(first);
     expect(second.Config.Labels['hookline.flow']).toBe(k.flowId);
@@ -209,15 +247,25 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     const otherKey = key('other');
     const otherObserver = recordingObserver();
     await other.driver.start(fakeLaunch(otherKey), otherObserver);
-    await waitFor(async () => Object.values(early).every((o) => o.readies === 1) && otherObserver.readies === 1, (done) => done);
+    await waitFor(
+      async () => Object.values(early).every((o) => o.readies === 1) && otherObserver.readies === 1,
+      (done) => done,
+    );
 
     await first.close();
     const keptInfo = await inspectWorker(runnerName, kept);
     expect(keptInfo.State.Running).toBe(true);
     // While no runner watches: `down` crashes, and a duplicate of `kept` appears (created later).
     await docker.getContainer(containerName(runnerName, down)).kill({ signal: 'SIGUSR1' });
-    await waitFor(async () => (await inspectWorker(runnerName, down)).State.Running, (running) => !running);
-    const duplicate = await docker.createContainer({ ...keptInfo.Config, name: `${containerName(runnerName, kept)}-copy`, HostConfig: keptInfo.HostConfig });
+    await waitFor(
+      async () => (await inspectWorker(runnerName, down)).State.Running,
+      (running) => !running,
+    );
+    const duplicate = await docker.createContainer({
+      ...keptInfo.Config,
+      name: `${containerName(runnerName, kept)}-copy`,
+      HostConfig: keptInfo.HostConfig,
+    });
     await duplicate.start();
     expect(early.down.crashes).toEqual([]); // nobody was watching
 
@@ -241,19 +289,38 @@ describe.skipIf(!available)('DockerDriver, on a real Docker engine', () => {
     expect(await runnerContainers(docker, other.runnerName)).toHaveLength(1);
 
     // The running one is ready (it said so before the adoption), its old lines are not logged twice.
-    await waitFor(async () => observers.kept!.readies, (n) => n === 1);
+    await waitFor(
+      async () => observers.kept!.readies,
+      (n) => n === 1,
+    );
     expect(observers.kept!.lines).toEqual([]);
     // The one that went down while nobody watched: a crash with its output, then started again.
-    await waitFor(async () => observers.down!.crashes.length, (n) => n === 1, 10_000);
+    await waitFor(
+      async () => observers.down!.crashes.length,
+      (n) => n === 1,
+      10_000,
+    );
     expect(observers.down!.crashes[0]).toMatchObject({ code: 3 });
     expect(observers.down!.crashes[0]!.output).toContain('boom: the last words of run 1');
-    await waitFor(async () => observers.down!.readies, (n) => n === 1, 10_000);
+    await waitFor(
+      async () => observers.down!.readies,
+      (n) => n === 1,
+      10_000,
+    );
 
     // Adopted workers are supervised: a crash is reported to the new observer and restarted.
     await docker.getContainer(keptInfo.Id).kill({ signal: 'SIGUSR1' });
-    await waitFor(async () => observers.kept!.crashes.length, (n) => n === 1, 10_000);
+    await waitFor(
+      async () => observers.kept!.crashes.length,
+      (n) => n === 1,
+      10_000,
+    );
     expect(observers.kept!.crashes[0]!.output).toContain('boom: the last words of run 1');
-    await waitFor(async () => observers.kept!.readies, (n) => n === 2, 10_000);
+    await waitFor(
+      async () => observers.kept!.readies,
+      (n) => n === 2,
+      10_000,
+    );
     // Started again with the secrets the adoption gives (the earlier run's went to its stdin).
     const restarted = observers.kept!.lines.find((line) => line.line.includes('"msg":"starting","run":2'));
     expect(JSON.parse(restarted!.line).secrets).toEqual(minted);

@@ -23,7 +23,8 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
   let runnerToken: string;
   const runnerName = `docker-${namespace}`;
   const docker = testDocker();
-  const containersOf = async (runnerName: string) => docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.runner}=${runnerName}`] } });
+  const containersOf = async (runnerName: string) =>
+    docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.runner}=${runnerName}`] } });
 
   beforeAll(async () => {
     await buildImages(['base', 'worker', 'example']);
@@ -31,7 +32,10 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
     admin = await cp.login();
     runnerToken = (await runnerAccount(cp)).token;
     runner = await startTestRunner(cp, { token: runnerToken, name: runnerName, driver: 'docker', amqpUrl: rabbitUrl, namespace });
-    const greeter = await cp.request('POST', '/components', { token: admin, body: { name: 'greeter', image: EXAMPLE_GREETER_IMAGE, functions: [{ name: 'greet', kind: 'action' }] } });
+    const greeter = await cp.request('POST', '/components', {
+      token: admin,
+      body: { name: 'greeter', image: EXAMPLE_GREETER_IMAGE, functions: [{ name: 'greet', kind: 'action' }] },
+    });
     expect(greeter.status).toBe(201);
   }, 180_000);
   afterAll(async () => {
@@ -46,7 +50,13 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
       graph: {
         nodes: [
           { id: 'receive', componentId: 'webhook', function: 'receive' },
-          { id: 'shout', componentId: 'jsonata', function: 'map', fields: { expression: '$uppercase(name)' }, nodeSettings: { memoryMb: 128, cpus: 0.25 } },
+          {
+            id: 'shout',
+            componentId: 'jsonata',
+            function: 'map',
+            fields: { expression: '$uppercase(name)' },
+            nodeSettings: { memoryMb: 128, cpus: 0.25 },
+          },
           { id: 'greet', componentId: 'greeter', function: 'greet' },
         ],
         edges: [
@@ -63,7 +73,13 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
 
     const execution = await finished(cp, admin, await execute(cp, flow, { name: 'Ada' }));
     expect(execution.status).toBe('succeeded');
-    expect(outputsOf(execution)).toEqual(expect.arrayContaining([['receive', { name: 'Ada' }], ['shout', 'ADA'], ['greet', { greeting: 'Hello, Ada!' }]]));
+    expect(outputsOf(execution)).toEqual(
+      expect.arrayContaining([
+        ['receive', { name: 'Ada' }],
+        ['shout', 'ADA'],
+        ['greet', { greeting: 'Hello, Ada!' }],
+      ]),
+    );
 
     const logs = await waitFor(
       () => cp.request('GET', `/flows/${flow.id}/steps/greet/logs`, { token: admin }),
@@ -93,7 +109,10 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
     runner = await startTestRunner(cp, { token: runnerToken, name: runnerName, driver: 'docker', amqpUrl: rabbitUrl, namespace });
     await waitFor(
       () => cp.request('GET', `/runners/${runner.id}`, { token: admin }),
-      (r) => r.body.data.deployments.some((d: { flowId: string; generation: number; state: string }) => d.flowId === flow.id && d.generation === 1 && d.state === 'ready'),
+      (r) =>
+        r.body.data.deployments.some(
+          (d: { flowId: string; generation: number; state: string }) => d.flowId === flow.id && d.generation === 1 && d.state === 'ready',
+        ),
       30_000,
     );
     expect((await containersOf(runnerName)).map((c) => c.Id).sort()).toEqual(before);
@@ -111,11 +130,19 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
       const crm = await cp.request('POST', '/components', {
         token: admin,
         // The same module for both drivers: in the image, ./component/index.mjs from its working directory (/).
-        body: { name: 'crm', image: FIXTURES_IMAGE, module: './component/index.mjs', functions: ['credential', 'echo'].map((name) => ({ name, kind: 'action' })) },
+        body: {
+          name: 'crm',
+          image: FIXTURES_IMAGE,
+          module: './component/index.mjs',
+          functions: ['credential', 'echo'].map((name) => ({ name, kind: 'action' })),
+        },
       });
       expect(crm.status).toBe(201);
       expect(crm.body.data.tenant).not.toBeNull();
-      const secret = await cp.request('POST', '/api/v1/secrets', { token: admin, body: { name: 'crm key', type: 'API_KEY', value: { key: 'k'.repeat(24), headerName: 'x-api-key' } } });
+      const secret = await cp.request('POST', '/api/v1/secrets', {
+        token: admin,
+        body: { name: 'crm key', type: 'API_KEY', value: { key: 'k'.repeat(24), headerName: 'x-api-key' } },
+      });
       const flow = await startFlow(cp, admin, {
         graph: {
           nodes: [
@@ -131,7 +158,10 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
       });
       expect((await cp.request('GET', `/runners/${untrusting.id}`, { token: admin })).body.data.deployments).toEqual([]);
       // A docker runner trusts nothing to run as itself, whatever its RUNNER_TRUSTED_MODULES (test runners list the fixtures).
-      expect((await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data.trustedModules).toEqual({ packages: [], folders: false });
+      expect((await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data.trustedModules).toEqual({
+        packages: [],
+        folders: false,
+      });
       const containers = await containersOf(runner.name);
       expect(containers.map((c) => c.Labels[DOCKER_LABELS.step]).sort()).toEqual(['echo', 'receive', 'secret']);
 
@@ -152,7 +182,12 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
       // The steps still read their credential (step token) and consume their queues (broker URL): both came on stdin.
       const execution = await finished(cp, admin, await execute(cp, flow, { deal: 7 }));
       expect(execution.status).toBe('succeeded');
-      expect(outputsOf(execution)).toEqual(expect.arrayContaining([['secret', { fields: ['headerName', 'key'], keyLength: 24 }], ['echo', { deal: 7, attempt: 1 }]]));
+      expect(outputsOf(execution)).toEqual(
+        expect.arrayContaining([
+          ['secret', { fields: ['headerName', 'key'], keyLength: 24 }],
+          ['echo', { deal: 7, attempt: 1 }],
+        ]),
+      );
       await stopFlow(cp, admin, flow.id);
       expect(await containersOf(runner.name)).toEqual([]);
     } finally {
@@ -161,7 +196,10 @@ describe.skipIf(!available)('flows in Docker containers (docker driver, RabbitMQ
   }, 180_000);
 
   it('fails to start a flow whose image is missing, saying so', async () => {
-    const missing = await cp.request('POST', '/components', { token: admin, body: { name: 'missing', image: 'hookline-test/not-built:1', functions: [{ name: 'run', kind: 'action' }] } });
+    const missing = await cp.request('POST', '/components', {
+      token: admin,
+      body: { name: 'missing', image: 'hookline-test/not-built:1', functions: [{ name: 'run', kind: 'action' }] },
+    });
     expect(missing.status).toBe(201);
     const flow = await startFlow(
       cp,

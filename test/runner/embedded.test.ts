@@ -34,7 +34,12 @@ describe('a flow on the embedded defaults (in-process bus, process driver)', () 
     });
     const execution = await finished(cp, admin, await execute(cp, flow, { items: [{ price: 2 }, { price: 3 }] }), 20_000);
     expect(execution.status).toBe('succeeded');
-    expect(outputsOf(execution)).toEqual(expect.arrayContaining([['total', { total: 5 }], ['log', { items: [{ price: 2 }, { price: 3 }] }]]));
+    expect(outputsOf(execution)).toEqual(
+      expect.arrayContaining([
+        ['total', { total: 5 }],
+        ['log', { items: [{ price: 2 }, { price: 3 }] }],
+      ]),
+    );
     await stopFlow(cp, admin, flow.id);
   });
 });

@@ -15,7 +15,14 @@ const available = await rabbitAvailable();
 /** A runner node as its own process, so that it can be killed as a host dies. */
 async function spawnRunner(cp: TestControlPlane, env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'runner/main.ts'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', CONTROL_PLANE_URL: cp.url, AMQP_URL: rabbitUrl, LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      CONTROL_PLANE_URL: cp.url,
+      AMQP_URL: rabbitUrl,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return child;
@@ -62,15 +69,30 @@ describe.skipIf(!available)('runners that die', () => {
   });
 
   const runnerNamed = async (name: string) => {
-    const list = (await cp.request('GET', '/runners', { token: admin })).body.data as { id: string; name: string; status: string; deployments: { flowId: string; state: string }[] }[];
+    const list = (await cp.request('GET', '/runners', { token: admin })).body.data as {
+      id: string;
+      name: string;
+      status: string;
+      deployments: { flowId: string; state: string }[];
+    }[];
     return list.find((r) => r.name === name);
   };
 
   it('a runner restarted on its host runs its flows again with one worker per step; a killed runner’s flows move to another, messages kept', async () => {
     const { token } = await runnerAccount(cp);
-    const env = { RUNNER_TOKEN: token, RUNNER_NAME: 'host-a', RUNNER_DATA_DIR: dataDir, BUS_NAMESPACE: namespace, RUNNER_TRUSTED_MODULES: FIXTURES_DIR };
+    const env = {
+      RUNNER_TOKEN: token,
+      RUNNER_NAME: 'host-a',
+      RUNNER_DATA_DIR: dataDir,
+      BUS_NAMESPACE: namespace,
+      RUNNER_TRUSTED_MODULES: FIXTURES_DIR,
+    };
     spawned = await spawnRunner(cp, env);
-    await waitFor(() => runnerNamed('host-a'), (r) => r?.status === 'alive', 30_000);
+    await waitFor(
+      () => runnerNamed('host-a'),
+      (r) => r?.status === 'alive',
+      30_000,
+    );
     const flow = await startFlow(cp, admin, {
       graph: {
         nodes: [
@@ -86,10 +108,22 @@ describe.skipIf(!available)('runners that die', () => {
     // Killed and started again at once (before it counts as lost): the same runner, fresh workers, no orphans.
     spawned.kill('SIGKILL');
     await once(spawned, 'exit');
-    await waitFor(async () => first.filter(alive), (left) => left.length === 0, 15_000);
+    await waitFor(
+      async () => first.filter(alive),
+      (left) => left.length === 0,
+      15_000,
+    );
     spawned = await spawnRunner(cp, env);
-    await waitFor(async () => (await workerPids(dataDir)).filter(alive), (pids) => pids.length === 2 && pids.every((p) => !first.includes(p)), 30_000);
-    await waitFor(() => runnerNamed('host-a'), (r) => r?.deployments.some((d) => d.flowId === flow.id && d.state === 'ready') === true, 30_000);
+    await waitFor(
+      async () => (await workerPids(dataDir)).filter(alive),
+      (pids) => pids.length === 2 && pids.every((p) => !first.includes(p)),
+      30_000,
+    );
+    await waitFor(
+      () => runnerNamed('host-a'),
+      (r) => r?.deployments.some((d) => d.flowId === flow.id && d.state === 'ready') === true,
+      30_000,
+    );
     expect(outputsOf(await finished(cp, admin, await execute(cp, flow, { n: 1 })))).toContainEqual(['echo', { n: 1, attempt: 1 }]);
 
     // Killed for good: an execution published meanwhile waits in the queue for the runner the flow moves to.
@@ -97,7 +131,11 @@ describe.skipIf(!available)('runners that die', () => {
     await once(spawned, 'exit');
     const waiting = await execute(cp, flow, { n: 2 });
     other = await startTestRunner(cp, { name: 'host-b', amqpUrl: rabbitUrl, namespace });
-    await waitFor(() => runnerNamed('host-b'), (r) => r?.deployments.some((d) => d.flowId === flow.id && d.state === 'ready') === true, 30_000);
+    await waitFor(
+      () => runnerNamed('host-b'),
+      (r) => r?.deployments.some((d) => d.flowId === flow.id && d.state === 'ready') === true,
+      30_000,
+    );
     expect((await runnerNamed('host-a'))?.status).toBe('lost');
     const execution = await finished(cp, admin, waiting);
     expect(execution.status).toBe('succeeded');

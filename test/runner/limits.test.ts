@@ -6,7 +6,10 @@ import { execute, finished, outputsOf, startFlow, stopFlow } from './support.js'
 
 /** A chain of steps after the webhook's: each is a jsonata.map node. */
 const chain = (steps: Record<string, unknown>[], flowSettings: Record<string, unknown> = {}) => {
-  const nodes = [{ id: 'receive', componentId: 'webhook', function: 'receive' }, ...steps.map((fields, i) => ({ id: `s${i + 1}`, componentId: 'jsonata', function: 'map', fields }))];
+  const nodes = [
+    { id: 'receive', componentId: 'webhook', function: 'receive' },
+    ...steps.map((fields, i) => ({ id: `s${i + 1}`, componentId: 'jsonata', function: 'map', fields })),
+  ];
   return { flowSettings, graph: { nodes, edges: nodes.slice(1).map((node, i) => ({ source: nodes[i]!.id, target: node.id })) } };
 };
 const split20 = { expression: '[1..20]', split: true };
@@ -32,7 +35,9 @@ describe('growth within one execution', () => {
     const flow = await startFlow(cp, user.token, chain([split20, split20, { expression: '$' }], { maxMessages: 1_000_000 }));
     const execution = await finished(cp, user.token, await execute(cp, flow, {}));
     expect(execution.status).toBe('failed');
-    expect(execution.reason).toMatch(/^step s2 failed: the execution passed its limit of 100 messages between steps: this input would make 20 more, and at most 3 may follow from it/);
+    expect(execution.reason).toMatch(
+      /^step s2 failed: the execution passed its limit of 100 messages between steps: this input would make 20 more, and at most 3 may follow from it/,
+    );
     expect(execution.steps.s3).toBeUndefined();
     await stopFlow(cp, user.token, flow.id);
 
@@ -46,13 +51,27 @@ describe('growth within one execution', () => {
 
   it('carries a large payload through many steps: messages do not grow with each step unless passthrough is asked for', async () => {
     const big = { blob: 'x'.repeat(3 * 1024 * 1024) };
-    const flow = await startFlow(cp, user.token, chain([{ expression: '$' }, { expression: '$' }, { expression: '$' }, { expression: '{ "length": $length(blob) }' }]));
+    const flow = await startFlow(
+      cp,
+      user.token,
+      chain([{ expression: '$' }, { expression: '$' }, { expression: '$' }, { expression: '{ "length": $length(blob) }' }]),
+    );
     const execution = await finished(cp, user.token, await execute(cp, flow, big), 60_000);
     expect(execution.status, execution.reason).toBe('succeeded');
     expect(outputsOf(execution)).toContainEqual(['s4', { length: big.blob.length }]);
     await stopFlow(cp, user.token, flow.id);
 
-    const along = await startFlow(cp, user.token, chain([{ expression: '{ "doubled": n * 2 }' }, { expression: '{ "first": $passthrough.receive.data.n, "second": $passthrough.s1.data.doubled }' }], { passthrough: true }));
+    const along = await startFlow(
+      cp,
+      user.token,
+      chain(
+        [
+          { expression: '{ "doubled": n * 2 }' },
+          { expression: '{ "first": $passthrough.receive.data.n, "second": $passthrough.s1.data.doubled }' },
+        ],
+        { passthrough: true },
+      ),
+    );
     const read = await finished(cp, user.token, await execute(cp, along, { n: 21 }));
     expect(outputsOf(read)).toContainEqual(['s2', { first: 21, second: 42 }]);
     await stopFlow(cp, user.token, along.id);

@@ -68,7 +68,11 @@ function outboundCases(start: () => Promise<{ cp: TestControlPlane; runner: Test
       expect.objectContaining({
         stepId: 'call',
         attempts: 1,
-        error: expect.objectContaining({ message: expect.stringMatching(/^GET http:\/\/127\.0\.0\.2:\d+\/orders: 127\.0\.0\.2 is a private address \(loopback\); .*\(OUTBOUND_ALLOWED_NETWORKS\)$/) }),
+        error: expect.objectContaining({
+          message: expect.stringMatching(
+            /^GET http:\/\/127\.0\.0\.2:\d+\/orders: 127\.0\.0\.2 is a private address \(loopback\); .*\(OUTBOUND_ALLOWED_NETWORKS\)$/,
+          ),
+        }),
       }),
     ]);
     expect(calls).toBe(before);

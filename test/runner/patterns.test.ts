@@ -4,7 +4,7 @@ import { startTestRunner, type TestRunner } from '../support/runner.js';
 import { execute, finished, outputsOf, startFlow, stopFlow, twoSteps } from './support.js';
 
 /** 2^40 backtracking steps for a backtracking engine: the step would never finish. */
-const evil = 'a'.repeat(40) + '!';
+const evil = `${'a'.repeat(40)}!`;
 
 /** Regexes in steps (JSONata literals, output schema patterns) run in linear time, in real step workers (process driver). */
 describe('tenant regexes in steps', () => {
@@ -68,8 +68,12 @@ describe('tenant regexes in steps', () => {
     });
     const execution = await finished(cp, admin, await execute(cp, flow, { ok: true, s: 'aa' }), 60_000);
     expect(execution.status).toBe('failed');
-    const messages = Object.fromEntries(execution.errors.map((e: { stepId: string; error: { message: string } }) => [e.stepId, e.error.message]));
-    expect(messages.map).toMatch(/^fields\.expression: pattern "\(a\)\\\\1" cannot be run in linear time: .*backreferences and lookarounds are not supported/);
+    const messages = Object.fromEntries(
+      execution.errors.map((e: { stepId: string; error: { message: string } }) => [e.stepId, e.error.message]),
+    );
+    expect(messages.map).toMatch(
+      /^fields\.expression: pattern "\(a\)\\\\1" cannot be run in linear time: .*backreferences and lookarounds are not supported/,
+    );
     expect(messages.keep).toMatch(/^fields\.condition: pattern "\^\(\?!b\)" cannot be run in linear time/);
     await stopFlow(cp, admin, flow.id);
   });
@@ -81,12 +85,30 @@ describe('tenant regexes in steps', () => {
       body: { uri: 'letters.json', value: { type: 'object', properties: { s: { type: 'string', pattern: '^(a+)+$' } } } },
     });
     expect(schema.status).toBe(201);
-    const flow = await startFlow(cp, admin, twoSteps({ componentId: 'jsonata', function: 'map', fields: { expression: '$' }, nodeSettings: { outputSchema: { domainId: domain.body.data.id, uri: 'letters.json' } } }));
+    const flow = await startFlow(
+      cp,
+      admin,
+      twoSteps({
+        componentId: 'jsonata',
+        function: 'map',
+        fields: { expression: '$' },
+        nodeSettings: { outputSchema: { domainId: domain.body.data.id, uri: 'letters.json' } },
+      }),
+    );
     const good = await finished(cp, admin, await execute(cp, flow, { s: 'a'.repeat(40) }), 60_000);
     expect(good.status).toBe('succeeded');
     const bad = await finished(cp, admin, await execute(cp, flow, { s: evil }), 60_000);
     expect(bad.status).toBe('failed');
-    expect(bad.errors).toEqual([expect.objectContaining({ stepId: 'next', error: expect.objectContaining({ message: expect.stringMatching(/^the output does not match the output schema .*letters\.json: \/s must match pattern "\^\(a\+\)\+\$"$/) }) })]);
+    expect(bad.errors).toEqual([
+      expect.objectContaining({
+        stepId: 'next',
+        error: expect.objectContaining({
+          message: expect.stringMatching(
+            /^the output does not match the output schema .*letters\.json: \/s must match pattern "\^\(a\+\)\+\$"$/,
+          ),
+        }),
+      }),
+    ]);
     await stopFlow(cp, admin, flow.id);
   });
 });

@@ -34,10 +34,15 @@ describe('placing flows on runners', () => {
       const flow = await startFlow(cp, alice.token, twoSteps(node), 'inactive');
       expect(flow.statusReason).toMatch(reason);
     }
-    const lost = await cp.request('POST', '/components', { token: alice.token, body: { name: 'lost', module: './nowhere/component.mjs', functions: [{ name: 'run', kind: 'action' }] } });
+    const lost = await cp.request('POST', '/components', {
+      token: alice.token,
+      body: { name: 'lost', module: './nowhere/component.mjs', functions: [{ name: 'run', kind: 'action' }] },
+    });
     expect(lost.status).toBe(201);
     const flow = await startFlow(cp, alice.token, twoSteps({ componentId: 'lost', function: 'run' }), 'inactive');
-    expect(flow.statusReason).toBe('component lost: module ./nowhere/component.mjs cannot be found in the folders RUNNER_TRUSTED_MODULES lists');
+    expect(flow.statusReason).toBe(
+      'component lost: module ./nowhere/component.mjs cannot be found in the folders RUNNER_TRUSTED_MODULES lists',
+    );
     expect((await cp.request('GET', `/runners/${aliceRunner.id}`, { token: alice.token })).body.data.workers).toBe(0);
   });
 
@@ -48,21 +53,42 @@ describe('placing flows on runners', () => {
     });
     expect(broken.status).toBe(201);
     const flow = await startFlow(cp, alice.token, twoSteps({ componentId: 'broken', function: 'run' }), 'inactive');
-    expect(flow.statusReason).toMatch(/^step next crashed 3 times before it was ready; it exited with code 1: the step worker cannot start: this component cannot be loaded/);
+    expect(flow.statusReason).toMatch(
+      /^step next crashed 3 times before it was ready; it exited with code 1: the step worker cannot start: this component cannot be loaded/,
+    );
   }, 40_000);
 
   it('runs a tenant’s flows on its own runners only; another tenant’s flow waits for a runner, saying so, until one of its own comes', async () => {
     const mine = await startFlow(cp, alice.token, twoSteps({ componentId: 'jsonata', function: 'map', fields: { expression: '$' } }));
-    const created = await cp.request('POST', '/flows', { token: bob.token, body: { name: 'bob’s', ...twoSteps({ componentId: 'jsonata', function: 'map', fields: { expression: '$' } }) } });
+    const created = await cp.request('POST', '/flows', {
+      token: bob.token,
+      body: { name: 'bob’s', ...twoSteps({ componentId: 'jsonata', function: 'map', fields: { expression: '$' } }) },
+    });
     const theirs = created.body.data.id as string;
     await cp.request('POST', `/flows/${theirs}/start`, { token: bob.token });
-    const waiting = await waitFor(() => cp.request('GET', `/flows/${theirs}`, { token: bob.token }), (r) => r.body.data.statusReason !== null);
-    expect(waiting.body.data).toMatchObject({ status: 'starting', statusReason: expect.stringMatching(/^waiting for a runner of this tenant \(or a platform-wide one\) with the process or docker driver and room for 2 step workers$/) });
-    expect((await cp.request('GET', `/runners/${aliceRunner.id}`, { token: alice.token })).body.data.deployments.map((d: { flowId: string }) => d.flowId)).toEqual([mine.id]);
+    const waiting = await waitFor(
+      () => cp.request('GET', `/flows/${theirs}`, { token: bob.token }),
+      (r) => r.body.data.statusReason !== null,
+    );
+    expect(waiting.body.data).toMatchObject({
+      status: 'starting',
+      statusReason: expect.stringMatching(
+        /^waiting for a runner of this tenant \(or a platform-wide one\) with the process or docker driver and room for 2 step workers$/,
+      ),
+    });
+    expect(
+      (await cp.request('GET', `/runners/${aliceRunner.id}`, { token: alice.token })).body.data.deployments.map(
+        (d: { flowId: string }) => d.flowId,
+      ),
+    ).toEqual([mine.id]);
     expect((await cp.request('GET', `/runners/${aliceRunner.id}`, { token: bob.token })).status).toBe(404);
 
     others.push(await startTestRunner(cp, { token: (await runnerAccount(cp, bob.tenantId)).token }));
-    await waitFor(() => cp.request('GET', `/flows/${theirs}`, { token: bob.token }), (r) => r.body.data.status === 'active', 30_000);
+    await waitFor(
+      () => cp.request('GET', `/flows/${theirs}`, { token: bob.token }),
+      (r) => r.body.data.status === 'active',
+      30_000,
+    );
     expect((await cp.request('GET', `/flows/${theirs}`, { token: bob.token })).body.data.statusReason).toBeNull();
     await stopFlow(cp, bob.token, theirs);
     await stopFlow(cp, alice.token, mine.id);
@@ -71,26 +97,41 @@ describe('placing flows on runners', () => {
   it('places a flow only where it has room, and fails one larger than any runner it may use', async () => {
     const fanOut = (ids: string[]) => ({
       graph: {
-        nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, ...ids.map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } }))],
+        nodes: [
+          { id: 'receive', componentId: 'webhook', function: 'receive' },
+          ...ids.map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } })),
+        ],
         edges: ids.map((id) => ({ source: 'receive', target: id })),
       },
     });
     const five = await startFlow(cp, alice.token, fanOut(['a', 'b', 'c', 'd']), 'inactive');
-    expect(five.statusReason).toBe('the flow has 5 steps, more than any runner it may use can take: the largest has room for 4 step workers in all');
+    expect(five.statusReason).toBe(
+      'the flow has 5 steps, more than any runner it may use can take: the largest has room for 4 step workers in all',
+    );
 
     const three = await startFlow(cp, alice.token, fanOut(['a', 'b']));
     const created = await cp.request('POST', '/flows', { token: alice.token, body: { name: 'two', ...fanOut(['a']) } });
     const two = created.body.data.id as string;
     await cp.request('POST', `/flows/${two}/start`, { token: alice.token });
-    const waiting = await waitFor(() => cp.request('GET', `/flows/${two}`, { token: alice.token }), (r) => r.body.data.statusReason !== null);
+    const waiting = await waitFor(
+      () => cp.request('GET', `/flows/${two}`, { token: alice.token }),
+      (r) => r.body.data.statusReason !== null,
+    );
     expect(waiting.body.data).toMatchObject({ status: 'starting', statusReason: expect.stringMatching(/room for 2 step workers$/) });
     await stopFlow(cp, alice.token, three.id);
-    await waitFor(() => cp.request('GET', `/flows/${two}`, { token: alice.token }), (r) => r.body.data.status === 'active', 30_000);
+    await waitFor(
+      () => cp.request('GET', `/flows/${two}`, { token: alice.token }),
+      (r) => r.body.data.status === 'active',
+      30_000,
+    );
     await stopFlow(cp, alice.token, two);
   });
 
   it('gives a step its credential through its step token, and checks outputs against the step’s output schema', async () => {
-    const secret = await cp.request('POST', '/api/v1/secrets', { token: alice.token, body: { name: 'crm', type: 'API_KEY', value: { key: 'k'.repeat(24), headerName: 'x-api-key' } } });
+    const secret = await cp.request('POST', '/api/v1/secrets', {
+      token: alice.token,
+      body: { name: 'crm', type: 'API_KEY', value: { key: 'k'.repeat(24), headerName: 'x-api-key' } },
+    });
     const domain = await cp.request('POST', '/api/v1/domains', { token: alice.token, body: { name: 'orders' } });
     const schema = await cp.request('POST', `/api/v1/domains/${domain.body.data.id}/schemas`, {
       token: alice.token,
@@ -102,7 +143,13 @@ describe('placing flows on runners', () => {
         nodes: [
           { id: 'receive', componentId: 'webhook', function: 'receive' },
           { id: 'secret', componentId: 'fixtures', function: 'credential', credentials_id: secret.body.data.id },
-          { id: 'checked', componentId: 'jsonata', function: 'map', fields: { expression: '{ "total": total }' }, nodeSettings: { outputSchema: { domainId: domain.body.data.id, uri: 'order.json' } } },
+          {
+            id: 'checked',
+            componentId: 'jsonata',
+            function: 'map',
+            fields: { expression: '{ "total": total }' },
+            nodeSettings: { outputSchema: { domainId: domain.body.data.id, uri: 'order.json' } },
+          },
         ],
         edges: [
           { source: 'receive', target: 'secret' },
@@ -112,12 +159,27 @@ describe('placing flows on runners', () => {
     });
     const good = await finished(cp, alice.token, await execute(cp, flow, { total: 12 }));
     expect(good.status).toBe('succeeded');
-    expect(outputsOf(good)).toEqual(expect.arrayContaining([['secret', { fields: ['headerName', 'key'], keyLength: 24 }], ['checked', { total: 12 }]]));
+    expect(outputsOf(good)).toEqual(
+      expect.arrayContaining([
+        ['secret', { fields: ['headerName', 'key'], keyLength: 24 }],
+        ['checked', { total: 12 }],
+      ]),
+    );
     const bad = await finished(cp, alice.token, await execute(cp, flow, { total: 'twelve' }));
     expect(bad.status).toBe('failed');
-    expect(bad.errors).toEqual([expect.objectContaining({ stepId: 'checked', error: expect.objectContaining({ message: expect.stringMatching(/^the output does not match the output schema .*order\.json: \/total must be number$/) }) })]);
+    expect(bad.errors).toEqual([
+      expect.objectContaining({
+        stepId: 'checked',
+        error: expect.objectContaining({
+          message: expect.stringMatching(/^the output does not match the output schema .*order\.json: \/total must be number$/),
+        }),
+      }),
+    ]);
 
-    const logs = await waitFor(() => cp.request('GET', `/flows/${flow.id}/steps/checked/logs?page[size]=10`, { token: alice.token }), (r) => r.body.data.some((l: { line: string }) => l.line.includes('step worker ready')));
+    const logs = await waitFor(
+      () => cp.request('GET', `/flows/${flow.id}/steps/checked/logs?page[size]=10`, { token: alice.token }),
+      (r) => r.body.data.some((l: { line: string }) => l.line.includes('step worker ready')),
+    );
     expect(logs.body.data.length).toBeLessThanOrEqual(10);
     expect((await cp.request('GET', `/flows/${flow.id}/steps/checked/logs`, { token: bob.token })).status).toBe(404);
     await stopFlow(cp, alice.token, flow.id);

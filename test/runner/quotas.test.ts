@@ -11,7 +11,10 @@ const ofSteps = (count: number) => {
   const ids = Array.from({ length: count - 1 }, (_, i) => `map${i}`);
   return {
     graph: {
-      nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }, ...ids.map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } }))],
+      nodes: [
+        { id: 'receive', componentId: 'webhook', function: 'receive' },
+        ...ids.map((id) => ({ id, componentId: 'jsonata', function: 'map', fields: { expression: '$' } })),
+      ],
       edges: ids.map((id) => ({ source: 'receive', target: id })),
     },
   };
@@ -25,7 +28,9 @@ describe('sharing runners fairly', () => {
   let shared: TestRunner;
 
   beforeAll(async () => {
-    cp = await startTestControlPlane({ env: { RUNNER_HEARTBEAT_SECONDS: '1', SHARED_RUNNER_STEPS_PER_TENANT: '4', SHARED_RUNNER_FLOWS_PER_TENANT: '2' } });
+    cp = await startTestControlPlane({
+      env: { RUNNER_HEARTBEAT_SECONDS: '1', SHARED_RUNNER_STEPS_PER_TENANT: '4', SHARED_RUNNER_FLOWS_PER_TENANT: '2' },
+    });
     alice = await createTenantWithUser(cp, ['TENANT_ADMIN']);
     bob = await createTenantWithUser(cp, ['TENANT_ADMIN']);
     shared = await startTestRunner(cp, { capacity: 8 });
@@ -36,7 +41,10 @@ describe('sharing runners fairly', () => {
   });
 
   const reasonOf = (user: TestUser, id: string) =>
-    waitFor(() => cp.request('GET', `/flows/${id}`, { token: user.token }), (r) => r.body.data.statusReason !== null).then((r) => r.body.data);
+    waitFor(
+      () => cp.request('GET', `/flows/${id}`, { token: user.token }),
+      (r) => r.body.data.statusReason !== null,
+    ).then((r) => r.body.data);
 
   async function startWaiting(user: TestUser, steps: number): Promise<string> {
     const created = await cp.request('POST', '/flows', { token: user.token, body: { name: `waits-${steps}`, ...ofSteps(steps) } });
@@ -54,7 +62,9 @@ describe('sharing runners fairly', () => {
     });
     const second = await startFlow(cp, alice.token, ofSteps(1));
     const waitsForFlows = await startWaiting(alice, 1);
-    expect((await reasonOf(alice, waitsForFlows)).statusReason).toMatch(/this tenant runs 2 of the 2 flows \(SHARED_RUNNER_FLOWS_PER_TENANT\) it may have there$/);
+    expect((await reasonOf(alice, waitsForFlows)).statusReason).toMatch(
+      /this tenant runs 2 of the 2 flows \(SHARED_RUNNER_FLOWS_PER_TENANT\) it may have there$/,
+    );
 
     // The shared runner still has room, and another tenant gets it.
     const bobs = await startFlow(cp, bob.token, ofSteps(4));
@@ -64,8 +74,17 @@ describe('sharing runners fairly', () => {
     // Room freed within the quota goes to a flow that waits for it.
     await stopFlow(cp, alice.token, waitsForWorkers);
     await stopFlow(cp, alice.token, first.id);
-    await waitFor(() => cp.request('GET', `/flows/${waitsForFlows}`, { token: alice.token }), (r) => r.body.data.status === 'active', 30_000);
-    for (const [user, id] of [[alice, second.id], [alice, waitsForFlows], [bob, bobs.id]] as const) await stopFlow(cp, user.token, id);
+    await waitFor(
+      () => cp.request('GET', `/flows/${waitsForFlows}`, { token: alice.token }),
+      (r) => r.body.data.status === 'active',
+      30_000,
+    );
+    for (const [user, id] of [
+      [alice, second.id],
+      [alice, waitsForFlows],
+      [bob, bobs.id],
+    ] as const)
+      await stopFlow(cp, user.token, id);
   }, 90_000);
 
   it('fails a flow larger than the quota lets any one tenant hold, instead of waiting forever', async () => {
@@ -80,13 +99,19 @@ describe('sharing runners fairly', () => {
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.errors[0].message).toContain(`a flow has at most ${MAX_FLOW_STEPS} nodes`);
     const edges = Array.from({ length: MAX_FLOW_EDGES + 1 }, () => ({ source: 'receive', target: 'map0' }));
-    const tooManyEdges = await cp.request('POST', '/flows', { token: alice.token, body: { name: 'dense', graph: { ...ofSteps(2).graph, edges } } });
+    const tooManyEdges = await cp.request('POST', '/flows', {
+      token: alice.token,
+      body: { name: 'dense', graph: { ...ofSteps(2).graph, edges } },
+    });
     expect(tooManyEdges.status).toBe(400);
     expect(tooManyEdges.body.errors[0].message).toContain(`a flow has at most ${MAX_FLOW_EDGES} edges`);
 
     // The largest flow there may be: a runner reports every one of its steps in a heartbeat that is accepted.
     const account = await runnerAccount(cp);
-    const registered = await cp.request('POST', '/runners', { token: account.token, body: { name: 'reporter', host: 'test', driver: 'process', capacity: MAX_FLOW_STEPS } });
+    const registered = await cp.request('POST', '/runners', {
+      token: account.token,
+      body: { name: 'reporter', host: 'test', driver: 'process', capacity: MAX_FLOW_STEPS },
+    });
     expect(registered.status).toBe(201);
     const steps = Array.from({ length: MAX_FLOW_STEPS }, (_, i) => ({ stepId: `step${i}`, state: 'ready' }));
     const beat = await cp.request('POST', `/runners/${registered.body.data.id}/heartbeat`, {

@@ -66,19 +66,34 @@ describe.skipIf(!available)('flows on RabbitMQ, process driver', () => {
     for (const step of ['receive', 'total', 'echo']) expect(await queueExists(names.stepQueue(step))).toBe(true);
     const pidFiles = join(runner.dataDir, 'workers');
     const deployed = (await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data;
-    expect(deployed.deployments).toEqual([expect.objectContaining({ flowId: flow.id, state: 'ready', steps: expect.arrayContaining([expect.objectContaining({ stepId: 'echo', state: 'ready' })]) })]);
+    expect(deployed.deployments).toEqual([
+      expect.objectContaining({
+        flowId: flow.id,
+        state: 'ready',
+        steps: expect.arrayContaining([expect.objectContaining({ stepId: 'echo', state: 'ready' })]),
+      }),
+    ]);
     expect(deployed.workers).toBe(3);
 
     const flowExecId = await execute(cp, flow, { items: [{ price: 2 }, { price: 3 }] });
     const execution = await finished(cp, admin, flowExecId);
     expect(execution.status).toBe('succeeded');
-    expect(outputsOf(execution)).toEqual(expect.arrayContaining([['receive', { items: [{ price: 2 }, { price: 3 }] }], ['total', { total: 5 }], ['echo', { items: [{ price: 2 }, { price: 3 }], attempt: 1 }]]));
+    expect(outputsOf(execution)).toEqual(
+      expect.arrayContaining([
+        ['receive', { items: [{ price: 2 }, { price: 3 }] }],
+        ['total', { total: 5 }],
+        ['echo', { items: [{ price: 2 }, { price: 3 }], attempt: 1 }],
+      ]),
+    );
     expect(execution.steps).toMatchObject({ receive: { in: 1, out: 1, errors: 0 }, total: { in: 1, out: 1 }, echo: { in: 1, out: 1 } });
 
     await stopFlow(cp, admin, flow.id);
     for (const step of ['receive', 'total', 'echo']) expect(await queueExists(names.stepQueue(step))).toBe(false);
     expect(existsSync(pidFiles) ? await readdir(pidFiles) : []).toEqual([]);
-    const live = await cp.services.db.select().from(tokens).where(and(eq(tokens.kind, 'step'), eq(tokens.flowId, flow.id)));
+    const live = await cp.services.db
+      .select()
+      .from(tokens)
+      .where(and(eq(tokens.kind, 'step'), eq(tokens.flowId, flow.id)));
     expect(live.length).toBe(3);
     expect(live.every((t) => t.revokedAt !== null)).toBe(true);
     expect((await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data.workers).toBe(0);
@@ -91,7 +106,13 @@ describe.skipIf(!available)('flows on RabbitMQ, process driver', () => {
         nodes: [
           { id: 'start', componentId: 'webhook', function: 'receive' },
           { id: 'never', componentId: 'fixtures', function: 'flaky', nodeSettings: { retry: { maxAttempts: 3 } } },
-          { id: 'third', componentId: 'fixtures', function: 'flaky', fields: { succeedOn: 3 }, nodeSettings: { retry: { maxAttempts: 4 } } },
+          {
+            id: 'third',
+            componentId: 'fixtures',
+            function: 'flaky',
+            fields: { succeedOn: 3 },
+            nodeSettings: { retry: { maxAttempts: 4 } },
+          },
         ],
         edges: [
           { source: 'start', target: 'never' },
@@ -102,7 +123,14 @@ describe.skipIf(!available)('flows on RabbitMQ, process driver', () => {
     const started = Date.now();
     const execution = await finished(cp, admin, await execute(cp, flow, { n: 1 }));
     expect(execution.status).toBe('failed');
-    expect(execution.errors).toEqual([expect.objectContaining({ stepId: 'never', attempts: 3, error: expect.objectContaining({ message: 'gave up after 3 tries: not yet (try 3)' }), input: expect.objectContaining({ data: { n: 1 } }) })]);
+    expect(execution.errors).toEqual([
+      expect.objectContaining({
+        stepId: 'never',
+        attempts: 3,
+        error: expect.objectContaining({ message: 'gave up after 3 tries: not yet (try 3)' }),
+        input: expect.objectContaining({ data: { n: 1 } }),
+      }),
+    ]);
     expect(outputsOf(execution)).toContainEqual(['third', { n: 1, attempt: 3 }]);
     // Two retries of 100 ms then 200 ms at least.
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
@@ -129,11 +157,15 @@ describe.skipIf(!available)('flows on RabbitMQ, process driver', () => {
     for (const n of [1, 2]) {
       const execution = await finished(cp, admin, await execute(cp, flow, { n }));
       expect(execution.status).toBe('failed');
-      const errors = Object.fromEntries(execution.errors.map((e: { stepId: string; error: { message: string } }) => [e.stepId, e.error.message]));
+      const errors = Object.fromEntries(
+        execution.errors.map((e: { stepId: string; error: { message: string } }) => [e.stepId, e.error.message]),
+      );
       expect(errors).toEqual({ boom: 'the component exploded', junk: expect.stringMatching(/^the output is not JSON: .*circular/i) });
       expect(outputsOf(execution)).toContainEqual(['stray', { n }]);
     }
-    const report = (await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data.deployments.find((d: { flowId: string }) => d.flowId === flow.id);
+    const report = (await cp.request('GET', `/runners/${runner.id}`, { token: admin })).body.data.deployments.find(
+      (d: { flowId: string }) => d.flowId === flow.id,
+    );
     expect(report.steps.every((s: { restarts: number }) => s.restarts === 0)).toBe(true);
     await stopFlow(cp, admin, flow.id);
   });
@@ -160,7 +192,11 @@ describe.skipIf(!available)('flows on RabbitMQ, process driver', () => {
     expect(outputsOf(execution).filter(([step]: unknown[]) => step === 'after')).toEqual([['after', { n: 7, attempt: 1 }]]);
     const report = await waitFor(
       () => cp.request('GET', `/runners/${runner.id}`, { token: admin }),
-      (r) => r.body.data.deployments.some((d: { flowId: string; steps: { stepId: string; restarts: number; state: string }[] }) => d.flowId === flow.id && d.steps.some((s) => s.stepId === 'crash' && s.restarts === 1 && s.state === 'ready')),
+      (r) =>
+        r.body.data.deployments.some(
+          (d: { flowId: string; steps: { stepId: string; restarts: number; state: string }[] }) =>
+            d.flowId === flow.id && d.steps.some((s) => s.stepId === 'crash' && s.restarts === 1 && s.state === 'ready'),
+        ),
     );
     expect(report.status).toBe(200);
     await stopFlow(cp, admin, flow.id);

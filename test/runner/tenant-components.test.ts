@@ -55,11 +55,16 @@ describe('tenant components on process runners', () => {
       expect(flow.statusReason, component).toBe(
         `step next: component ${component} runs in a container unless the operator of a process runner trusts its module ./components.ts (RUNNER_TRUSTED_MODULES); among the runners this flow may use, there is no docker runner and no process runner trusts it`,
       );
-      await waitFor(async () => failed.filter((e) => (e.payload as { id: string }).id === flow.id), (found) => found.length === 1);
+      await waitFor(
+        async () => failed.filter((e) => (e.payload as { id: string }).id === flow.id),
+        (found) => found.length === 1,
+      );
     }
     expect((await runnerOf(untrusting)).body.data.workers).toBe(0);
     // The built-ins run there all the same.
-    const builtins = await startFlow(cp, alice.token, { graph: { nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }], edges: [] } });
+    const builtins = await startFlow(cp, alice.token, {
+      graph: { nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }], edges: [] },
+    });
     await stopFlow(cp, alice.token, builtins.id);
   }, 60_000);
 
@@ -77,8 +82,15 @@ describe('tenant components on process runners', () => {
     const created = await cp.request('POST', '/flows', { token: alice.token, body: { name: 'second', ...withStep('crm') } });
     const second = created.body.data.id as string;
     await cp.request('POST', `/flows/${second}/start`, { token: alice.token });
-    const waiting = await waitFor(() => cp.request('GET', `/flows/${second}`, { token: alice.token }), (r) => r.body.data.statusReason !== null, 15_000);
-    expect(waiting.body.data).toMatchObject({ status: 'starting', statusReason: expect.stringMatching(/^waiting for a runner .* room for 2 step workers$/) });
+    const waiting = await waitFor(
+      () => cp.request('GET', `/flows/${second}`, { token: alice.token }),
+      (r) => r.body.data.statusReason !== null,
+      15_000,
+    );
+    expect(waiting.body.data).toMatchObject({
+      status: 'starting',
+      statusReason: expect.stringMatching(/^waiting for a runner .* room for 2 step workers$/),
+    });
     await stopFlow(cp, alice.token, second);
     await stopFlow(cp, alice.token, flow.id);
   }, 90_000);

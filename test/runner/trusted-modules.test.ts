@@ -46,7 +46,10 @@ describe('the process driver runs the built-ins and what RUNNER_TRUSTED_MODULES 
   it('refuses, in check() and start(), URLs of any scheme, node: builtins, absolute paths, .. paths, links out of the folder and unlisted packages; each reason names the setting', async () => {
     const driver = await driverTrusting({ packages: ['zod'], folders: [trustedDir] });
     const refused: [string, RegExp][] = [
-      ['data:text/javascript,export const run = () => process.env', /is refused: it must be a package name or a relative path \(\.\/\.\.\.\), not a URL: data: modules are refused/],
+      [
+        'data:text/javascript,export const run = () => process.env',
+        /is refused: it must be a package name or a relative path \(\.\/\.\.\.\), not a URL: data: modules are refused/,
+      ],
       ['node:child_process', /not a URL: node: modules are refused/],
       [`file://${join(trustedDir, 'component.mjs')}`, /not a URL: file: modules are refused/],
       [join(trustedDir, 'component.mjs'), /not an absolute path/],
@@ -54,13 +57,16 @@ describe('the process driver runs the built-ins and what RUNNER_TRUSTED_MODULES 
       ['./sub/../../outside/evil.mjs', /may not have \. or \.\. segments/],
       ['./escape.mjs', /resolves outside the folders RUNNER_TRUSTED_MODULES lists/],
       ['./link-out/evil.mjs', /resolves outside the folders RUNNER_TRUSTED_MODULES lists/],
-      ['pino', /module pino is not trusted here: this runner's process driver runs the built-ins and what RUNNER_TRUSTED_MODULES lists, and package pino is not among them/],
+      [
+        'pino',
+        /module pino is not trusted here: this runner's process driver runs the built-ins and what RUNNER_TRUSTED_MODULES lists, and package pino is not among them/,
+      ],
       ['./missing.mjs', /module \.\/missing\.mjs cannot be found in the folders RUNNER_TRUSTED_MODULES lists/],
     ];
     for (const [module, reason] of refused) {
       const launch = launchOf(module);
       const why = await driver.check(launch.config);
-      expect(why, module).toMatch(new RegExp(`^component fake: `));
+      expect(why, module).toMatch(/^component fake: /);
       expect(why, module).toMatch(reason);
       expect(why, module).toContain('RUNNER_TRUSTED_MODULES');
       await expect(driver.start(launch, recordingObserver()), module).rejects.toThrow(why!);
@@ -87,21 +93,26 @@ describe('the process driver runs the built-ins and what RUNNER_TRUSTED_MODULES 
     expect(nothing).toEqual({ packages: [], folders: [] });
     const driver = await driverTrusting(nothing as TrustedModuleList);
     expect(await driver.check(launchOf('hookline:jsonata').config)).toBeNull();
-    expect(await driver.check(launchOf('./component.mjs').config)).toMatch(/module \.\/component\.mjs is not trusted here: .*RUNNER_TRUSTED_MODULES lists, and it lists no folder/);
+    expect(await driver.check(launchOf('./component.mjs').config)).toMatch(
+      /module \.\/component\.mjs is not trusted here: .*RUNNER_TRUSTED_MODULES lists, and it lists no folder/,
+    );
     expect(await driver.check(launchOf('zod').config)).toMatch(/package zod is not among them/);
   });
 
   it('reads the setting: package names and absolute folders, comma-separated; anything else, or a folder that is not there, stops the runner', async () => {
     const base = { CONTROL_PLANE_URL: 'http://127.0.0.1:9', RUNNER_TOKEN: 'hlk_test' };
-    expect(loadRunnerConfig({ ...base, RUNNER_TRUSTED_MODULES: ` zod, @acme/crm ,${trustedDir}` }).RUNNER_TRUSTED_MODULES).toEqual({ packages: ['zod', '@acme/crm'], folders: [trustedDir] });
+    expect(loadRunnerConfig({ ...base, RUNNER_TRUSTED_MODULES: ` zod, @acme/crm ,${trustedDir}` }).RUNNER_TRUSTED_MODULES).toEqual({
+      packages: ['zod', '@acme/crm'],
+      folders: [trustedDir],
+    });
     for (const wrong of ['./components', 'node:fs', 'file:///opt/components', 'zod/v4', '../x']) {
       expect(() => loadRunnerConfig({ ...base, RUNNER_TRUSTED_MODULES: `zod,${wrong}` }), wrong).toThrow(
         `RUNNER_TRUSTED_MODULES: must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${wrong} is neither`,
       );
     }
     const missing = join(root, 'not-there');
-    await expect(startRunner(loadRunnerConfig({ ...base, RUNNER_TRUSTED_MODULES: missing }), logger, { events: undefined })).rejects.toThrow(
-      `RUNNER_TRUSTED_MODULES: the folder ${missing} does not exist`,
-    );
+    await expect(
+      startRunner(loadRunnerConfig({ ...base, RUNNER_TRUSTED_MODULES: missing }), logger, { events: undefined }),
+    ).rejects.toThrow(`RUNNER_TRUSTED_MODULES: the folder ${missing} does not exist`);
   });
 });

@@ -18,7 +18,15 @@ describe('/runners: the runner fleet’s registry', () => {
 
   /** A service account with runners.write and a token for it. */
   async function runnerAccount(tenant = tenantId): Promise<string> {
-    const [account] = await cp.services.db.insert(users).values({ username: `runner-${randomUUID().slice(0, 8)}`, kind: 'service', tenantId: tenant, permissions: ['runners.write', 'runners.read'] }).returning();
+    const [account] = await cp.services.db
+      .insert(users)
+      .values({
+        username: `runner-${randomUUID().slice(0, 8)}`,
+        kind: 'service',
+        tenantId: tenant,
+        permissions: ['runners.write', 'runners.read'],
+      })
+      .returning();
     return (await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: account!.id } })).body.data.token;
   }
   const registration = (name = 'node-1') => ({ name, host: 'rack-7', driver: 'process', capacity: 8 });
@@ -35,7 +43,17 @@ describe('/runners: the runner fleet’s registry', () => {
     const token = await runnerAccount();
     const first = await cp.request('POST', '/runners', { token, body: registration() });
     expect(first.status).toBe(201);
-    expect(first.body.data).toMatchObject({ name: 'node-1', host: 'rack-7', driver: 'process', capacity: 8, status: 'alive', deployments: [], workers: 0, tenant: tenantId, heartbeatSeconds: 10 });
+    expect(first.body.data).toMatchObject({
+      name: 'node-1',
+      host: 'rack-7',
+      driver: 'process',
+      capacity: 8,
+      status: 'alive',
+      deployments: [],
+      workers: 0,
+      tenant: tenantId,
+      heartbeatSeconds: 10,
+    });
     const again = await cp.request('POST', '/runners', { token, body: { ...registration(), capacity: 12 } });
     expect(again.status).toBe(200);
     expect(again.body.data).toMatchObject({ id: first.body.data.id, capacity: 12 });
@@ -50,7 +68,10 @@ describe('/runners: the runner fleet’s registry', () => {
     expect(beat.body.data).toMatchObject({ deployments, status: 'alive', heartbeatSeconds: 10 });
     expect((await cp.request('GET', `/runners/${id}`, { token: operator.token })).body.data.deployments).toEqual(deployments);
 
-    await cp.services.db.update(runners).set({ lastSeenAt: new Date(Date.now() - 31_000) }).where(eq(runners.id, id));
+    await cp.services.db
+      .update(runners)
+      .set({ lastSeenAt: new Date(Date.now() - 31_000) })
+      .where(eq(runners.id, id));
     expect((await cp.request('GET', `/runners/${id}`, { token: operator.token })).body.data.status).toBe('lost');
     await cp.request('POST', `/runners/${id}/heartbeat`, { token, body: {} });
     expect((await cp.request('GET', `/runners/${id}`, { token: operator.token })).body.data.status).toBe('alive');
@@ -93,7 +114,14 @@ describe('/runners: the runner fleet’s registry', () => {
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.errors.map((e: { message: string }) => e.message).join(' ')).toMatch(field);
     }
-    expect((await cp.request('POST', `/runners/${randomUUID()}/heartbeat`, { token, body: { deployments: [{ flowId: 'f', generation: 1, state: 'dancing' }] } })).status).toBe(400);
+    expect(
+      (
+        await cp.request('POST', `/runners/${randomUUID()}/heartbeat`, {
+          token,
+          body: { deployments: [{ flowId: 'f', generation: 1, state: 'dancing' }] },
+        })
+      ).status,
+    ).toBe(400);
     expect((await cp.request('GET', '/runners')).status).toBe(401);
   });
 
@@ -106,7 +134,8 @@ describe('/runners: the runner fleet’s registry', () => {
     });
     try {
       const listed = await waitFor(
-        async () => (await cp.request('GET', '/runners?page[size]=100', { token: admin })).body.data.filter((r: { name: string }) => r.name === name),
+        async () =>
+          (await cp.request('GET', '/runners?page[size]=100', { token: admin })).body.data.filter((r: { name: string }) => r.name === name),
         (found) => found.length === 1,
         20_000,
       );
@@ -118,7 +147,10 @@ describe('/runners: the runner fleet’s registry', () => {
     }
     expect(child.exitCode).toBe(0);
 
-    const bad = spawn(process.execPath, ['--import', 'tsx', 'runner/main.ts'], { env: { ...process.env, CONTROL_PLANE_URL: 'not a url', RUNNER_TOKEN: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const bad = spawn(process.execPath, ['--import', 'tsx', 'runner/main.ts'], {
+      env: { ...process.env, CONTROL_PLANE_URL: 'not a url', RUNNER_TOKEN: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     bad.stderr.on('data', (data) => (stderr += data));
     await once(bad, 'exit');
@@ -148,7 +180,8 @@ describe('/runners: the runner fleet’s registry', () => {
     expect((await cp.request('GET', `/runners/${id}/deployments`, { token: await runnerAccount() })).status).toBe(404);
     expect((await cp.request('GET', `/runners/${id}/deployments`, { token: admin })).status).toBe(404);
     expect((await cp.request('GET', `/runners/${id}/deployments`, { token: operator.token })).status).toBe(403);
-    for (const query of ['wait=61', 'wait=-1', 'after=x', 'later=1']) expect((await cp.request('GET', `/runners/${id}/deployments?${query}`, { token })).status, query).toBe(400);
+    for (const query of ['wait=61', 'wait=-1', 'after=x', 'later=1'])
+      expect((await cp.request('GET', `/runners/${id}/deployments?${query}`, { token })).status, query).toBe(400);
   });
 
   it('keeps only the log lines of flows placed on the shipping runner, and refuses malformed ones', async () => {
@@ -158,7 +191,12 @@ describe('/runners: the runner fleet’s registry', () => {
     const shipped = await cp.request('POST', `/runners/${id}/logs`, { token, body: { lines: [line] } });
     expect(shipped.status).toBe(202);
     expect(shipped.body.data).toEqual({ stored: 0, dropped: 1 });
-    for (const lines of [[{ ...line, stream: 'stdin' }], [{ ...line, line: 'x'.repeat(9000) }], [{ ...line, at: 'yesterday' }], 'not a list']) {
+    for (const lines of [
+      [{ ...line, stream: 'stdin' }],
+      [{ ...line, line: 'x'.repeat(9000) }],
+      [{ ...line, at: 'yesterday' }],
+      'not a list',
+    ]) {
       expect((await cp.request('POST', `/runners/${id}/logs`, { token, body: { lines } })).status).toBe(400);
     }
     expect((await cp.request('POST', `/runners/${id}/logs`, { token: await runnerAccount(), body: { lines: [line] } })).status).toBe(404);

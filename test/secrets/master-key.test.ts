@@ -25,9 +25,17 @@ describe('the master key', () => {
     let cp: TestControlPlane = await start({ SECRETS_MASTER_KEY: k1 });
     const admin = await cp.login();
     const tenant = (await cp.request('POST', '/api/v1/tenants', { token: admin, body: { name: 'rotation' } })).body.data;
-    const user: TestUser = await createUser(cp, { tenantId: tenant.id, roles: ['TENANT_INTEGRATOR'], permissions: ['secrets.secret.readRaw'] });
-    const created = await cp.request('POST', '/api/v1/secrets', { token: user.token, body: { name: 'db', type: 'SIMPLE', value: { username: 'u', passphrase: 'before-rotation' } } });
-    const read = async () => (await cp.request('GET', `/api/v1/secrets/${created.body.data.id}`, { token: user.token })).body.data.value.passphrase;
+    const user: TestUser = await createUser(cp, {
+      tenantId: tenant.id,
+      roles: ['TENANT_INTEGRATOR'],
+      permissions: ['secrets.secret.readRaw'],
+    });
+    const created = await cp.request('POST', '/api/v1/secrets', {
+      token: user.token,
+      body: { name: 'db', type: 'SIMPLE', value: { username: 'u', passphrase: 'before-rotation' } },
+    });
+    const read = async () =>
+      (await cp.request('GET', `/api/v1/secrets/${created.body.data.id}`, { token: user.token })).body.data.value.passphrase;
     expect(await read()).toBe('before-rotation');
     await cp.close();
 
@@ -47,7 +55,9 @@ describe('the master key', () => {
     expect(await read()).toBe('before-rotation');
     await cp.close();
 
-    await expect(start({ SECRETS_MASTER_KEY: k1 })).rejects.toThrow(/master key "k2", which is neither SECRETS_MASTER_KEY nor in SECRETS_OLD_MASTER_KEYS/);
+    await expect(start({ SECRETS_MASTER_KEY: k1 })).rejects.toThrow(
+      /master key "k2", which is neither SECRETS_MASTER_KEY nor in SECRETS_OLD_MASTER_KEYS/,
+    );
   });
 
   it('is generated once into SECRETS_MASTER_KEY_FILE, readable only by its owner, when none is configured', async () => {
@@ -63,6 +73,8 @@ describe('the master key', () => {
   });
 
   it('refuses a malformed key at start, naming the variable without repeating it', async () => {
-    await expect(startTestControlPlane({ env: { SECRETS_MASTER_KEY: 'k1:tooshort' } })).rejects.toThrow(/SECRETS_MASTER_KEY \(11 characters, not shown\): must be <id>:<32 bytes in base64>/);
+    await expect(startTestControlPlane({ env: { SECRETS_MASTER_KEY: 'k1:tooshort' } })).rejects.toThrow(
+      /SECRETS_MASTER_KEY \(11 characters, not shown\): must be <id>:<32 bytes in base64>/,
+    );
   });
 });

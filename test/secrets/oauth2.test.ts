@@ -25,14 +25,17 @@ describe('OAuth2 secrets against a local provider', () => {
     provider = new OAuth2Server();
     await provider.issuer.keys.generate('RS256');
     await provider.start(0, '127.0.0.1');
-    provider.service.on('beforeResponse', (response: { body: Record<string, unknown>; statusCode: number }, req: { body: Record<string, string> }) => {
-      tokenGrants.push(req.body.grant_type!);
-      response.body.expires_in = lifetime;
-      if (refuseRefresh && req.body.grant_type === 'refresh_token') {
-        response.statusCode = 400;
-        response.body = { error: 'invalid_grant', error_description: 'refresh token revoked' };
-      }
-    });
+    provider.service.on(
+      'beforeResponse',
+      (response: { body: Record<string, unknown>; statusCode: number }, req: { body: Record<string, string> }) => {
+        tokenGrants.push(req.body.grant_type!);
+        response.body.expires_in = lifetime;
+        if (refuseRefresh && req.body.grant_type === 'refresh_token') {
+          response.statusCode = 400;
+          response.body = { error: 'invalid_grant', error_description: 'refresh token revoked' };
+        }
+      },
+    );
     // The provider is on loopback, which the control plane reaches only when allowed explicitly.
     cp = await startTestControlPlane({ env: { OUTBOUND_ALLOWED_NETWORKS: '127.0.0.1/32' } });
     const tenant = await createTenant(cp);
@@ -53,7 +56,14 @@ describe('OAuth2 secrets against a local provider', () => {
     const issuer = provider.issuer.url!;
     const res = await cp.request('POST', '/api/v1/auth-clients', {
       token,
-      body: { name: 'CRM', clientId: 'hookline', clientSecret: 'client-secret-value', authorizationEndpoint: `${issuer}/authorize`, tokenEndpoint: `${issuer}/token`, scopes: ['contacts.read'] },
+      body: {
+        name: 'CRM',
+        clientId: 'hookline',
+        clientSecret: 'client-secret-value',
+        authorizationEndpoint: `${issuer}/authorize`,
+        tokenEndpoint: `${issuer}/token`,
+        scopes: ['contacts.read'],
+      },
     });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     return res.body.data;
@@ -62,7 +72,10 @@ describe('OAuth2 secrets against a local provider', () => {
   /** The whole dance: start-flow, the provider's redirect (no login page in the mock), our callback. */
   async function connect(options: { successUrl?: string } = {}) {
     const client = await registerClient();
-    const started = await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, { token: user.token, body: { secretName: 'CRM access', ...options } });
+    const started = await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, {
+      token: user.token,
+      body: { secretName: 'CRM access', ...options },
+    });
     expect(started.status).toBe(200);
     const authorize = await fetch(started.body.data.authUrl, { redirect: 'manual' });
     expect(authorize.status).toBe(302);
@@ -80,7 +93,13 @@ describe('OAuth2 secrets against a local provider', () => {
     expect(done.status).toBe(200);
     const { secretId } = ((await done.json()) as { data: { secretId: string } }).data;
     const secret = await cp.request('GET', `/api/v1/secrets/${secretId}`, { token: user.token });
-    expect(secret.body.data).toMatchObject({ name: 'CRM access', type: 'OAUTH2', authClientId: client.id, owners: [{ id: user.id, type: 'user' }], lastError: null });
+    expect(secret.body.data).toMatchObject({
+      name: 'CRM access',
+      type: 'OAUTH2',
+      authClientId: client.id,
+      owners: [{ id: user.id, type: 'user' }],
+      lastError: null,
+    });
     expect(secret.body.data.value.accessToken).toMatch(/^ey/);
     expect(secret.body.data.value.refreshToken).toBeTruthy();
     expect(tokenGrants).toEqual(['authorization_code']);
@@ -120,14 +139,20 @@ describe('OAuth2 secrets against a local provider', () => {
     const { secretId } = ((await done.json()) as { data: { secretId: string } }).data;
     const old = (await cp.request('GET', `/api/v1/secrets/${secretId}`, { token: user.token })).body.data.value.accessToken;
     refuseRefresh = true;
-    await cp.services.db.update(secrets).set({ expiresAt: new Date(Date.now() + 30_000) }).where(eq(secrets.id, secretId));
+    await cp.services.db
+      .update(secrets)
+      .set({ expiresAt: new Date(Date.now() + 30_000) })
+      .where(eq(secrets.id, secretId));
     const res = await cp.request('GET', `/api/v1/secrets/${secretId}`, { token: user.token });
     expect(res.status).toBe(200);
     expect(res.body.data.lastError).toMatch(/refresh failed: token endpoint answered 400 \(invalid_grant: refresh token revoked\)/);
     expect(res.body.data.value.accessToken).toBe(old);
     const admin = await cp.login();
     await waitFor(
-      async () => (await cp.request('GET', '/logs?filter[name]=secrets.secret.refreshFailed', { token: admin })).body.data.filter((r: { payload: { id: string } }) => r.payload.id === secretId),
+      async () =>
+        (await cp.request('GET', '/logs?filter[name]=secrets.secret.refreshFailed', { token: admin })).body.data.filter(
+          (r: { payload: { id: string } }) => r.payload.id === secretId,
+        ),
       (found) => found.length === 1,
     );
   });
@@ -135,10 +160,17 @@ describe('OAuth2 secrets against a local provider', () => {
   it('refuses a callback with a forged, tampered or expired state, or the provider’s error, creating nothing', async () => {
     const before = (await cp.services.db.select().from(secrets)).length;
     const client = await registerClient();
-    const started = await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, { token: user.token, body: { secretName: 'x' } });
+    const started = await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, {
+      token: user.token,
+      body: { secretName: 'x' },
+    });
     const state = new URL(started.body.data.authUrl).searchParams.get('state')!;
     const [header, payload, signature] = state.split('.');
-    const tampered = [header, Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), user: other.id })).toString('base64url'), signature].join('.');
+    const tampered = [
+      header,
+      Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), user: other.id })).toString('base64url'),
+      signature,
+    ].join('.');
     for (const [query, message] of [
       [`state=${tampered}&code=abc`, /state of this callback is invalid/],
       ['state=not-a-jwt&code=abc', /state of this callback is invalid/],
@@ -156,20 +188,33 @@ describe('OAuth2 secrets against a local provider', () => {
   it('moves an endpoint only for holders of secrets.authClient.readRaw, or with the client secret given again', async () => {
     const writer = await createUser(cp, { tenantId: user.tenantId, roles: ['TENANT_INTEGRATOR'] });
     const client = await registerClient();
-    const patch = (token: string, body: Record<string, unknown>) => cp.request('PATCH', `/api/v1/auth-clients/${client.id}`, { token, body });
-    for (const body of [{ tokenEndpoint: 'https://attacker.example/token' }, { authorizationEndpoint: 'https://attacker.example/authorize', name: 'CRM' }]) {
+    const patch = (token: string, body: Record<string, unknown>) =>
+      cp.request('PATCH', `/api/v1/auth-clients/${client.id}`, { token, body });
+    for (const body of [
+      { tokenEndpoint: 'https://attacker.example/token' },
+      { authorizationEndpoint: 'https://attacker.example/authorize', name: 'CRM' },
+    ]) {
       const refused = await patch(writer.token, body);
       expect(refused.status).toBe(403);
-      expect(refused.body.errors[0].message).toMatch(/^Changing (tokenEndpoint|authorizationEndpoint) needs secrets\.authClient\.readRaw, or the client secret given again \(clientSecret\) in the same request$/);
+      expect(refused.body.errors[0].message).toMatch(
+        /^Changing (tokenEndpoint|authorizationEndpoint) needs secrets\.authClient\.readRaw, or the client secret given again \(clientSecret\) in the same request$/,
+      );
     }
     const [stored] = await cp.services.db.select().from(authClients).where(eq(authClients.id, client.id));
     expect(stored).toMatchObject({ tokenEndpoint: client.tokenEndpoint, authorizationEndpoint: client.authorizationEndpoint });
     // Other fields, and an endpoint given unchanged, need nothing more.
     expect((await patch(writer.token, { name: 'CRM 2', tokenEndpoint: client.tokenEndpoint, scopes: [] })).status).toBe(200);
-    const withSecret = await patch(writer.token, { tokenEndpoint: `${provider.issuer.url}/token?v=2`, clientSecret: 'a-secret-the-writer-knows' });
+    const withSecret = await patch(writer.token, {
+      tokenEndpoint: `${provider.issuer.url}/token?v=2`,
+      clientSecret: 'a-secret-the-writer-knows',
+    });
     expect(withSecret.status).toBe(200);
     expect(withSecret.body.data.tokenEndpoint).toBe(`${provider.issuer.url}/token?v=2`);
-    const keeper = await createUser(cp, { tenantId: user.tenantId, roles: ['TENANT_INTEGRATOR'], permissions: ['secrets.authClient.readRaw'] });
+    const keeper = await createUser(cp, {
+      tenantId: user.tenantId,
+      roles: ['TENANT_INTEGRATOR'],
+      permissions: ['secrets.authClient.readRaw'],
+    });
     expect((await patch(keeper.token, { tokenEndpoint: client.tokenEndpoint })).status).toBe(200);
   });
 
@@ -184,7 +229,14 @@ describe('OAuth2 secrets against a local provider', () => {
       const { client, done } = await connect();
       const { secretId } = ((await done.json()) as { data: { secretId: string } }).data;
       const tokenEndpoint = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}/token`;
-      expect((await cp.request('PATCH', `/api/v1/auth-clients/${client.id}`, { token: user.token, body: { tokenEndpoint, clientSecret: 'client-secret-value' } })).status).toBe(200);
+      expect(
+        (
+          await cp.request('PATCH', `/api/v1/auth-clients/${client.id}`, {
+            token: user.token,
+            body: { tokenEndpoint, clientSecret: 'client-secret-value' },
+          })
+        ).status,
+      ).toBe(200);
       const res = await cp.request('GET', `/api/v1/secrets/${secretId}`, { token: user.token });
       expect(res.body.data.lastError).toBe('refresh failed: token endpoint answered 307');
       expect(tokenGrants).toEqual(['authorization_code']);
@@ -197,10 +249,15 @@ describe('OAuth2 secrets against a local provider', () => {
     const client = await registerClient();
     expect(client.clientSecret).toBe(MASK);
     expect((await cp.request('GET', `/api/v1/auth-clients/${client.id}`, { token: other.token })).status).toBe(404);
-    expect((await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, { token: other.token, body: { secretName: 'x' } })).status).toBe(404);
+    expect(
+      (await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, { token: other.token, body: { secretName: 'x' } })).status,
+    ).toBe(404);
     const listed = await cp.request('GET', '/api/v1/auth-clients', { token: other.token });
     expect(listed.body.data.map((c: { id: string }) => c.id)).not.toContain(client.id);
-    const bad = await cp.request('POST', '/api/v1/auth-clients', { token: user.token, body: { name: 'x', clientId: 'c', clientSecret: 's', authorizationEndpoint: 'ftp://x', tokenEndpoint: 'https://x/token' } });
+    const bad = await cp.request('POST', '/api/v1/auth-clients', {
+      token: user.token,
+      body: { name: 'x', clientId: 'c', clientSecret: 's', authorizationEndpoint: 'ftp://x', tokenEndpoint: 'https://x/token' },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.errors[0].message).toMatch(/authorizationEndpoint/);
     const noName = await cp.request('POST', `/api/v1/auth-clients/${client.id}/start-flow`, { token: user.token, body: {} });
@@ -221,7 +278,11 @@ describe('the control plane’s outbound calls, with no network allowed (the def
     await provider.start(0, '127.0.0.1');
     provider.service.on('beforeResponse', () => void tokenRequests++);
     cp = await startTestControlPlane();
-    user = await createUser(cp, { tenantId: (await createTenant(cp)).id, roles: ['TENANT_INTEGRATOR'], permissions: ['secrets.secret.readRaw'] });
+    user = await createUser(cp, {
+      tenantId: (await createTenant(cp)).id,
+      roles: ['TENANT_INTEGRATOR'],
+      permissions: ['secrets.secret.readRaw'],
+    });
   });
   afterAll(async () => {
     await cp?.close();
@@ -231,12 +292,19 @@ describe('the control plane’s outbound calls, with no network allowed (the def
     tokenRequests = 0;
   });
 
-  const loopback = /token endpoint refused: 127\.0\.0\.1 is a private address \(loopback\); outbound calls reach private networks only where the operator allows them \(OUTBOUND_ALLOWED_NETWORKS\)/;
+  const loopback =
+    /token endpoint refused: 127\.0\.0\.1 is a private address \(loopback\); outbound calls reach private networks only where the operator allows them \(OUTBOUND_ALLOWED_NETWORKS\)/;
 
   async function registerClient(issuer = provider.issuer.url!) {
     const res = await cp.request('POST', '/api/v1/auth-clients', {
       token: user.token,
-      body: { name: 'CRM', clientId: 'hookline', clientSecret: 'client-secret-value', authorizationEndpoint: `${issuer}/authorize`, tokenEndpoint: `${issuer}/token` },
+      body: {
+        name: 'CRM',
+        clientId: 'hookline',
+        clientSecret: 'client-secret-value',
+        authorizationEndpoint: `${issuer}/authorize`,
+        tokenEndpoint: `${issuer}/token`,
+      },
     });
     expect(res.status).toBe(201);
     return res.body.data.id as string;
@@ -244,7 +312,10 @@ describe('the control plane’s outbound calls, with no network allowed (the def
 
   it('exchanges no code with a token endpoint on loopback', async () => {
     const client = await registerClient(provider.issuer.url!.replace('localhost', '127.0.0.1'));
-    const started = await cp.request('POST', `/api/v1/auth-clients/${client}/start-flow`, { token: user.token, body: { secretName: 'CRM access' } });
+    const started = await cp.request('POST', `/api/v1/auth-clients/${client}/start-flow`, {
+      token: user.token,
+      body: { secretName: 'CRM access' },
+    });
     const authorize = await fetch(started.body.data.authUrl, { redirect: 'manual' });
     const callback = await cp.request('GET', `/callback${new URL(authorize.headers.get('location')!).search}`);
     expect(callback.status).toBe(400);
@@ -258,16 +329,26 @@ describe('the control plane’s outbound calls, with no network allowed (the def
     const soon = new Date(Date.now() + 60_000).toISOString();
     const created = await cp.request('POST', '/api/v1/secrets', {
       token: user.token,
-      body: { name: 'CRM', type: 'OAUTH2', authClientId: client, value: { accessToken: 'old-access', refreshToken: 'old-refresh', expiresAt: soon } },
+      body: {
+        name: 'CRM',
+        type: 'OAUTH2',
+        authClientId: client,
+        value: { accessToken: 'old-access', refreshToken: 'old-refresh', expiresAt: soon },
+      },
     });
     const res = await cp.request('GET', `/api/v1/secrets/${created.body.data.id}`, { token: user.token });
     expect(res.status).toBe(200);
     expect(res.body.data.value.accessToken).toBe('old-access');
-    expect(res.body.data.lastError).toMatch(/^refresh failed: token endpoint refused: localhost resolves to (127\.0\.0\.1|::1), which is a private address \(loopback\)/);
+    expect(res.body.data.lastError).toMatch(
+      /^refresh failed: token endpoint refused: localhost resolves to (127\.0\.0\.1|::1), which is a private address \(loopback\)/,
+    );
     expect(tokenRequests).toBe(0);
     const admin = await cp.login();
     await waitFor(
-      async () => (await cp.request('GET', '/logs?filter[name]=secrets.secret.refreshFailed', { token: admin })).body.data.filter((r: { payload: { id: string } }) => r.payload.id === created.body.data.id),
+      async () =>
+        (await cp.request('GET', '/logs?filter[name]=secrets.secret.refreshFailed', { token: admin })).body.data.filter(
+          (r: { payload: { id: string } }) => r.payload.id === created.body.data.id,
+        ),
       (found) => found.length === 1,
     );
   });

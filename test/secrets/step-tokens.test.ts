@@ -61,7 +61,10 @@ describe('step tokens: a deployed step reads its own credential and nothing else
     expect(res.body.data).toMatchObject({ raw: true, value: { key: 'the-crm-key' } });
     const admin = await cp.login();
     await waitFor(
-      async () => (await cp.request('GET', '/logs?filter[name]=secrets.secret.rawRead', { token: admin })).body.data.filter((r: { payload: { id: string } }) => r.payload.id === credential),
+      async () =>
+        (await cp.request('GET', '/logs?filter[name]=secrets.secret.rawRead', { token: admin })).body.data.filter(
+          (r: { payload: { id: string } }) => r.payload.id === credential,
+        ),
       (found) => found.length >= 1,
     );
   });
@@ -74,7 +77,12 @@ describe('step tokens: a deployed step reads its own credential and nothing else
     expect(other.body.errors[0].message).toMatch(/only the credential of step push/);
     const receive = (await mint(runner.token, flow.id, 'receive')).body.data.token;
     expect((await read(receive, credential)).status).toBe(403);
-    for (const [method, path] of [['GET', '/api/v1/secrets'], ['GET', '/flows'], ['GET', `/flows/${flow.id}`], ['GET', '/api/v1/users/me']] as const) {
+    for (const [method, path] of [
+      ['GET', '/api/v1/secrets'],
+      ['GET', '/flows'],
+      ['GET', `/flows/${flow.id}`],
+      ['GET', '/api/v1/users/me'],
+    ] as const) {
       const res = await cp.request(method, path, { token });
       expect(res.status, path).toBe(403);
     }
@@ -108,7 +116,10 @@ describe('step tokens: a deployed step reads its own credential and nothing else
     const idle = await createFlow(cp, integrator.token);
     expect((await mint(runner.token, idle.id, 'receive')).status).toBe(404);
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: integrator.token });
-    await waitFor(() => mint(runner.token, flow.id, 'push'), (res) => res.status === 404);
+    await waitFor(
+      () => mint(runner.token, flow.id, 'push'),
+      (res) => res.status === 404,
+    );
     expect((await cp.request('POST', `/flows/${flow.id}/steps/push/token`)).status).toBe(401);
   });
 });
@@ -145,12 +156,18 @@ describe('a step reads only secrets the user who started its flow may read', () 
     ],
     edges: [{ source: 'receive', target: 'push' }],
   });
-  const saving = (token: string, credential: string) => cp.request('POST', '/flows', { token, body: flowBody({ graph: graph(credential) }) });
-  const noSecret = (id: string) => `graph.nodes: node "push": credentials_id: no secret ${id} that you may read (a step reads only secrets you own or your tenant shares)`;
+  const saving = (token: string, credential: string) =>
+    cp.request('POST', '/flows', { token, body: flowBody({ graph: graph(credential) }) });
+  const noSecret = (id: string) =>
+    `graph.nodes: node "push": credentials_id: no secret ${id} that you may read (a step reads only secrets you own or your tenant shares)`;
 
   it('refuses to save a flow naming another user’s private secret, as it refuses an unknown one', async () => {
     const before = await countFlows(cp);
-    const otherTenants = await secretOf(await createTenantWithUser(cp, ['TENANT_INTEGRATOR']), { name: 'x', type: 'API_KEY', value: { key: 'k' } });
+    const otherTenants = await secretOf(await createTenantWithUser(cp, ['TENANT_INTEGRATOR']), {
+      name: 'x',
+      type: 'API_KEY',
+      value: { key: 'k' },
+    });
     for (const id of [bobsPrivate, randomUUID(), otherTenants, 'not-a-uuid']) {
       const res = await saving(ann.token, id);
       expect(res.status, id).toBe(400);
@@ -165,16 +182,26 @@ describe('a step reads only secrets the user who started its flow may read', () 
   });
 
   it('keys a webhook only with secrets its author may read, and says so before anything of the secret', async () => {
-    const bobsKey = await secretOf(bob, { name: 'bob’s webhook key', type: 'API_KEY', value: { key: `bobs-long-webhook-key-${randomUUID()}` } });
+    const bobsKey = await secretOf(bob, {
+      name: 'bob’s webhook key',
+      type: 'API_KEY',
+      value: { key: `bobs-long-webhook-key-${randomUUID()}` },
+    });
     const hmac = (secretId: string) => flowBody({ flowSettings: { webhooks: { auth: { type: 'hmac', secretId } } } });
     const refused = await cp.request('POST', '/flows', { token: ann.token, body: hmac(bobsKey) });
     expect(refused.status).toBe(400);
-    expect(refused.body.errors[0].message).toBe(`flowSettings.webhooks.auth: no secret ${bobsKey} that you may read (a webhook's keys are secrets you own or your tenant shares)`);
+    expect(refused.body.errors[0].message).toBe(
+      `flowSettings.webhooks.auth: no secret ${bobsKey} that you may read (a webhook's keys are secrets you own or your tenant shares)`,
+    );
     const bobsFlow = await cp.request('POST', '/flows', { token: bob.token, body: hmac(bobsKey) });
     expect(bobsFlow.status).toBe(201);
     const started = await cp.request('POST', `/flows/${bobsFlow.body.data.id}/start`, { token: ann.token });
     expect(started.status).toBe(403);
-    expect(started.body.errors[0].message).toMatch(new RegExp(`^You may not start flow ${bobsFlow.body.data.id}: flowSettings.webhooks.auth names secret ${bobsKey}, which you may not read`));
+    expect(started.body.errors[0].message).toMatch(
+      new RegExp(
+        `^You may not start flow ${bobsFlow.body.data.id}: flowSettings.webhooks.auth names secret ${bobsKey}, which you may not read`,
+      ),
+    );
   });
 
   it('lets no one else change or start a flow that names a private secret', async () => {
@@ -184,12 +211,19 @@ describe('a step reads only secrets the user who started its flow may read', () 
     expect(renamed.body.errors[0].message).toBe(noSecret(bobsPrivate));
     const started = await cp.request('POST', `/flows/${bobsFlow.id}/start`, { token: ann.token });
     expect(started.status).toBe(403);
-    expect(started.body.errors[0].message).toMatch(new RegExp(`^You may not start flow ${bobsFlow.id}: graph.nodes: node "push": credentials_id names secret ${bobsPrivate}, which you may not read`));
+    expect(started.body.errors[0].message).toMatch(
+      new RegExp(
+        `^You may not start flow ${bobsFlow.id}: graph.nodes: node "push": credentials_id names secret ${bobsPrivate}, which you may not read`,
+      ),
+    );
     expect((await cp.request('GET', `/flows/${bobsFlow.id}`, { token: bob.token })).body.data.status).toBe('inactive');
     expect((await cp.request('POST', `/flows/${bobsFlow.id}/start`, { token: bob.token })).status).toBe(200);
     await placed(cp, bobsFlow.id);
     const { token } = (await cp.request('POST', `/flows/${bobsFlow.id}/steps/push/token`, { token: runner.token })).body.data;
-    expect((await cp.request('GET', `/api/v1/secrets/${bobsPrivate}`, { token })).body.data.value).toEqual({ key: 'bobs-key', headerName: 'x-api-key' });
+    expect((await cp.request('GET', `/api/v1/secrets/${bobsPrivate}`, { token })).body.data.value).toEqual({
+      key: 'bobs-key',
+      headerName: 'x-api-key',
+    });
   });
 
   it('stops giving a secret to a running step once the user it acts for may no longer read it', async () => {
@@ -204,7 +238,9 @@ describe('a step reads only secrets the user who started its flow may read', () 
     expect((await cp.request('PATCH', `/api/v1/secrets/${shared}`, { token: bob.token, body: { shared: false } })).status).toBe(200);
     const refused = await read();
     expect(refused.status).toBe(403);
-    expect(refused.body.errors[0].message).toBe(`The user this step acts for (who started the flow) may not read secret ${shared}: a step reads only secrets that user owns or the tenant shares`);
+    expect(refused.body.errors[0].message).toBe(
+      `The user this step acts for (who started the flow) may not read secret ${shared}: a step reads only secrets that user owns or the tenant shares`,
+    );
     expect(JSON.stringify(refused.body)).not.toContain('team-key');
 
     expect((await cp.request('PATCH', `/api/v1/secrets/${shared}`, { token: bob.token, body: { shared: true } })).status).toBe(200);

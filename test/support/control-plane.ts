@@ -10,14 +10,20 @@ export interface TestControlPlane extends RunningControlPlane {
   /** Logs in and returns the bearer token. */
   login(username?: string, password?: string): Promise<string>;
   /** A JSON request; `body` is sent as JSON unless it is a string (sent raw, for malformed-input tests). */
-  request(method: string, path: string, options?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  request(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
 /**
  * A real control plane on a free port: PGlite in memory by default, or its own database on the
  * PostgreSQL server (`database: 'pg'`); the in-process bus unless `env` sets AMQP_URL.
  */
-export async function startTestControlPlane(options: { database?: 'pglite' | 'pg'; env?: Record<string, string>; logger?: Logger } = {}): Promise<TestControlPlane> {
+export async function startTestControlPlane(
+  options: { database?: 'pglite' | 'pg'; env?: Record<string, string>; logger?: Logger } = {},
+): Promise<TestControlPlane> {
   const database = options.database === 'pg' ? await createTestDatabase() : null;
   const config = loadConfig({
     PORT: '0',

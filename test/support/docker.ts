@@ -13,7 +13,10 @@ export const testDocker = () => new Docker();
 /** Whether a Docker engine answers: outside CI its tests skip with a warning when none does; in CI they fail. */
 export const dockerAvailable = () =>
   serviceAvailable(`Docker (${process.env.DOCKER_HOST ?? 'the default socket'})`, () =>
-    Promise.race([testDocker().ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref())]),
+    Promise.race([
+      testDocker().ping(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref()),
+    ]),
   );
 
 /**
@@ -70,7 +73,11 @@ export async function buildFakeWorkerImage(docker = testDocker()): Promise<strin
       image: FAKE_WORKER_IMAGE,
       from: NODE_BASE_IMAGE,
       // The run counter's volume, writable by the worker's user (the root filesystem is read-only).
-      instructions: [`COPY worker.mjs ${WORKER_ENTRY_IN_IMAGE}`, `COPY --chown=${WORKER_USER.uid}:${WORKER_USER.gid} state /state`, 'VOLUME /state'],
+      instructions: [
+        `COPY worker.mjs ${WORKER_ENTRY_IN_IMAGE}`,
+        `COPY --chown=${WORKER_USER.uid}:${WORKER_USER.gid} state /state`,
+        'VOLUME /state',
+      ],
       files: { 'worker.mjs': FAKE_WORKER, 'state/.keep': '' },
     },
     { docker },
@@ -84,7 +91,14 @@ export const uniqueRunnerName = (prefix = 'test') => `${prefix}-${Date.now().toS
 /** A worker launch of the fake worker (or `image`) with the step's `fields`. */
 export function fakeLaunch(
   key: WorkerKey,
-  options: { image?: string | null; module?: string | null; fields?: Record<string, unknown>; specHash?: string; memoryMb?: number; cpus?: number } = {},
+  options: {
+    image?: string | null;
+    module?: string | null;
+    fields?: Record<string, unknown>;
+    specHash?: string;
+    memoryMb?: number;
+    cpus?: number;
+  } = {},
 ): WorkerLaunch {
   const config: WorkerConfig = {
     flowId: key.flowId,
@@ -94,7 +108,12 @@ export function fakeLaunch(
       id: key.stepId,
       name: null,
       function: 'run',
-      component: { id: 'component-1', name: 'fake', image: options.image === undefined ? FAKE_WORKER_IMAGE : options.image, module: options.module ?? null },
+      component: {
+        id: 'component-1',
+        name: 'fake',
+        image: options.image === undefined ? FAKE_WORKER_IMAGE : options.image,
+        module: options.module ?? null,
+      },
       fields: options.fields ?? {},
       credentialsId: null,
       targets: [],
@@ -114,7 +133,12 @@ export function fakeLaunch(
     outboundAllowedNetworks: [],
     broker: { kind: 'amqp', namespace: 'test' },
   };
-  return { key, config, secrets: { stepToken: 'hls_test-step-token', amqpUrl: 'amqp://guest:guest@127.0.0.1:5672' }, specHash: options.specHash ?? 'spec-1' };
+  return {
+    key,
+    config,
+    secrets: { stepToken: 'hls_test-step-token', amqpUrl: 'amqp://guest:guest@127.0.0.1:5672' },
+    specHash: options.specHash ?? 'spec-1',
+  };
 }
 
 /** A WorkerObserver that records what it is told. */
@@ -143,6 +167,10 @@ export const runnerContainers = (docker: Docker, runnerName: string) =>
 /** Removes every container of these runners, whatever its state. */
 export async function removeRunnerContainers(docker: Docker, runnerNames: string[]): Promise<void> {
   for (const name of runnerNames) {
-    for (const container of await runnerContainers(docker, name)) await docker.getContainer(container.Id).remove({ force: true }).catch(() => {});
+    for (const container of await runnerContainers(docker, name))
+      await docker
+        .getContainer(container.Id)
+        .remove({ force: true })
+        .catch(() => {});
   }
 }

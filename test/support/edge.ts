@@ -26,7 +26,9 @@ export async function bundleWorker(entryPoint?: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   const outfile = join(dir, `${(entryPoint ?? 'inspectable-worker').replace(/\W+/g, '-')}.js`);
   await build({
-    ...(entryPoint ? { entryPoints: [entryPoint] } : { stdin: { contents: INSPECTABLE_WORKER, resolveDir: process.cwd(), sourcefile: 'inspectable-worker.js' } }),
+    ...(entryPoint
+      ? { entryPoints: [entryPoint] }
+      : { stdin: { contents: INSPECTABLE_WORKER, resolveDir: process.cwd(), sourcefile: 'inspectable-worker.js' } }),
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -54,7 +56,13 @@ export interface TestEdge {
 }
 
 export const controlToken = (secret = EDGE_CONTROL_SECRET, expiresIn = '5m') =>
-  new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('hookline-control-plane').setAudience('hookline-edge').setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
+  new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('hookline-control-plane')
+    .setAudience('hookline-edge')
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(secret));
 
 /** The edge Worker in workerd through Miniflare, with its Durable Objects in memory. */
 export async function startTestEdge(bindings: Record<string, string> = {}): Promise<TestEdge> {
@@ -65,7 +73,10 @@ export async function startTestEdge(bindings: Record<string, string> = {}): Prom
     compatibilityDate: '2026-04-01',
     compatibilityFlags: ['nodejs_compat'],
     // SQLite-backed, as wrangler.toml declares them.
-    durableObjects: { FLOW_TRIGGERS: { className: 'FlowTrigger', useSQLite: true }, FLOW_REGISTRY: { className: 'FlowRegistry', useSQLite: true } },
+    durableObjects: {
+      FLOW_TRIGGERS: { className: 'FlowTrigger', useSQLite: true },
+      FLOW_REGISTRY: { className: 'FlowRegistry', useSQLite: true },
+    },
     bindings: { EDGE_CONTROL_SECRET, ...bindings },
     cf: false,
   });
@@ -82,7 +93,12 @@ export async function startTestEdge(bindings: Record<string, string> = {}): Prom
       });
     },
     async push(trigger) {
-      const res = await edge.control('PUT', `/control/flows/${trigger.flowId}`, { tenant: 'tenant-1', status: 'live', version: ++version, ...trigger });
+      const res = await edge.control('PUT', `/control/flows/${trigger.flowId}`, {
+        tenant: 'tenant-1',
+        status: 'live',
+        version: ++version,
+        ...trigger,
+      });
       if (res.status !== 200) throw new Error(`push failed: ${res.status} ${await res.text()}`);
     },
     async stored(flowId) {

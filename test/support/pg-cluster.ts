@@ -35,7 +35,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     if (process.getuid?.() === 0) await run('su', ['postgres', '-c', command]);
     else await run('sh', ['-c', command]);
   };
-  const ctl = (action: string) => asPostgres(`${bin}/pg_ctl -D ${dir}/data -o "-p ${port} -k ${dir} -c listen_addresses=127.0.0.1" -l ${dir}/log -w ${action}`);
+  const ctl = (action: string) =>
+    asPostgres(`${bin}/pg_ctl -D ${dir}/data -o "-p ${port} -k ${dir} -c listen_addresses=127.0.0.1" -l ${dir}/log -w ${action}`);
   await asPostgres(`${bin}/initdb -D ${dir}/data -U postgres --auth=trust >/dev/null`);
   await ctl('start');
   return {

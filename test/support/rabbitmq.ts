@@ -90,7 +90,10 @@ export async function startPrivateBroker(): Promise<PrivateBroker> {
       const deadline = Date.now() + BROKER_START_MS;
       while (!(await accepts(url))) {
         if (!running(child)) throw new Error(`rabbitmq-server exited:\n${await readFile(output, 'utf8')}`);
-        if (Date.now() > deadline) throw new Error(`rabbitmq-server did not accept connections within ${BROKER_START_MS / 1000} s:\n${await readFile(output, 'utf8')}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `rabbitmq-server did not accept connections within ${BROKER_START_MS / 1000} s:\n${await readFile(output, 'utf8')}`,
+          );
         await sleep(200);
       }
     },
@@ -123,4 +126,3 @@ const accepts = (url: string) =>
     (connection) => connection.close().then(() => true),
     () => false,
   );
-

@@ -14,7 +14,11 @@ export async function runnerAccount(cp: TestControlPlane, tenantId: string | nul
     .insert(users)
     .values({ username: `runner-${randomUUID().slice(0, 8)}`, kind: 'service', tenantId, permissions: ['runners.write', 'runners.read'] })
     .returning({ id: users.id });
-  const { token } = await cp.services.tokens.issueServiceToken(cp.services.db, { userId: account!.id, createdBy: account!.id, description: 'test runner' });
+  const { token } = await cp.services.tokens.issueServiceToken(cp.services.db, {
+    userId: account!.id,
+    createdBy: account!.id,
+    description: 'test runner',
+  });
   return { id: account!.id, token };
 }
 
@@ -33,7 +37,17 @@ export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures', import.meta.url
  */
 export async function startTestRunner(
   cp: TestControlPlane,
-  options: { token?: string; name?: string; driver?: 'process' | 'docker'; amqpUrl?: string; namespace?: string; capacity?: number; deployTimeoutSeconds?: number; trustedModules?: string; outboundAllowedNetworks?: string } = {},
+  options: {
+    token?: string;
+    name?: string;
+    driver?: 'process' | 'docker';
+    amqpUrl?: string;
+    namespace?: string;
+    capacity?: number;
+    deployTimeoutSeconds?: number;
+    trustedModules?: string;
+    outboundAllowedNetworks?: string;
+  } = {},
 ): Promise<TestRunner> {
   const token = options.token ?? (await runnerAccount(cp)).token;
   const name = options.name ?? `runner-${randomUUID().slice(0, 8)}`;
@@ -51,7 +65,9 @@ export async function startTestRunner(
     BUS_NAMESPACE: options.namespace,
     OUTBOUND_ALLOWED_NETWORKS: options.outboundAllowedNetworks,
   });
-  const runner = await startRunner(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), { events: options.amqpUrl ? undefined : cp.services.bus });
+  const runner = await startRunner(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), {
+    events: options.amqpUrl ? undefined : cp.services.bus,
+  });
   return {
     ...runner,
     name,

@@ -14,7 +14,10 @@ export interface TestUser {
 }
 
 /** A tenant with a name unique to this run, written straight to the database. */
-export async function createTenant(cp: TestControlPlane, name = `tenant-${randomUUID().slice(0, 8)}`): Promise<{ id: string; name: string }> {
+export async function createTenant(
+  cp: TestControlPlane,
+  name = `tenant-${randomUUID().slice(0, 8)}`,
+): Promise<{ id: string; name: string }> {
   const [tenant] = await cp.services.db.insert(tenants).values({ name }).returning({ id: tenants.id, name: tenants.name });
   return tenant!;
 }
@@ -36,7 +39,10 @@ export async function createUser(
     .returning({ id: users.id });
   const wanted = options.roles ?? [];
   if (wanted.length > 0) {
-    const found = await db.select({ id: roles.id, name: roles.name }).from(roles).where(and(inArray(roles.name, wanted), isNull(roles.tenantId)));
+    const found = await db
+      .select({ id: roles.id, name: roles.name })
+      .from(roles)
+      .where(and(inArray(roles.name, wanted), isNull(roles.tenantId)));
     if (found.length !== wanted.length) throw new Error(`unknown system roles among ${wanted.join(', ')}`);
     await db.insert(userRoles).values(found.map((role) => ({ userId: user!.id, roleId: role.id })));
   }
@@ -44,14 +50,26 @@ export async function createUser(
 }
 
 /** A service account of `tenantId` with global system roles and direct permissions, written straight to the database. */
-export async function createServiceAccount(cp: TestControlPlane, tenantId: string | null, options: { roles?: string[]; permissions?: string[] } = {}) {
+export async function createServiceAccount(
+  cp: TestControlPlane,
+  tenantId: string | null,
+  options: { roles?: string[]; permissions?: string[] } = {},
+) {
   const { db } = cp.services;
   const [account] = await db
     .insert(users)
-    .values({ username: `svc-${randomUUID().slice(0, 8)}@hookline.test`, kind: 'service', tenantId, permissions: options.permissions ?? [] })
+    .values({
+      username: `svc-${randomUUID().slice(0, 8)}@hookline.test`,
+      kind: 'service',
+      tenantId,
+      permissions: options.permissions ?? [],
+    })
     .returning();
   if (options.roles?.length) {
-    const found = await db.select().from(roles).where(and(inArray(roles.name, options.roles), isNull(roles.tenantId)));
+    const found = await db
+      .select()
+      .from(roles)
+      .where(and(inArray(roles.name, options.roles), isNull(roles.tenantId)));
     await db.insert(userRoles).values(found.map((role) => ({ userId: account!.id, roleId: role.id })));
   }
   return account!;
