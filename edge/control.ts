@@ -3,6 +3,7 @@ import { jwtVerify } from 'jose';
 import { CONTROL_PLANE_TOKEN_PARTY, EDGE_TOKEN_PARTY, edgeTriggerSchema, triggerProblems } from '../protocol/edge.js';
 import type { Env } from './env.js';
 import { errorResponse } from './errors.js';
+import { reconcile } from './reconcile.js';
 
 const stub = (env: Env, flowId: string) => env.FLOW_TRIGGERS.get(env.FLOW_TRIGGERS.idFromName(flowId));
 
@@ -42,4 +43,12 @@ export const control = new Hono<{ Bindings: Env }>()
     const removed = await stub(c.env, c.req.param('flowId')).remove(version);
     return c.json({ data: { removed } }, 200);
   })
-  .get('/flows/:flowId', async (c) => c.json({ data: await stub(c.env, c.req.param('flowId')).state() }, 200));
+  .get('/flows/:flowId', async (c) => c.json({ data: await stub(c.env, c.req.param('flowId')).state() }, 200))
+  // What the Cron Trigger runs every minute on Cloudflare, for a self-hosted workerd that has no cron of its own.
+  .post('/reconcile', async (c) => {
+    try {
+      return c.json({ data: await reconcile(c.env) }, 200);
+    } catch (error) {
+      return errorResponse(503, `reconcile skipped: ${(error as Error).message}`, 'unavailable');
+    }
+  });

@@ -9,26 +9,31 @@ import { eq } from 'drizzle-orm';
 import { users } from '../control-plane/iam/schema.js';
 import { pino } from 'pino';
 import { banner, closeOnSignals, configOrExit, HELP as CONTROL_PLANE_HELP, startControlPlane } from '../control-plane/main.js';
+import { edgeControlToken } from '../control-plane/edge/tokens.js';
 import { loadRunnerConfig, startRunner } from '../runner/main.js';
-import { startWranglerDev, type WranglerDev } from './wrangler-dev.js';
+import { EDGE_RUNTIMES, startLocalEdge, type EdgeRuntime, type LocalEdge } from './local-edge.js';
 
-const { values: args } = parseArgs({ options: { help: { type: 'boolean', short: 'h' }, 'no-edge': { type: 'boolean' } } });
+const { values: args } = parseArgs({
+  options: { help: { type: 'boolean', short: 'h' }, 'no-edge': { type: 'boolean' }, edge: { type: 'string', default: 'wrangler' } },
+});
 if (args.help) {
   console.log(`Hookline, the whole system on this machine
 
-Usage: npm start [-- --no-edge]
+Usage: npm start [-- --edge=wrangler|workerd | --no-edge]
 
-Starts the control plane, the edge Worker (wrangler dev on EDGE_PORT, default 8787) and one
-runner node (process driver, in this process, its log in .hookline/runner.log), wired together
-with secrets kept in .hookline/. --no-edge leaves the edge Worker out.
+Starts the control plane, the edge Worker (on EDGE_PORT, default 8787) and one runner node
+(process driver, in this process, its log in .hookline/runner.log), wired together with secrets
+kept in .hookline/. The edge runs under wrangler dev (--edge=wrangler, the default), or under
+workerd itself (--edge=workerd: what a self-hoster runs in production, Durable Objects on local
+disk in .hookline/workerd/); --no-edge leaves it out.
 The runner runs the built-in components, and a component of your own only once its module is
 listed in RUNNER_TRUSTED_MODULES (package names or absolute folders, comma-separated; none by
 default): its steps run as your user, with access to .hookline/.
-The edge's Cron Trigger (reconcile) does not fire by itself under wrangler dev: this script
-calls it every minute.
+The edge's Cron Trigger (reconcile) does not fire by itself locally: this script calls it every
+minute.
 
 ${CONTROL_PLANE_HELP.split('\n').slice(3).join('\n')}
-  EDGE_PORT               the port of wrangler dev (default 8787)
+  EDGE_PORT               the edge Worker's port (default 8787)
   RUNNER_TRUSTED_MODULES  what the runner runs besides the built-ins (default: nothing)`);
   process.exit(0);
 }
@@ -36,6 +41,11 @@ ${CONTROL_PLANE_HELP.split('\n').slice(3).join('\n')}
 const DATA = '.hookline';
 mkdirSync(DATA, { recursive: true });
 const withEdge = !args['no-edge'];
+if (!(EDGE_RUNTIMES as readonly string[]).includes(args.edge!)) {
+  console.error(`--edge must be one of ${EDGE_RUNTIMES.join(', ')}, not ${args.edge}`);
+  process.exit(2);
+}
+const edgeRuntime = args.edge as EdgeRuntime;
 const edgePort = Number(process.env.EDGE_PORT ?? 8787);
 const edgeUrl = `http://127.0.0.1:${edgePort}`;
 
@@ -58,15 +68,17 @@ const config = configOrExit({
 });
 const running = await startControlPlane(config);
 
-/** wrangler dev, its output in .hookline/wrangler.log; resolves once the Worker answers, or with the reason it does not. */
-async function startEdge(): Promise<WranglerDev | { error: string }> {
-  process.stdout.write('Starting the edge Worker (wrangler dev) ');
+const edgeLog = `${DATA}/${edgeRuntime}.log`;
+
+/** The edge Worker, its output in .hookline/<runtime>.log; resolves once it answers, or with the reason it does not. */
+async function startEdge(): Promise<LocalEdge | { error: string }> {
+  process.stdout.write(`Starting the edge Worker (${edgeRuntime}) `);
   try {
-    const dev = await startWranglerDev({
+    const dev = await startLocalEdge(edgeRuntime, {
       port: edgePort,
       vars: { EDGE_CONTROL_SECRET: edgeSecret, CONTROL_PLANE_URL: running.url },
       dataDir: DATA,
-      logFile: `${DATA}/wrangler.log`,
+      logFile: edgeLog,
       onWait: () => process.stdout.write('.'),
     });
     process.stdout.write(' ready\n');
@@ -128,7 +140,17 @@ async function startLocalRunner() {
   return startRunner(runnerConfig, logger, { events: running.services.bus });
 }
 
-const reconcile = () => fetch(`${edgeUrl}/__scheduled?cron=*+*+*+*+*`).catch(() => undefined);
+/** What the Cron Trigger does on Cloudflare: wrangler dev runs it on request, workerd through the control API. */
+const reconcile = async () => {
+  const request =
+    edgeRuntime === 'wrangler'
+      ? fetch(`${edgeUrl}/__scheduled?cron=*+*+*+*+*`)
+      : fetch(`${edgeUrl}/control/reconcile`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${await edgeControlToken(edgeSecret)}` },
+        });
+  await request.then((r) => r.arrayBuffer()).catch(() => undefined);
+};
 
 const edge = withEdge ? await startEdge() : null;
 const runner = await startLocalRunner();
@@ -137,7 +159,11 @@ lines.splice(7, 0, `  Runner      local (process driver; log in ${DATA}/runner.l
 if (edge && 'stop' in edge) {
   await reconcile();
   setInterval(reconcile, 60_000).unref();
-  lines.splice(7, 0, `  Webhooks    ${edgeUrl}/hook/<flowId>   (the edge Worker, wrangler dev; log in ${DATA}/wrangler.log)`);
+  lines.splice(
+    7,
+    0,
+    `  Webhooks    ${edgeUrl}/hook/<flowId>   (the edge Worker, ${edgeRuntime === 'wrangler' ? 'wrangler dev' : 'workerd'}; log in ${edgeLog})`,
+  );
 } else if (edge) {
   lines.splice(7, 0, `  Webhooks    unavailable: ${edge.error}`);
 }
