@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { SignJWT } from 'jose';
 import { Miniflare } from 'miniflare';
+import { WORKER_BUILD } from '../../scripts/edge-bundle.js';
 import type { EdgeTrigger } from '../../protocol/edge.js';
 
 export const EDGE_CONTROL_SECRET = 'edge-control-secret-for-tests-0123456789';
@@ -29,15 +30,8 @@ export async function bundleWorker(entryPoint?: string): Promise<string> {
     ...(entryPoint
       ? { entryPoints: [entryPoint] }
       : { stdin: { contents: INSPECTABLE_WORKER, resolveDir: process.cwd(), sourcefile: 'inspectable-worker.js' } }),
-    bundle: true,
-    format: 'esm',
-    platform: 'neutral',
-    target: 'es2022',
-    conditions: ['workerd', 'worker', 'browser'],
-    mainFields: ['module', 'main'],
-    external: ['cloudflare:*'],
+    ...WORKER_BUILD,
     outfile,
-    logLevel: 'silent',
   });
   return outfile;
 }
