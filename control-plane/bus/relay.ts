@@ -21,6 +21,8 @@ export class OutboxRelay {
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** A kick that came while a batch was being published: it may have missed that batch, so the loop goes again at once. */
+  private kicked = false;
   private failures = 0;
 
   constructor(
@@ -38,6 +40,7 @@ export class OutboxRelay {
 
   /** Publish now rather than at the next poll (called after a transaction that emitted events). */
   kick(): void {
+    this.kicked = true;
     this.wake?.();
   }
 
@@ -76,11 +79,12 @@ export class OutboxRelay {
     const maxBackoffMs = this.options.maxBackoffMs ?? 10_000;
     while (this.running) {
       let wait = pollMs;
+      this.kicked = false;
       try {
         const sent = await this.publishBatch();
         if (this.failures > 0) this.logger.info({ after: this.failures }, 'outbox relay: publishing again');
         this.failures = 0;
-        if (sent === (this.options.batchSize ?? 100)) continue;
+        if (sent === (this.options.batchSize ?? 100) || this.kicked) continue;
       } catch (error) {
         this.failures++;
         wait = Math.min(maxBackoffMs, pollMs * 2 ** this.failures);

@@ -25,6 +25,9 @@ class SwitchableBus implements EventBus {
   readonly kind = 'memory' as const;
   down = false;
   publishDelayMs = 0;
+  /** While set, publish waits for it: a broker that holds its confirm. `held` counts those waiting. */
+  hold: Promise<void> | null = null;
+  held = 0;
   readonly accepted: string[] = [];
 
   constructor(private readonly inner: MemoryBus) {}
@@ -32,6 +35,10 @@ class SwitchableBus implements EventBus {
   async publish(event: EventEnvelope): Promise<void> {
     if (this.down) throw new Error('bus unreachable');
     if (this.publishDelayMs > 0) await sleep(this.publishDelayMs);
+    if (this.hold) {
+      this.held++;
+      await this.hold;
+    }
     await this.inner.publish(event);
     this.accepted.push(event.headers.id);
   }
@@ -196,8 +203,10 @@ describe.skipIf(!hasPostgres)('two relays on one PostgreSQL database', () => {
   beforeAll(async () => {
     testDatabase = await createTestDatabase();
   });
+  afterEach(async () => {
+    for (const relay of relays.splice(0)) await relay.stop();
+  });
   afterAll(async () => {
-    for (const relay of relays) await relay.stop();
     for (const handle of handles) await handle.close();
     // pool.end() resolves before its connections have closed; dropping the database under them would crash their sockets.
     await waitFor(
@@ -207,12 +216,13 @@ describe.skipIf(!hasPostgres)('two relays on one PostgreSQL database', () => {
     await testDatabase?.drop();
   });
 
+  const open = async () => {
+    const handle = await openDatabase({ databaseDriver: 'pg', DATABASE_URL: testDatabase.url, PGLITE_DIR: 'unused' }, logger);
+    handles.push(handle);
+    return handle;
+  };
+
   it('publish every event exactly once between them (FOR UPDATE SKIP LOCKED)', async () => {
-    const open = async () => {
-      const handle = await openDatabase({ databaseDriver: 'pg', DATABASE_URL: testDatabase.url, PGLITE_DIR: 'unused' }, logger);
-      handles.push(handle);
-      return handle;
-    };
     const first = await open();
     await first.migrate();
     const second = await open();
@@ -251,5 +261,35 @@ describe.skipIf(!hasPostgres)('two relays on one PostgreSQL database', () => {
     expect(new Set(received)).toEqual(new Set(ids));
     expect(buses[0]!.accepted.length, 'the first relay published some').toBeGreaterThan(0);
     expect(buses[1]!.accepted.length, 'the second relay published some').toBeGreaterThan(0);
+  });
+
+  it('does not lose a kick that comes while a batch is being published', async () => {
+    const handle = await open();
+    await handle.migrate();
+    const { db } = handle;
+    const bus = new SwitchableBus(new MemoryBus(logger, { maxAttempts: 1, baseDelayMs: 1 }));
+    // Polled once an hour: only a kick gets the second event out in time.
+    const relay = new OutboxRelay(db, bus, logger, { pollMs: 3_600_000 });
+    relays.push(relay);
+    const received = await consumer(bus);
+    let release!: () => void;
+    bus.hold = new Promise((resolve) => (release = resolve));
+    relay.start();
+    const first = await emitted(db, 1);
+    relay.kick();
+    await waitFor(
+      async () => bus.held,
+      (n) => n === 1,
+    );
+    // Committed after the relay read the outbox, and kicked while it waits for the broker's confirm.
+    const second = await emitted(db, 2);
+    relay.kick();
+    bus.hold = null;
+    release();
+    await waitFor(
+      async () => [...received],
+      (ids) => ids.includes(second),
+    );
+    expect(received).toEqual([first, second]);
   });
 });
