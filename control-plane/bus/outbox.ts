@@ -18,3 +18,10 @@ export async function emit<N extends EventName>(
   await tx.insert(outbox).values({ eventId: envelope.headers.id, name, envelope });
   return envelope;
 }
+
+/** emit() for many events of one name, in one statement; they are published in the order given. */
+export async function emitAll<N extends EventName>(tx: Database, serviceName: string, name: N, payloads: EventPayload<N>[]): Promise<void> {
+  if (payloads.length === 0) return;
+  const envelopes = payloads.map((payload) => createEnvelope(name, EVENTS[name].parse(payload) as Record<string, unknown>, serviceName));
+  await tx.insert(outbox).values(envelopes.map((envelope) => ({ eventId: envelope.headers.id, name, envelope })));
+}

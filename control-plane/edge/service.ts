@@ -2,7 +2,7 @@ import { inArray } from 'drizzle-orm';
 import { triggerProblems, type EdgeTrigger, type WebhookAuth, type WebhookAuthSettings } from '../../protocol/edge.js';
 import type { Flow } from '../../protocol/flow.js';
 import { flowExecutedSchema, type EventPayload } from '../../protocol/events.js';
-import { emit } from '../bus/outbox.js';
+import { emitAll } from '../bus/outbox.js';
 import { isUuid, type Database } from '../db/index.js';
 import { describeIssue } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
@@ -45,6 +45,8 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
   await transact(services, async (tx) => {
     const ids = [...new Set(valid.map((e) => e.flowId))].filter(isUuid);
     const known = ids.length ? await tx.select({ id: flows.id, tenantId: flows.tenantId }).from(flows).where(inArray(flows.id, ids)) : [];
+    // First of each flowExecId, of a flow that exists in its tenant; a later one in the same batch is a duplicate.
+    const candidates = new Map<string, EventPayload<'flow.executed'>>();
     for (const execution of valid) {
       const flow = known.find((f) => f.id === execution.flowId);
       if (!flow || flow.tenantId !== execution.tenant) {
@@ -52,20 +54,22 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
           item: execution,
           reason: `no flow ${execution.flowId} in this tenant when the execution arrived (it was deleted, or never was)`,
         });
-        continue;
-      }
-      const [fresh] = await tx
-        .insert(edgeExecutions)
-        .values({ flowExecId: execution.flowExecId, flowId: execution.flowId, receivedAt: new Date(execution.receivedAt) })
-        .onConflictDoNothing()
-        .returning({ flowExecId: edgeExecutions.flowExecId });
-      if (!fresh) {
-        answer.duplicates.push(execution.flowExecId);
-        continue;
-      }
-      await emit(tx, SERVICE_NAME, 'flow.executed', execution);
-      answer.accepted.push(execution.flowExecId);
+      } else if (candidates.has(execution.flowExecId)) answer.duplicates.push(execution.flowExecId);
+      else candidates.set(execution.flowExecId, execution);
     }
+    // One statement records them all; those already recorded come back missing: received before.
+    const recorded = candidates.size
+      ? await tx
+          .insert(edgeExecutions)
+          .values([...candidates.values()].map((e) => ({ flowExecId: e.flowExecId, flowId: e.flowId, receivedAt: new Date(e.receivedAt) })))
+          .onConflictDoNothing()
+          .returning({ flowExecId: edgeExecutions.flowExecId })
+      : [];
+    const fresh = new Set(recorded.map((r) => r.flowExecId));
+    const accepted = [...candidates.values()].filter((e) => fresh.has(e.flowExecId));
+    for (const e of candidates.values()) if (!fresh.has(e.flowExecId)) answer.duplicates.push(e.flowExecId);
+    await emitAll(tx, SERVICE_NAME, 'flow.executed', accepted);
+    answer.accepted.push(...accepted.map((e) => e.flowExecId));
     for (const { item, reason } of refused) {
       const ref = refusedExecution(item);
       answer.rejected.push({ flowExecId: ref?.flowExecId ?? stringField(item, 'flowExecId') ?? '', reason });

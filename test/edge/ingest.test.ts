@@ -61,12 +61,24 @@ describe('POST /api/v1/edge/executions', () => {
     expect((await cp.request('GET', `/executions/${otherTenant.flowExecId}`, { token: await cp.login() })).status).toBe(404);
     const again = await send({ executions: [good] });
     expect(again.body.data).toEqual({ accepted: [], duplicates: [good.flowExecId], rejected: [] });
+    // Within one batch too: the first of a flowExecId counts, new ones are published in the batch's order.
+    const [second, third] = [execution(flow.id), execution(flow.id)];
+    const mixed = await send({ executions: [second, second, third, good] });
+    expect(mixed.body.data).toEqual({
+      accepted: [second.flowExecId, third.flowExecId],
+      duplicates: [second.flowExecId, good.flowExecId],
+      rejected: [],
+    });
     await waitFor(
       async () => events.filter((e) => e.payload.flowId === flow.id),
-      (found) => found.length === 1,
+      (found) => found.length === 3,
     );
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(events.filter((e) => e.payload.flowId === flow.id)).toHaveLength(1);
+    expect(events.filter((e) => e.payload.flowId === flow.id).map((e) => e.payload.flowExecId)).toEqual([
+      good.flowExecId,
+      second.flowExecId,
+      third.flowExecId,
+    ]);
   });
 
   it('accepts only calls signed by the edge', async () => {
