@@ -32,6 +32,15 @@ interface Remembered {
   body: { data: { requestId: string; flowExecId: string } };
 }
 
+/**
+ * Each remembered key `idem:<key>` has an entry `idem-at:<time>:<key>` too: listed in time order,
+ * they give the oldest key and those past their window without reading every key.
+ */
+const expiryEntry = (at: number, key: string) => `idem-at:${String(at).padStart(15, '0')}:${key}`;
+const EXPIRY_PREFIX = 'idem-at:';
+/** Keys forgotten per storage call. */
+const FORGET_PAGE = 64;
+
 /** A trigger as the control API shows it: its webhook's keys are kept, never shown. */
 function withoutKeys(trigger: EdgeTrigger | null): EdgeTrigger | null {
   const auth = trigger?.webhooks.auth;
@@ -231,13 +240,22 @@ export class FlowTrigger extends DurableObject<Env> {
     console.error(`flow ${aside.execution.flowId}: execution ${execution.flowExecId} set aside, the control plane refuses it: ${reason}`);
   }
 
-  /** Idempotency keys past their 24 hours. */
+  /** Idempotency keys past their 24 hours, found through their expiry entries: the cost is the number forgotten, not the number kept. */
   private async forgetOldKeys(): Promise<void> {
-    const cutoff = Date.now() - IDEMPOTENCY_MS;
-    const old = [...(await this.storage.list<Remembered>({ prefix: 'idem:' }))]
-      .filter(([, remembered]) => remembered.at < cutoff)
-      .map(([key]) => key);
-    for (let i = 0; i < old.length; i += 128) await this.storage.delete(old.slice(i, i + 128));
+    const end = expiryEntry(this.idempotencyNow() - IDEMPOTENCY_MS, '');
+    for (;;) {
+      const expired = await this.storage.list<string>({ prefix: EXPIRY_PREFIX, end, limit: FORGET_PAGE });
+      if (expired.size === 0) return;
+      // A key remembered again since (its window had passed) has a newer entry, and stays.
+      const remembered = await this.storage.get<Remembered>([...new Set(expired.values())].map((key) => `idem:${key}`));
+      const stale = [...remembered].filter(([, r]) => r.at < this.idempotencyNow() - IDEMPOTENCY_MS).map(([name]) => name);
+      await this.storage.delete([...expired.keys(), ...stale]);
+    }
+  }
+
+  /** The clock of the idempotency window (a seam the tests move forward). */
+  protected idempotencyNow(): number {
+    return Date.now();
   }
 
   /**
@@ -257,9 +275,8 @@ export class FlowTrigger extends DurableObject<Env> {
     if (nextDue !== undefined && nextDue !== null) due.push(nextDue);
     if ((await this.storage.list({ prefix: 'outbox:', limit: 1 })).size > 0)
       due.push((await this.storage.get<number>('retryAt')) ?? Date.now());
-    const keys = await this.storage.list<Remembered>({ prefix: 'idem:', limit: 1 });
-    const oldestKey = [...keys.values()][0];
-    if (oldestKey) due.push(oldestKey.at + IDEMPOTENCY_MS);
+    const [oldest] = (await this.storage.list<string>({ prefix: EXPIRY_PREFIX, limit: 1 })).keys();
+    if (oldest) due.push(Number(oldest.slice(EXPIRY_PREFIX.length).split(':', 1)[0]) + IDEMPOTENCY_MS);
     if (due.length === 0) await this.storage.deleteAlarm();
     else await this.storage.setAlarm(Math.min(...due));
   }
@@ -291,9 +308,10 @@ export class FlowTrigger extends DurableObject<Env> {
 
     const key = IDEMPOTENCY_HEADERS.map((name) => request.headers.get(name)).find((value) => value);
     const now = Date.now();
+    const keyTime = this.idempotencyNow();
     if (key) {
       const seen = await this.storage.get<Remembered>(`idem:${key}`);
-      if (seen && now - seen.at < IDEMPOTENCY_MS)
+      if (seen && keyTime - seen.at < IDEMPOTENCY_MS)
         return Response.json(seen.body, { status: 202, headers: { 'idempotent-replayed': 'true' } });
     }
 
@@ -338,7 +356,7 @@ export class FlowTrigger extends DurableObject<Env> {
     await this.storage.put({
       seq,
       [`outbox:${String(seq).padStart(12, '0')}`]: execution,
-      ...(key ? { [`idem:${key}`]: { at: now, body: answer } } : {}),
+      ...(key ? { [`idem:${key}`]: { at: keyTime, body: answer }, [expiryEntry(keyTime, key)]: key } : {}),
     });
     await this.deliverSoon(now);
     return Response.json(answer, { status: 202 });

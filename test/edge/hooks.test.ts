@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlToken, startTestEdge, type TestEdge } from '../support/edge.js';
 import { waitFor } from '../support/events.js';
 
+const HOUR = 60 * 60 * 1000;
 const json = (body: unknown, headers: Record<string, string> = {}) => ({
   method: 'POST',
   headers: { 'content-type': 'application/json', ...headers },
@@ -190,6 +191,23 @@ describe('the edge Worker’s webhook URLs (workerd via Miniflare)', () => {
       expect(await second.json()).toEqual(await first.json());
     }
     expect(await pending(flowId)).toBe(3);
+  });
+
+  it('forgets a key once its 24 hours have passed, and only that key', async () => {
+    const flowId = randomUUID();
+    await edge.push({ flowId });
+    const object = await edge.trigger(flowId);
+    const call = (key: string) => edge.fetch(`/hook/${flowId}`, json({ key }, { 'idempotency-key': key }));
+    expect((await call('early')).status).toBe(202);
+    await object.travel(23 * HOUR);
+    expect((await call('late')).status).toBe(202);
+    await object.travel(2 * HOUR);
+    await object.runAlarm();
+    const keys = Object.keys(await edge.stored(flowId)).filter((key) => key.startsWith('idem'));
+    expect(keys.filter((key) => key.startsWith('idem:'))).toEqual(['idem:late']);
+    expect(keys.filter((key) => key.startsWith('idem-at:'))).toHaveLength(1);
+    expect((await call('early')).headers.get('idempotent-replayed')).toBeNull();
+    expect((await call('late')).headers.get('idempotent-replayed')).toBe('true');
   });
 
   it('protects its control API with a token signed by the control plane', async () => {

@@ -9,17 +9,34 @@ import type { EdgeTrigger } from '../../protocol/edge.js';
 export const EDGE_CONTROL_SECRET = 'edge-control-secret-for-tests-0123456789';
 
 /**
- * The edge Worker as tests run it: edge/worker.ts, its FlowTrigger given one more RPC method,
- * `stored()`, that answers everything the Durable Object's storage holds.
+ * The edge Worker as tests run it: edge/worker.ts, its FlowTrigger given RPC methods for tests:
+ * `stored()` answers everything the Durable Object's storage holds, `travel(ms)` moves its
+ * idempotency clock forward and `runAlarm()` runs its alarm now.
  */
 const INSPECTABLE_WORKER = `
 import { FlowTrigger as Inspected } from './edge/trigger.ts';
 export { default, FlowRegistry } from './edge/worker.ts';
 export class FlowTrigger extends Inspected {
+  skew = 0;
+  idempotencyNow() {
+    return Date.now() + this.skew;
+  }
   async stored() {
     return Object.fromEntries(await this.ctx.storage.list());
   }
+  async travel(ms) {
+    this.skew += ms;
+  }
+  async runAlarm() {
+    await this.alarm();
+  }
 }`;
+
+interface InspectableTrigger {
+  stored(): Promise<Record<string, unknown>>;
+  travel(ms: number): Promise<void>;
+  runAlarm(): Promise<void>;
+}
 
 /** A Worker bundled as wrangler would bundle it (esbuild, ESM, workerd conditions): `entryPoint`, or else the inspectable edge Worker. */
 export async function bundleWorker(entryPoint?: string): Promise<string> {
@@ -46,6 +63,8 @@ export interface TestEdge {
   push(trigger: Partial<EdgeTrigger> & { flowId: string }): Promise<void>;
   /** Everything the flow's Durable Object keeps in its storage, by key. */
   stored(flowId: string): Promise<Record<string, unknown>>;
+  /** The flow's Durable Object, with the test methods of INSPECTABLE_WORKER. */
+  trigger(flowId: string): Promise<InspectableTrigger>;
   close(): Promise<void>;
 }
 
@@ -95,10 +114,10 @@ export async function startTestEdge(bindings: Record<string, string> = {}): Prom
       });
       if (res.status !== 200) throw new Error(`push failed: ${res.status} ${await res.text()}`);
     },
-    async stored(flowId) {
+    stored: async (flowId) => (await edge.trigger(flowId)).stored(),
+    async trigger(flowId) {
       const triggers = await mf.getDurableObjectNamespace('FLOW_TRIGGERS');
-      const stub = triggers.get(triggers.idFromName(flowId)) as unknown as { stored(): Promise<Record<string, unknown>> };
-      return stub.stored();
+      return triggers.get(triggers.idFromName(flowId)) as unknown as InspectableTrigger;
     },
     close: () => mf.dispose(),
   };
