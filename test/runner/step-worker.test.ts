@@ -215,6 +215,20 @@ describe('StepWorker', () => {
     expect(transport.published).toEqual([]);
   });
 
+  it('gives a component that first reads its signal after the timeout an aborted one', async () => {
+    const late: AbortSignal[] = [];
+    const { fn, calls } = counting((context) => new Promise((resolve) => setTimeout(() => resolve(late.push(context.signal)), 1500)));
+    const { transport } = await startWorker(fn, { timeoutSeconds: 1 });
+    expect(await transport.deliver(stepDelivery())).toBe('ack');
+    expect(transport.results()).toMatchObject([{ status: 'failed' }]);
+    await waitFor(
+      async () => late.length,
+      (n) => n === 1,
+    );
+    expect(calls).toHaveLength(1);
+    expect(late[0]!.aborted).toBe(true);
+  });
+
   it(`fails an input whose worker died ${MAX_DELIVERIES} times holding it, without running the component again`, async () => {
     const { fn, calls } = counting();
     const { transport } = await startWorker(fn);
