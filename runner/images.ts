@@ -1,11 +1,7 @@
-/** The images `npm run images` builds (scripts/build-images.ts); no registry is needed. */
-export const HOOKLINE_VERSION = '0.1.0';
+/** The images `npm run images` builds (scripts/build-images.ts); no registry is needed. STEP_WORKER_IMAGE is in protocol/builtins.ts. */
 
 /** The host's node binary and the libraries it links, imported as an image. */
 export const NODE_BASE_IMAGE = `hookline/node:${process.versions.node}`;
-
-/** The base image plus the bundled step worker and the built-in components: what built-in steps run in. */
-export const STEP_WORKER_IMAGE = `hookline/step-worker:${HOOKLINE_VERSION}`;
 
 /** Where the step worker's bundle is inside STEP_WORKER_IMAGE, and where a component image on top puts its module. */
 export const WORKER_ENTRY_IN_IMAGE = '/hookline/worker.mjs';

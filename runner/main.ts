@@ -20,7 +20,7 @@ import { ControlPlaneClient, ControlPlaneError } from './control-plane.js';
 import { DockerDriver } from './drivers/docker.js';
 import { ProcessDriver } from './drivers/process.js';
 import type { StepDriver } from './drivers/types.js';
-import { HOOKLINE_VERSION } from './images.js';
+import { HOOKLINE_VERSION } from '../protocol/builtins.js';
 import { LogShipper } from './logs.js';
 import { Reconciler } from './reconcile.js';
 import { parseTrustedModules, realTrustedFolders, trustReport } from './trusted-modules.js';

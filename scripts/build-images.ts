@@ -14,14 +14,8 @@ import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { bundleForNode, bundleStepWorker } from '../runner/bundle.js';
-import {
-  COMPONENT_MODULE_IN_IMAGE,
-  HOOKLINE_VERSION,
-  NODE_BASE_IMAGE,
-  STEP_WORKER_IMAGE,
-  WORKER_ENTRY_IN_IMAGE,
-  WORKER_USER,
-} from '../runner/images.js';
+import { HOOKLINE_VERSION, STEP_WORKER_IMAGE } from '../protocol/builtins.js';
+import { COMPONENT_MODULE_IN_IMAGE, NODE_BASE_IMAGE, WORKER_ENTRY_IN_IMAGE, WORKER_USER } from '../runner/images.js';
 import { WORKER_ENV } from '../runner/worker/config.js';
 
 /** The example component's image: runner/components/examples/greeter.ts, function `greet`. */

@@ -1,6 +1,6 @@
 import { and, inArray, isNull, not, sql } from 'drizzle-orm';
 import { BUILTIN_MODULE_PREFIX, componentCreateSchema } from '../../protocol/component.js';
-import { BUILTIN_COMPONENTS, type BuiltinComponent } from '../../runner/components/index.js';
+import { BUILTIN_COMPONENTS, type BuiltinComponent } from '../../protocol/builtins.js';
 import type { Database } from '../db/index.js';
 import { components } from './schema.js';
 

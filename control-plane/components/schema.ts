@@ -7,7 +7,7 @@ import { tenants } from '../iam/schema.js';
 
 /**
  * A component: what a flow node's componentId names, and how the runner fleet runs it. Tenant null:
- * a built-in (runner/components), seeded at every start by components/builtins.ts.
+ * a built-in (protocol/builtins.ts), seeded at every start by components/builtins.ts.
  */
 export const components = pgTable(
   'components',

@@ -6,7 +6,7 @@ import { emitAll } from '../bus/outbox.js';
 import { isUuid, type Database } from '../db/index.js';
 import { describeIssue } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
-import { recordRefused, type RefusedExecution } from '../executions/service.js';
+import { recordRefused, type RefusedExecution } from '../executions/executed.js';
 import { apiKeyValues } from '../secrets/service.js';
 import { transact, type Services } from '../services.js';
 import { edgeExecutions } from './schema.js';

@@ -5,7 +5,10 @@ import { on } from '../bus/handler.js';
 import { handleOnce } from '../bus/inbox.js';
 import { PoisonEventError } from '../bus/types.js';
 import type { Services } from '../services.js';
-import { recordExecuted, recordFlowStopped, recordResults, SERVICE_NAME } from './service.js';
+import { recordExecuted } from './executed.js';
+import { recordFlowStopped } from './finish.js';
+import { SERVICE_NAME } from './records.js';
+import { recordResults } from './results.js';
 
 /** A batch is checked result by result, so that one malformed result does not dead-letter the others with it. */
 const batchSchema = z.object({ results: z.array(z.unknown()).min(1).max(1000) });

@@ -5,7 +5,8 @@ import { errors, json, notFoundError, security } from '../http/openapi.js';
 import { page, pageMetaSchema, pagingQuery } from '../http/paging.js';
 import { EXECUTION_STATUSES } from './schema.js';
 import { MAX_RECORDED_PAYLOAD_BYTES } from '../../protocol/step-message.js';
-import { getExecution, listExecutions, MAX_ERROR_CHARS, MAX_MESSAGES } from './service.js';
+import { getExecution, listExecutions } from './queries.js';
+import { MAX_ERROR_CHARS, MAX_MESSAGES } from './records.js';
 
 const dateTime = { format: 'date-time' } as const;
 const payload = z

@@ -55,7 +55,7 @@ export const executions = pgTable(
 
 /**
  * The newest outputs and errors of an execution's steps, a row each: appending is an insert, not a
- * rewrite of the record, and the oldest beyond the cap (service.ts) are deleted.
+ * rewrite of the record, and the oldest beyond the cap (results.ts) are deleted.
  */
 export const executionMessages = pgTable(
   'execution_messages',

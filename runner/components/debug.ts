@@ -1,7 +1,8 @@
 /** `debug`: shows what reached a point of a flow, and changes nothing. */
 import { capPayload } from '../../protocol/step-message.js';
 import type { StepFunction } from '../sdk.js';
-import { readFields, recordFields } from './fields.js';
+import { recordFields } from '../../protocol/builtin-fields.js';
+import { readFields } from './read-fields.js';
 
 /**
  * Logs the input's data (as execution records keep it: over 16 KiB, its start) and passes it on

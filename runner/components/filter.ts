@@ -1,7 +1,8 @@
 /** `filter`: lets an input through, or not, by a JSONata condition. */
 import type { StepFunction } from '../sdk.js';
 import { evaluate, truthy } from './expressions.js';
-import { filterFields, readFields } from './fields.js';
+import { filterFields } from '../../protocol/builtin-fields.js';
+import { readFields } from './read-fields.js';
 
 /**
  * Evaluates `condition` against the input (with the bindings of expressions.ts): true in

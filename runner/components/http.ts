@@ -5,7 +5,8 @@
 import { outboundRefusal } from '../../protocol/outbound.js';
 import type { StepContext, StepFunction, StepMessage } from '../sdk.js';
 import { evaluate, toJson } from './expressions.js';
-import { readFields, requestFields, type RequestFields } from './fields.js';
+import { requestFields, type RequestFields } from '../../protocol/builtin-fields.js';
+import { readFields } from './read-fields.js';
 
 /** A response body larger than this is not read (an output may not be larger either). */
 const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;

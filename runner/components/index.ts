@@ -1,93 +1,10 @@
 /**
- * The built-in components: what the control plane seeds into its component repository at every
- * start (control-plane/components/builtins.ts), and how a step worker finds their code.
- *
- * Each lives in a file of its own here, exporting only its step functions; its fields are the zod
- * schemas of fields.ts, shown in the repository as JSON Schema. They run in STEP_WORKER_IMAGE
- * (docker driver) or in the step worker's own process (process driver), as `hookline:<name>`.
+ * The code of the built-in components (their definitions are in protocol/builtins.ts): each lives
+ * in a file of its own here, exporting only its step functions, and parses its fields with the
+ * schemas of protocol/builtin-fields.ts.
  */
-import { z } from 'zod';
-import { BUILTIN_MODULE_PREFIX, type ComponentFunction } from '../../protocol/component.js';
-import { STEP_WORKER_IMAGE } from '../images.js';
+import { BUILTIN_MODULE_PREFIX } from '../../protocol/component.js';
 import type { StepFunction } from '../sdk.js';
-import { filterFields, mapFields, receiveFields, recordFields, requestFields } from './fields.js';
-
-export interface BuiltinComponent {
-  /** Fixed for good, so flows may name a built-in by id and a new version updates the same row. */
-  id: string;
-  name: string;
-  description: string;
-  module: string;
-  image: string;
-  functions: ComponentFunction[];
-}
-
-/** A fields schema as the repository shows it: JSON Schema of what a flow node may write. */
-function fieldsOf(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _, ...jsonSchema } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
-  return jsonSchema;
-}
-
-const builtin = (id: string, name: string, description: string, functions: ComponentFunction[]): BuiltinComponent => ({
-  id,
-  name,
-  description,
-  module: `${BUILTIN_MODULE_PREFIX}${name}`,
-  image: STEP_WORKER_IMAGE,
-  functions,
-});
-
-export const BUILTIN_COMPONENTS: readonly BuiltinComponent[] = [
-  builtin(
-    'b1000000-0000-4000-8000-000000000001',
-    'webhook',
-    'The first step of a webhook or schedule flow: passes on what the trigger received.',
-    [
-      {
-        name: 'receive',
-        kind: 'trigger',
-        description:
-          'Emits the incoming request body (a GET webhook: its query; a schedule: its times) as the data, with the request headers as the output’s headers.',
-        fields: fieldsOf(receiveFields),
-      },
-    ],
-  ),
-  builtin('b1000000-0000-4000-8000-000000000002', 'http', 'HTTP requests, authenticated with the step’s credential.', [
-    {
-      name: 'request',
-      kind: 'action',
-      description:
-        'Sends one request per input and emits { status, headers, body } (JSON bodies parsed). url, query, headers and body each have an …Expression twin, a JSONata expression evaluated against the input. Credential: OAUTH2 → Authorization: Bearer; API_KEY → its key in headerName (x-api-key by default); SIMPLE → Basic. 429, 5xx, network errors and timeouts are retried with backoff; another 4xx fails the input unless failOnHttpError is false.',
-      fields: fieldsOf(requestFields),
-    },
-  ]),
-  builtin('b1000000-0000-4000-8000-000000000003', 'jsonata', 'Reshapes data with JSONata.', [
-    {
-      name: 'map',
-      kind: 'action',
-      description:
-        'Emits the result of a JSONata expression over the input data (bindings: $headers, $passthrough, $metadata, $attachments, $message); no result emits nothing; split: true emits each element of an array result on its own.',
-      fields: fieldsOf(mapFields),
-    },
-  ]),
-  builtin('b1000000-0000-4000-8000-000000000004', 'filter', 'Lets an input through, or not, by a condition.', [
-    {
-      name: 'filter',
-      kind: 'action',
-      description:
-        'Passes the input data on unchanged when the JSONata condition is true (as $boolean sees it), and emits nothing when it is false.',
-      fields: fieldsOf(filterFields),
-    },
-  ]),
-  builtin('b1000000-0000-4000-8000-000000000005', 'debug', 'Shows what reaches a point of a flow.', [
-    {
-      name: 'record',
-      kind: 'action',
-      description: 'Logs the input data and passes it on unchanged, so the execution record shows what arrived here.',
-      fields: fieldsOf(recordFields),
-    },
-  ]),
-];
 
 /**
  * Literal imports, one per built-in (not a computed path), so the step worker's bundle in

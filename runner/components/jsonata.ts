@@ -1,7 +1,8 @@
 /** `jsonata`: reshapes data with a JSONata expression (the transformer of most flows). */
 import type { StepFunction } from '../sdk.js';
 import { evaluate, toJson } from './expressions.js';
-import { mapFields, readFields } from './fields.js';
+import { mapFields } from '../../protocol/builtin-fields.js';
+import { readFields } from './read-fields.js';
 
 /**
  * Evaluates `expression` against the input's data (bindings: `$headers`, `$passthrough`,

@@ -3,7 +3,8 @@
  * received, so the steps after it see the request body as their data.
  */
 import type { StepFunction } from '../sdk.js';
-import { readFields, receiveFields } from './fields.js';
+import { receiveFields } from '../../protocol/builtin-fields.js';
+import { readFields } from './read-fields.js';
 
 /**
  * Emits the incoming message's data (the request body; a GET webhook's query; a schedule's

@@ -199,7 +199,8 @@ export class StepWorker {
     const signal = () => {
       if (!controller) {
         controller = new AbortController();
-        if (this.stopping.signal.aborted) controller.abort();
+        // Read first after the call ended (its timeout passed, say): the call is over, so is the signal.
+        if (this.stopping.signal.aborted || !open) controller.abort();
       }
       return controller.signal;
     };

@@ -5,7 +5,7 @@ import { auditRecords } from '../../control-plane/audit/schema.js';
 import { SERVICE_NAME as AUDIT, SYSTEM_NAMESPACES, SYSTEM_SERVICES } from '../../control-plane/audit/service.js';
 import { SERVICE_NAME as COMPONENTS } from '../../control-plane/components/service.js';
 import { SERVICE_NAME as EDGE_BRIDGE } from '../../control-plane/edge/service.js';
-import { SERVICE_NAME as EXECUTIONS } from '../../control-plane/executions/service.js';
+import { SERVICE_NAME as EXECUTIONS } from '../../control-plane/executions/records.js';
 import { SERVICE_NAME as FLOW_REPOSITORY } from '../../control-plane/flows/service.js';
 import { SERVICE_NAME as IAM } from '../../control-plane/iam/service.js';
 import { SERVICE_NAME as METADATA } from '../../control-plane/metadata/domains.service.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedBuiltinComponents } from '../../control-plane/components/builtins.js';
 import { components } from '../../control-plane/components/schema.js';
 import type { Component } from '../../protocol/component.js';
-import { BUILTIN_COMPONENTS, type BuiltinComponent } from '../../runner/components/index.js';
+import { BUILTIN_COMPONENTS, type BuiltinComponent } from '../../protocol/builtins.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { postgresAvailable } from '../support/postgres.js';
 import { createTenantWithUser, createUser, type TestUser } from '../support/tenants.js';

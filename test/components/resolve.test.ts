@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedBuiltinComponents } from '../../control-plane/components/builtins.js';
 import { components } from '../../control-plane/components/schema.js';
 import { resolveComponent } from '../../control-plane/components/service.js';
-import { BUILTIN_COMPONENTS } from '../../runner/components/index.js';
+import { BUILTIN_COMPONENTS } from '../../protocol/builtins.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 import { createComponent } from './support.js';

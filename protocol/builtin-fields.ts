@@ -1,8 +1,7 @@
 /**
  * The configuration (`fields`) each built-in function takes, as zod schemas: the functions parse
- * their fields with them, and index.ts turns them into the JSON-Schema-like `fields` the component
- * repository shows. This file imports nothing heavy, so the control plane can read the definitions
- * without loading the components themselves.
+ * their fields with them (runner/components/), and builtins.ts turns them into the JSON Schema the
+ * component repository shows.
  */
 import { z } from 'zod';
 
@@ -81,28 +80,3 @@ export const recordFields = z.strictObject({
 });
 
 export type RequestFields = z.output<typeof requestFields>;
-
-const parsed = new WeakMap<z.ZodType, WeakMap<object, unknown>>();
-
-/**
- * The fields, parsed, or an Error naming every bad field (`fields.url: ...`). A worker passes the
- * same fields object to every call, so each is parsed once.
- */
-export function readFields<S extends z.ZodType>(schema: S, fields: Record<string, unknown> | undefined | null, where: string): z.output<S> {
-  const input = fields ?? {};
-  let seen = parsed.get(schema);
-  if (!seen) parsed.set(schema, (seen = new WeakMap()));
-  if (seen.has(input)) return seen.get(input) as z.output<S>;
-  const result = schema.safeParse(input);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const path = ['fields', ...issue.path.map(String)].join('.');
-      return issue.code === 'unrecognized_keys'
-        ? `${path}: unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`
-        : `${path}: ${issue.message}`;
-    });
-    throw new Error(`${where}: ${problems.join('; ')}`);
-  }
-  seen.set(input, result.data);
-  return result.data;
-}
