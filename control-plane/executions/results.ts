@@ -144,7 +144,8 @@ function countStep(steps: Record<string, StepStats>, result: Timed): void {
     : { in: 0, out: 0, errors: 0, firstAt: result.start, lastAt: result.end };
   const value: StepStats = {
     in: step.in + 1,
-    out: step.out + result.outputCount,
+    // Never fewer than the outputs it recorded: the count bounds the rows kept (see mayOverflow).
+    out: step.out + Math.max(result.outputCount, result.outputs.length),
     errors: step.errors + (result.status === 'failed' ? 1 : 0),
     // ISO timestamps of one format compare as text (Math.min would turn them into NaN).
     // biome-ignore lint/complexity/useMathMinMax: strings, not numbers
@@ -160,7 +161,13 @@ async function keepMessages(tx: Database, changes: Map<string, RecordChange>): P
   const messages = [...changes.values()].flatMap(messagesOf);
   await chunked(messages, (chunk) => tx.insert(executionMessages).values(chunk));
   const withMessages = new Set(messages.map((m) => m.executionId));
-  await trim(tx, new Map([...changes].filter(([id]) => withMessages.has(id))));
+  await trim(tx, new Map([...changes].filter(([id, change]) => withMessages.has(id) && mayOverflow(change.steps))));
+}
+
+/** Whether an execution may keep more outputs or errors than MAX_MESSAGES: its counters bound what it stored. */
+function mayOverflow(steps: Record<string, StepStats>): boolean {
+  const all = Object.values(steps);
+  return all.reduce((sum, step) => sum + step.out, 0) > MAX_MESSAGES || all.reduce((sum, step) => sum + step.errors, 0) > MAX_MESSAGES;
 }
 
 /** The outputs and errors of `change`'s results as rows, the newest MAX_MESSAGES of each kind; the others are counted as dropped. */

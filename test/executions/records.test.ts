@@ -322,6 +322,22 @@ describe('execution records, from flow.executed and execution.step.results', () 
     expect(await read(starting.flowExecId)).toMatchObject({ status: 'running' });
   });
 
+  it(`keeps ${MAX_MESSAGES} outputs of a worker that reports more outputs than it counts`, async () => {
+    const ref = await runningExecution(cp, user.tenantId);
+    const executed = executedPayload(ref);
+    await apply(cp, 'flow.executed', executed);
+    // Two batches of 60 results, each recording one output while it says it made none.
+    for (const batch of [0, 1]) {
+      const results = Array.from({ length: 60 }, (_, i) =>
+        stepResult(ref, 'b', `b${batch}-${i}`, { outputs: [output(i)], outputCount: 0 }),
+      );
+      await applyResults(cp, ...results);
+    }
+    const record = await read(ref.flowExecId);
+    expect(record.outputs).toHaveLength(MAX_MESSAGES);
+    expect(record.dropped).toEqual({ outputs: 120 - MAX_MESSAGES, errors: 0 });
+  });
+
   it(`keeps the newest ${MAX_MESSAGES} outputs and errors, counting the dropped ones, and caps payloads and error texts`, async () => {
     const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref, { blob: 'x'.repeat(MAX_PAYLOAD_BYTES) });
