@@ -34,11 +34,13 @@ minute.
 
 ${CONTROL_PLANE_HELP.split('\n').slice(3).join('\n')}
   EDGE_PORT               the edge Worker's port (default 8787)
+  HOOKLINE_DATA_DIR       where npm start keeps the edge's storage, logs and the runner's token (default .hookline)
   RUNNER_TRUSTED_MODULES  what the runner runs besides the built-ins (default: nothing)`);
   process.exit(0);
 }
 
-const DATA = '.hookline';
+/** Where npm start keeps what it makes (the edge's storage and logs, the runner's token and log); tests and benchmarks give one of their own. */
+const DATA = process.env.HOOKLINE_DATA_DIR ?? '.hookline';
 mkdirSync(DATA, { recursive: true });
 const withEdge = !args['no-edge'];
 if (!(EDGE_RUNTIMES as readonly string[]).includes(args.edge!)) {
