@@ -7,8 +7,8 @@ const HMAC_SECRET = `hmac-${randomUUID()}`;
 const BEARER = `bearer-${randomUUID()}`;
 const WHSEC = [randomBytes(24).toString('base64'), randomBytes(24).toString('base64')];
 
-/** What a stopped flow's Durable Object may keep: the tombstone version, the outbox and its counter (until delivered), idempotency keys (until they expire). */
-const ALLOWED_AFTER_STOP = /^(removedAt|seq|failures|retryAt|outbox:\d+|idem:.+)$/;
+/** What a stopped flow's Durable Object may keep: the tombstone version, the outbox and its counter (until delivered), idempotency keys and their expiry entries (until they expire). */
+const ALLOWED_AFTER_STOP = /^(removedAt|seq|failures|retryAt|outbox:\d+|idem:.+|idem-at:\d{15}:.+)$/;
 
 describe('what a stopped flow leaves in its Durable Object (workerd via Miniflare)', () => {
   let edge: TestEdge;
