@@ -7,7 +7,7 @@ import { seedBuiltinComponents } from './components/builtins.js';
 import { createBus } from './bus/index.js';
 import { OutboxRelay } from './bus/relay.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { openDatabase } from './db/index.js';
+import { openDatabase, type OpenOptions } from './db/index.js';
 import { subscribeEdgeBridge } from './edge/bridge.js';
 import { subscribeFlowRepository } from './flows/events.js';
 import { bootstrapIam } from './iam/bootstrap.js';
@@ -32,8 +32,12 @@ export interface RunningControlPlane {
 }
 
 /** Opens the database (and migrates it), the bus and the relay, subscribes the consumers and serves the API. */
-export async function startControlPlane(config: Config, logger: Logger = createLogger(config.LOG_LEVEL)): Promise<RunningControlPlane> {
-  const database = await openDatabase(config, logger);
+export async function startControlPlane(
+  config: Config,
+  logger: Logger = createLogger(config.LOG_LEVEL),
+  options: OpenOptions = {},
+): Promise<RunningControlPlane> {
+  const database = await openDatabase(config, logger, options);
   await database.migrate();
   const { db } = database;
   const signingKey = await loadSigningKey(db, config);

@@ -21,8 +21,13 @@ const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.u
 
 type DatabaseConfig = Pick<Config, 'databaseDriver' | 'DATABASE_URL' | 'PGLITE_DIR' | 'NEON_WS_PROXY'>;
 
+export interface OpenOptions {
+  /** PGlite starts from this data folder (a `dumpDataDir()` tarball) instead of running initdb: tests boot from a migrated one. */
+  pgliteTemplate?: Blob;
+}
+
 /** Opens the database the configuration names: PGlite, node-postgres or Neon's serverless driver. */
-export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<DatabaseHandle> {
+export async function openDatabase(config: DatabaseConfig, logger: Logger, options: OpenOptions = {}): Promise<DatabaseHandle> {
   const ping = (db: Database) => async () => void (await db.execute(sql`select 1`));
   switch (config.databaseDriver) {
     case 'pglite': {
@@ -30,7 +35,7 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger): Prom
       const { drizzle } = await import('drizzle-orm/pglite');
       const { migrate } = await import('drizzle-orm/pglite/migrator');
       if (config.PGLITE_DIR !== 'memory://') mkdirSync(config.PGLITE_DIR, { recursive: true });
-      const client = new PGlite(config.PGLITE_DIR);
+      const client = new PGlite({ dataDir: config.PGLITE_DIR, loadDataDir: options.pgliteTemplate });
       const db = drizzle({ client, schema });
       return {
         db: db as unknown as Database,

@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../control-plane/config.js';
 import type { Logger } from '../../control-plane/logger.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/main.js';
+import { migratedPgliteTemplate } from './pglite-template.js';
 import { createTestDatabase } from './postgres.js';
 
 export const ADMIN = { username: 'admin@hookline.local', password: 'admin-password-for-tests' };
@@ -18,8 +21,8 @@ export interface TestControlPlane extends RunningControlPlane {
 }
 
 /**
- * A real control plane on a free port: PGlite in memory by default, or its own database on the
- * PostgreSQL server (`database: 'pg'`); the in-process bus unless `env` sets AMQP_URL.
+ * A real control plane on a free port: PGlite in memory by default (from a migrated template), or its
+ * own database on the PostgreSQL server (`database: 'pg'`); the in-process bus unless `env` sets AMQP_URL.
  */
 export async function startTestControlPlane(
   options: { database?: 'pglite' | 'pg'; env?: Record<string, string>; logger?: Logger } = {},
@@ -32,7 +35,11 @@ export async function startTestControlPlane(
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });
-  const running = await startControlPlane(config, options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  // PGlite refuses a template over a database it already holds (a restart on the same folder).
+  const fresh = config.PGLITE_DIR === 'memory://' || !existsSync(join(config.PGLITE_DIR, 'PG_VERSION'));
+  const pgliteTemplate = config.databaseDriver === 'pglite' && fresh ? await migratedPgliteTemplate() : undefined;
+  const logger = options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const running = await startControlPlane(config, logger, { pgliteTemplate });
 
   const request: TestControlPlane['request'] = async (method, path, { token, body, headers = {} } = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
