@@ -144,5 +144,5 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
     const settled = about(flow.id).length;
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(about(flow.id)).toHaveLength(settled);
-  }, 60_000);
+  });
 });

@@ -156,7 +156,7 @@ describe('the edge bridge: control plane and edge Worker together', () => {
       (s) => s.pending === 0,
       10_000,
     );
-  }, 60_000);
+  });
 
   it('resolves webhook secrets from the secret store for the edge; no secret value in the flow, its events or the audit log', async () => {
     const key = `hmac-key-${randomUUID()}`;
@@ -332,5 +332,5 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     ]);
     const recorded = await cp.services.db.select().from(edgeExecutions);
     expect(recorded.filter((r) => r.flowId === flow.id)).toHaveLength(3);
-  }, 60_000);
+  });
 });

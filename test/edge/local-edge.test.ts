@@ -97,7 +97,7 @@ describe.each(EDGE_RUNTIMES)('the edge Worker under %s', (kind) => {
     }
     expect(statuses).not.toContain(503);
     expect(await log()).not.toMatch(/Uncaught|Can't read from request stream/);
-  }, 60_000);
+  });
 });
 
 /** `npm run edge`: what a self-hoster runs in production. */

@@ -47,7 +47,7 @@ describe('growth within one execution', () => {
     expect(ok.status).toBe('succeeded');
     expect(ok.steps.s2.out).toBe(40);
     await stopFlow(cp, user.token, small.id);
-  }, 60_000);
+  });
 
   it('carries a large payload through many steps: messages do not grow with each step unless passthrough is asked for', async () => {
     const big = { blob: 'x'.repeat(3 * 1024 * 1024) };
@@ -75,5 +75,5 @@ describe('growth within one execution', () => {
     const read = await finished(cp, user.token, await execute(cp, along, { n: 21 }));
     expect(outputsOf(read)).toContainEqual(['s2', { first: 21, second: 42 }]);
     await stopFlow(cp, user.token, along.id);
-  }, 90_000);
+  });
 });

@@ -56,7 +56,7 @@ describe('placing flows on runners', () => {
     expect(flow.statusReason).toMatch(
       /^step next crashed 3 times before it was ready; it exited with code 1: the step worker cannot start: this component cannot be loaded/,
     );
-  }, 40_000);
+  });
 
   it('runs a tenant’s flows on its own runners only; another tenant’s flow waits for a runner, saying so, until one of its own comes', async () => {
     const mine = await startFlow(cp, alice.token, twoSteps({ componentId: 'jsonata', function: 'map', fields: { expression: '$' } }));

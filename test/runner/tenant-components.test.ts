@@ -66,7 +66,7 @@ describe('tenant components on process runners', () => {
       graph: { nodes: [{ id: 'receive', componentId: 'webhook', function: 'receive' }], edges: [] },
     });
     await stopFlow(cp, alice.token, builtins.id);
-  }, 60_000);
+  });
 
   it('places a tenant’s component on the process runner that trusts its module, though another has more room, and runs it there; a full one makes it wait', async () => {
     trusting = await startTestRunner(cp, { token: runnerToken, name: 'trusting', trustedModules: FIXTURES_DIR, capacity: 2 });
@@ -93,5 +93,5 @@ describe('tenant components on process runners', () => {
     });
     await stopFlow(cp, alice.token, second);
     await stopFlow(cp, alice.token, flow.id);
-  }, 90_000);
+  });
 });

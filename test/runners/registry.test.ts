@@ -158,7 +158,7 @@ describe('/runners: the runner fleet’s registry', () => {
     expect(stderr).toMatch(/CONTROL_PLANE_URL/);
     expect(stderr).toMatch(/RUNNER_TOKEN/);
     expect(stderr).toMatch(/AMQP_URL/);
-  }, 40_000);
+  });
 
   it('answers a runner’s long poll at once when its desired state is newer, else when it changes, and only to its own account', async () => {
     const token = await runnerAccount();

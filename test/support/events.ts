@@ -17,7 +17,7 @@ export async function collectEvents(cp: TestControlPlane, pattern: string, servi
 }
 
 /** Polls `read` until `done` holds for its result, failing after `timeoutMs`. */
-export async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
+export async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
