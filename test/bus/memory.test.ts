@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import { MemoryBus } from '../../control-plane/bus/memory.js';
 import { PoisonEventError } from '../../control-plane/bus/types.js';
 import { createEnvelope, type EventEnvelope } from '../../protocol/envelope.js';
@@ -9,7 +9,7 @@ const retry = { maxAttempts: 3, baseDelayMs: 5 };
 const event = (name: string, payload: Record<string, unknown> = {}) => createEnvelope(name, payload, 'test');
 const sorted = (values: string[]) => [...values].sort();
 
-async function eventually(check: () => boolean, timeoutMs = 2_000): Promise<void> {
+async function eventually(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
@@ -25,8 +25,20 @@ function recorder(): { ids: string[]; handle: (event: EventEnvelope) => Promise<
 describe('MemoryBus', () => {
   let bus: MemoryBus;
   const open = () => (bus = new MemoryBus(pino({ level: 'silent' }), retry));
+  /**
+   * On fake timers, every delivery the bus scheduled (retries with their backoff too) runs until
+   * none is left: the bus has nothing more to deliver, known without waiting on the clock.
+   */
+  const openOnFakeTimers = () => {
+    vi.useFakeTimers();
+    return open();
+  };
+  const deliverEverything = () => vi.runAllTimersAsync();
 
-  afterEach(() => bus.close());
+  afterEach(() => {
+    vi.useRealTimers();
+    return bus.close();
+  });
 
   it('delivers the envelope intact, as a copy', async () => {
     open();
@@ -51,7 +63,7 @@ describe('MemoryBus', () => {
     });
     await bus.subscribe('copy-b', {
       'copies.#': async (e) => {
-        await sleep(5); // after copy-a changed its copy
+        await eventually(() => a.ids.includes(e.headers.id)); // after copy-a changed its copy
         seenByB.push(e.payload.changedBy);
         await b.handle(e);
       },
@@ -66,21 +78,20 @@ describe('MemoryBus', () => {
   });
 
   it('lets consumers of one service compete: each event is handled once, by one of them', async () => {
-    open();
+    openOnFakeTimers();
     const [a, b] = [recorder(), recorder()];
     await bus.subscribe('compete', { 'compete.*': a.handle });
     await bus.subscribe('compete', { 'compete.*': b.handle });
     const sent = Array.from({ length: 10 }, (_, i) => event('compete.job', { i }));
     await Promise.all(sent.map((e) => bus.publish(e)));
-    await eventually(() => a.ids.length + b.ids.length >= 10);
-    await sleep(20);
+    await deliverEverything();
     expect(sorted([...a.ids, ...b.ids])).toEqual(sorted(sent.map((e) => e.headers.id)));
     expect(a.ids.length).toBeGreaterThan(0);
     expect(b.ids.length).toBeGreaterThan(0);
   });
 
   it('delivers a failed event again, until its handler succeeds', async () => {
-    open();
+    openOnFakeTimers();
     let attempts = 0;
     await bus.subscribe('flaky', {
       'flaky.*': async () => {
@@ -88,14 +99,13 @@ describe('MemoryBus', () => {
       },
     });
     await bus.publish(event('flaky.run'));
-    await eventually(() => attempts === 2);
-    await sleep(50);
+    await deliverEverything();
     expect(attempts).toBe(2);
     expect(bus.deadLetters).toEqual([]);
   });
 
   it('dead-letters an event whose handler keeps failing after maxAttempts deliveries, then stops', async () => {
-    open();
+    openOnFakeTimers();
     let attempts = 0;
     await bus.subscribe('failing', {
       'failing.*': async () => {
@@ -105,14 +115,13 @@ describe('MemoryBus', () => {
     });
     const sent = event('failing.run');
     await bus.publish(sent);
-    await eventually(() => bus.deadLetters.length === 1);
-    await sleep(50);
+    await deliverEverything();
     expect(attempts).toBe(retry.maxAttempts);
     expect(bus.deadLetters).toEqual([{ service: 'failing', event: sent, error: 'always' }]);
   });
 
   it('dead-letters a PoisonEventError at the first attempt', async () => {
-    open();
+    openOnFakeTimers();
     let attempts = 0;
     await bus.subscribe('poison', {
       'poison.*': async () => {
@@ -121,8 +130,7 @@ describe('MemoryBus', () => {
       },
     });
     await bus.publish(event('poison.pill'));
-    await eventually(() => bus.deadLetters.length === 1);
-    await sleep(50);
+    await deliverEverything();
     expect(attempts).toBe(1);
     expect(bus.deadLetters[0]).toMatchObject({ service: 'poison', error: 'cannot ever handle this' });
   });
