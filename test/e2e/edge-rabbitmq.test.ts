@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
-import { collectEvents, waitFor } from '../support/events.js';
+import { collectEvents, settled, waitFor } from '../support/events.js';
 import { createFlow } from '../flows/support.js';
 import { freePort } from '../support/ports.js';
 import { postgresAvailable } from '../support/postgres.js';
@@ -63,6 +63,14 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
     expect((await cp.request('GET', `/flows/${flow.id}`, { token: user.token })).body.data.status).toBe('active');
   }
   const about = (flowId: string) => executed.filter((e) => e.payload.flowId === flowId);
+  /** Once the edge holds nothing undelivered for the flow and all it delivered has reached the collector. */
+  async function delivered(flowId: string) {
+    await waitFor(
+      async () => ((await (await edge.control('GET', `/control/flows/${flowId}`)).json()) as { data: { pending: number } }).data.pending,
+      (pending) => pending === 0,
+    );
+    await settled(executed);
+  }
 
   it('a webhook call is exactly one flow.executed on the bus, with the request’s data, and runs through the flow’s steps', async () => {
     const flow = await createFlow(cp, user.token, {
@@ -109,7 +117,7 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
       ['receive', { order: 7 }],
       ['map', { order: 7, doubled: 14 }],
     ]);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await delivered(flow.id);
     expect(about(flow.id)).toHaveLength(1);
   });
 
@@ -140,9 +148,11 @@ describe.skipIf(!available)('webhooks and schedules end to end over RabbitMQ', (
       (trigger) => trigger === null,
       15_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    const settled = about(flow.id).length;
-    await new Promise((resolve) => setTimeout(resolve, 2500));
-    expect(about(flow.id)).toHaveLength(settled);
+    await delivered(flow.id);
+    const atStop = about(flow.id).length;
+    // An alarm that comes after the stop (one set before it) fires nothing.
+    await (await edge.trigger(flow.id)).runAlarm();
+    await delivered(flow.id);
+    expect(about(flow.id)).toHaveLength(atStop);
   });
 });

@@ -12,7 +12,7 @@ import { MAX_HOOK_BODY_BYTES } from '../../protocol/edge.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
-import { collectEvents, waitFor } from '../support/events.js';
+import { collectEvents, settled, waitFor } from '../support/events.js';
 import { createFlow, flowBody, handledByRepository, publishAsRunner } from '../flows/support.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 import { freePort } from '../support/ports.js';
@@ -113,9 +113,8 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     await waitFor(
       () => status(edge, flow.id),
       (s) => s.pending === 0,
-      10_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await settled(executed); // the edge delivers nothing more, and what it delivered has all come
     expect(executed.filter((e: EventEnvelope) => e.payload.flowId === flow.id)).toHaveLength(1);
 
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });

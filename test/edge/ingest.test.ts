@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DELIVERY_LIMITS, MAX_HOOK_BODY_BYTES } from '../../protocol/edge.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET } from '../support/edge.js';
-import { collectEvents, waitFor } from '../support/events.js';
+import { collectEvents, settled } from '../support/events.js';
 import { createFlow } from '../flows/support.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 
@@ -69,11 +69,7 @@ describe('POST /api/v1/edge/executions', () => {
       duplicates: [second.flowExecId, good.flowExecId],
       rejected: [],
     });
-    await waitFor(
-      async () => events.filter((e) => e.payload.flowId === flow.id),
-      (found) => found.length === 3,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await settled(events);
     expect(events.filter((e) => e.payload.flowId === flow.id).map((e) => e.payload.flowExecId)).toEqual([
       good.flowExecId,
       second.flowExecId,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { users } from '../../control-plane/iam/schema.js';
 import { runners } from '../../control-plane/runners/schema.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
@@ -171,8 +171,14 @@ describe('/runners: the runner fleet’s registry', () => {
     expect(idle.body.data.version).toBe(0);
     expect(Date.now() - began).toBeGreaterThanOrEqual(900);
 
+    const polls = vi.spyOn(cp.services.notifier, 'wait');
     const waiting = cp.request('GET', `/runners/${id}/deployments?after=0&wait=20`, { token });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The change comes while the poll waits for it, not before the poll read the state.
+    await waitFor(
+      async () => polls.mock.calls.some(([runner]) => runner === id),
+      (polling) => polling,
+    );
+    polls.mockRestore();
     await cp.services.db.update(runners).set({ desiredVersion: 1 }).where(eq(runners.id, id));
     cp.services.notifier.notify([id]);
     expect((await waiting).body.data.version).toBe(1);
