@@ -217,10 +217,16 @@ describe('StepWorker', () => {
 
   it('gives a component that first reads its signal after the timeout an aborted one', async () => {
     const late: AbortSignal[] = [];
-    const { fn, calls } = counting((context) => new Promise((resolve) => setTimeout(() => resolve(late.push(context.signal)), 1500)));
+    let timedOut!: () => void;
+    const afterTimeout = new Promise<void>((resolve) => (timedOut = resolve));
+    const { fn, calls } = counting(async (context) => {
+      await afterTimeout;
+      late.push(context.signal);
+    });
     const { transport } = await startWorker(fn, { timeoutSeconds: 1 });
     expect(await transport.deliver(stepDelivery())).toBe('ack');
     expect(transport.results()).toMatchObject([{ status: 'failed' }]);
+    timedOut(); // the component looks at its signal only now
     await waitFor(
       async () => late.length,
       (n) => n === 1,
