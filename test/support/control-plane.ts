@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../control-plane/config.js';
 import type { Logger } from '../../control-plane/logger.js';
 import { startControlPlane, type RunningControlPlane } from '../../control-plane/main.js';
-import { migratedPgliteTemplate } from './pglite-template.js';
+import { migratedPgliteTemplate, migratedPgliteTemplateDir } from './pglite-template.js';
 import { createTestDatabase } from './postgres.js';
 
 export const ADMIN = { username: 'admin@hookline.local', password: 'admin-password-for-tests' };
@@ -35,9 +36,11 @@ export async function startTestControlPlane(
     ...(database ? { DATABASE_URL: database.url } : {}),
     ...options.env,
   });
-  // PGlite refuses a template over a database it already holds (a restart on the same folder).
-  const fresh = config.PGLITE_DIR === 'memory://' || !existsSync(join(config.PGLITE_DIR, 'PG_VERSION'));
-  const pgliteTemplate = config.databaseDriver === 'pglite' && fresh ? await migratedPgliteTemplate() : undefined;
+  let pgliteTemplate: Blob | undefined;
+  if (config.databaseDriver === 'pglite' && config.PGLITE_DIR === 'memory://') pgliteTemplate = await migratedPgliteTemplate();
+  // On disk, a folder that holds no database yet (a restart on the same folder keeps its own).
+  else if (config.databaseDriver === 'pglite' && !existsSync(join(config.PGLITE_DIR, 'PG_VERSION')))
+    await cp(await migratedPgliteTemplateDir(), config.PGLITE_DIR, { recursive: true });
   const logger = options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const running = await startControlPlane(config, logger, { pgliteTemplate });
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, openAsBlob, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, openAsBlob, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,10 @@ async function buildTemplate(path: string): Promise<void> {
   renameSync(partial, path);
 }
 
+const templatePath = () => join(tmpdir(), `hookline-test-pglite-${templateKey()}`);
+
 let template: Promise<Blob> | undefined;
+let templateDir: Promise<string> | undefined;
 
 /**
  * A migrated PGlite data folder for a control plane to boot from: initdb and the migrations run
@@ -47,9 +50,34 @@ let template: Promise<Blob> | undefined;
  */
 export function migratedPgliteTemplate(): Promise<Blob> {
   template ??= (async () => {
-    const path = join(tmpdir(), `hookline-test-pglite-${templateKey()}.tar`);
+    const path = `${templatePath()}.tar`;
     if (!existsSync(path)) await buildTemplate(path);
     return openAsBlob(path);
   })();
   return template;
+}
+
+/**
+ * The same, as a data folder to copy for a control plane on PGlite on disk: PGlite writes a
+ * loaded dump through its virtual file system, many times slower than copying the files.
+ */
+export function migratedPgliteTemplateDir(): Promise<string> {
+  templateDir ??= (async () => {
+    const path = templatePath();
+    if (existsSync(path)) return path;
+    const { PGlite } = await import('@electric-sql/pglite');
+    const partial = `${path}.${process.pid}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    const client = new PGlite({ dataDir: partial, loadDataDir: await migratedPgliteTemplate() });
+    await client.close();
+    try {
+      renameSync(partial, path);
+    } catch (error) {
+      // Another file built it meanwhile: theirs is as good.
+      if (!existsSync(path)) throw error;
+      rmSync(partial, { recursive: true, force: true });
+    }
+    return path;
+  })();
+  return templateDir;
 }
