@@ -16,8 +16,6 @@ import { executions } from './schema.js';
 
 const notRunningReason = (flowId: string) => `flow ${flowId} was not running when this execution arrived`;
 
-export type Applied = { applied: boolean; finished: number };
-
 /** The status of the tenant's flow, or null when it has no such flow. */
 async function flowStatus(tx: Database, flowId: string, tenant: string): Promise<FlowStatus | null> {
   if (!isUuid(flowId) || !isUuid(tenant)) return null;
@@ -32,18 +30,19 @@ async function flowStatus(tx: Database, flowId: string, tenant: string): Promise
  * flow.executed: the trigger, the input and startedAt; the first step's input (the message) is
  * delivered, which ends the execution when every other delivery already has its result. A flow
  * that is not running fails it at once. A second flow.executed of one flowExecId changes nothing.
+ * False when it is ignored: its tenant is unknown, or the record is another tenant's or flow's.
  */
-export async function recordExecuted(tx: Database, payload: EventPayload<'flow.executed'>): Promise<Applied> {
+export async function recordExecuted(tx: Database, payload: EventPayload<'flow.executed'>): Promise<boolean> {
   const receivedAt = new Date(payload.receivedAt);
   const status = await flowStatus(tx, payload.flowId, payload.tenant);
   // A flow of the tenant proves the tenant exists.
   const row = await lockRecord(tx, payload, receivedAt, status !== null);
-  if (!row) return { applied: false, finished: 0 };
-  if (row.trigger !== null) return { applied: true, finished: 0 };
+  if (!row) return false;
+  if (row.trigger !== null) return true;
   const changes = { trigger: payload.trigger, input: capPayload(payload.message), startedAt: receivedAt };
   if (row.status === 'running' && status !== 'starting' && status !== 'active') {
     await failAtOnce(tx, [row], notRunningReason(payload.flowId), { ...changes, finishedAt: receivedAt });
-    return { applied: true, finished: 1 };
+    return true;
   }
   let ended: Ending | null = null;
   if (row.status === 'running') {
@@ -54,9 +53,8 @@ export async function recordExecuted(tx: Database, payload: EventPayload<'flow.e
     .update(executions)
     .set({ ...changes, ...ended, updatedAt: new Date() })
     .where(eq(executions.id, row.id));
-  if (!ended) return { applied: true, finished: 0 };
-  await emitFinished(tx, row, ended);
-  return { applied: true, finished: 1 };
+  if (ended) await emitFinished(tx, row, ended);
+  return true;
 }
 
 /** What an execution the edge delivered may say of itself, checked or not. */

@@ -35,9 +35,9 @@ interface RecordChange {
  * Applies each result not applied before (its id recorded in the inbox under RESULTS_CONSUMER), all
  * in the caller's transaction: counters, outputs, errors, deliveries; an execution whose deliveries
  * all have a result ends, and execution.finished is emitted. Returns the results ignored (unknown
- * tenant, another tenant's or flow's record) and how many executions ended.
+ * tenant, another tenant's or flow's record).
  */
-export async function recordResults(tx: Database, batch: StepResult[]): Promise<{ ignored: StepResult[]; finished: number }> {
+export async function recordResults(tx: Database, batch: StepResult[]): Promise<{ ignored: StepResult[] }> {
   const results = await unapplied(tx, batch);
   const tenants = results.map((r) => r.tenant);
   const known = await knownTenants(tx, tenants);
@@ -53,7 +53,8 @@ export async function recordResults(tx: Database, batch: StepResult[]): Promise<
   await keepMessages(tx, changes);
   await endCompleted(tx, changes);
   await save(tx, changes);
-  return { ignored, finished: await emitEnded(tx, changes) };
+  await emitEnded(tx, changes);
+  return { ignored };
 }
 
 /** The batch's results whose ids the inbox did not hold yet (now it does), once each, with their start and end. */
@@ -263,13 +264,7 @@ async function save(tx: Database, changes: Map<string, RecordChange>): Promise<v
     .where(sql`${executions.id} = v.id`);
 }
 
-/** execution.finished for each execution that ended; returns how many. */
-async function emitEnded(tx: Database, changes: Map<string, RecordChange>): Promise<number> {
-  let finished = 0;
-  for (const change of changes.values()) {
-    if (!change.ended) continue;
-    await emitFinished(tx, change.row, change.ended);
-    finished++;
-  }
-  return finished;
+/** execution.finished for each execution that ended. */
+async function emitEnded(tx: Database, changes: Map<string, RecordChange>): Promise<void> {
+  for (const change of changes.values()) if (change.ended) await emitFinished(tx, change.row, change.ended);
 }
