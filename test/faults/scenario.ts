@@ -1,6 +1,8 @@
 import { expect } from 'vitest';
 import { waitFor } from '../support/events.js';
-import { callContinuously, settle, type Stack } from '../support/stack.js';
+import { createTestDatabase } from '../support/postgres.js';
+import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
+import { callContinuously, settle, startStack, type Stack, type StackOptions } from '../support/stack.js';
 
 /** How long a fault test waits for any one condition: generous, for a busy machine; nothing is timed. */
 export const PATIENCE_MS = 90_000;
@@ -32,4 +34,32 @@ export async function expectEveryCallOnceAcross(stack: Stack, flowId: string, fa
   }
   const outcome = await settle(stack, flowId, calls.accepted, PATIENCE_MS);
   expect(outcome).toEqual({ missing: [], unexpected: [], duplicated: [], distinct: true });
+}
+
+/**
+ * A stack on the shared PostgreSQL server (a database of its own) and RabbitMQ (a namespace of its
+ * own), unless `options` name a private server or broker; `dispose` removes what it made.
+ */
+export async function startFaultStack(options: Partial<StackOptions> = {}): Promise<{ stack: Stack; dispose(): Promise<void> }> {
+  const database = options.databaseUrl ? undefined : await createTestDatabase();
+  const namespace = options.namespace ?? uniqueNamespace('fault');
+  const amqpUrl = options.amqpUrl ?? rabbitUrl;
+  const stack = await startStack({
+    databaseUrl: options.databaseUrl ?? database!.url,
+    amqpUrl,
+    namespace,
+    runners: options.runners,
+    env: { RUNNER_HEARTBEAT_SECONDS: '1', ...options.env },
+  }).catch(async (error) => {
+    await database?.drop();
+    throw error;
+  });
+  return {
+    stack,
+    async dispose() {
+      await stack.close();
+      await database?.drop();
+      await deleteNamespace(amqpUrl, namespace, CONTROL_PLANE_SERVICES).catch(() => {});
+    },
+  };
 }

@@ -37,14 +37,18 @@ export interface StackOptions {
 export interface Proxy {
   url: string;
   failing: boolean;
+  /** Requests it answered 500 to. */
+  failed: number;
   close(): Promise<void>;
 }
 
 export interface Stack {
   controlPlane: Part & { url: string };
   edge: Part & { url: string };
-  runners: Part[];
+  runners: (Part & { name: string })[];
   proxy: Proxy;
+  /** The name of the alive runner that runs the flow (its deployment ready there), or null. */
+  runnerOf(flowId: string): Promise<string | null>;
   /** A user of a tenant of its own, with TENANT_INTEGRATOR. */
   token: string;
   /** The flows started (startWebhookFlow): `close()` stops them, so their queues go with them. */
@@ -100,6 +104,7 @@ function startProxy(port: number, target: string): Promise<Proxy> {
   const to = new URL(target);
   const server: Server = createServer((req, res) => {
     if (proxy.failing) {
+      proxy.failed++;
       req.resume();
       res
         .writeHead(500, { 'content-type': 'application/json' })
@@ -119,6 +124,7 @@ function startProxy(port: number, target: string): Promise<Proxy> {
   const proxy: Proxy = {
     url: `http://127.0.0.1:${port}`,
     failing: false,
+    failed: 0,
     close: () => new Promise<void>((done) => server.close(() => done()).closeAllConnections()),
   };
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(proxy)));
@@ -195,6 +201,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const login = async (username: string, password: string) =>
     (await request('POST', '/login', { body: { username, password } })).body.data.token as string;
 
+  let admin = '';
   const stack: Stack = {
     controlPlane,
     edge,
@@ -203,6 +210,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     token: '',
     flows: [],
     request,
+    async runnerOf(flowId) {
+      const listed = await request('GET', '/runners?page[size]=100', { token: admin });
+      const runners = (listed.body?.data ?? []) as { name: string; status: string; deployments: { flowId: string; state: string }[] }[];
+      return (
+        runners.find((r) => r.status === 'alive' && r.deployments.some((d) => d.flowId === flowId && d.state === 'ready'))?.name ?? null
+      );
+    },
     async close() {
       await stopFlows(stack).catch(() => {});
       for (const part of [edge, ...stack.runners, controlPlane]) await part.stop().catch(() => {});
@@ -212,7 +226,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
   try {
     await Promise.all([controlPlane.start(), edge.start()]);
-    const admin = await login(ADMIN.username, ADMIN.password);
+    admin = await login(ADMIN.username, ADMIN.password);
     const tenant = await ok('POST', '/api/v1/tenants', admin, { name: `faults-${Date.now()}` });
     const user = { username: `integrator-${Date.now()}@example.com`, password: 'a-long-enough-password-for-faults' };
     await ok('POST', '/api/v1/users', admin, { ...user, tenant: tenant.id, roles: ['TENANT_INTEGRATOR'] });
@@ -244,7 +258,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           return (listed.body?.data ?? []).some((r: { name: string; status: string }) => r.name === name && r.status === 'alive');
         },
       );
-      stack.runners.push(runner);
+      stack.runners.push({ ...runner, name });
     }
     await Promise.all(stack.runners.map((runner) => runner.start()));
   } catch (error) {
