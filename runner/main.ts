@@ -153,7 +153,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
         return await client.register(registration);
       } catch (error) {
         if (stopping.signal.aborted) throw error;
-        const wait = backoff(attempt, { firstMs: 1000, maxMs: 30_000 });
+        const wait = backoff(attempt, { firstMs: 1_000, maxMs: 5_000, jitter: 0.2 });
         logger.warn({ err: (error as Error).message, retryInMs: wait }, 'cannot register with the control plane yet');
         await sleep(wait);
       }
@@ -230,7 +230,8 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
           version = -1;
           continue;
         }
-        const wait = backoff(++failures, { firstMs: 500, maxMs: 10_000 });
+        // At most 2 s apart, so a control plane that is back is heard from within seconds.
+        const wait = backoff(++failures, { firstMs: 500, maxMs: 2_000, jitter: 0.2 });
         logger.warn({ err: (error as Error).message, retryInMs: wait }, 'cannot read the desired state; trying again');
         await sleep(wait).catch(() => {});
       }
