@@ -10,8 +10,8 @@ import { startInfrastructure, startStack, type Infrastructure, type Stack } from
 
 interface Fault {
   driver: 'process' | 'docker';
-  /** What it does; resolves once the failed part is back (or, with nothing to bring back, at once). */
-  inject(stack: Stack, infra: Infrastructure, outageSeconds: number): Promise<void>;
+  /** What it does; resolves once the failed part is back (or, with nothing to bring back, at once), with a note when it has one. */
+  inject(stack: Stack, infra: Infrastructure, outageSeconds: number): Promise<unknown>;
 }
 
 const FAULTS: Record<string, Fault> = {
@@ -29,7 +29,14 @@ const FAULTS: Record<string, Fault> = {
       await infra.broker.start();
     },
   },
-  'runner-kill': { driver: 'process', inject: (stack) => stack.runners[0]!.kill() },
+  'runner-kill': {
+    driver: 'process',
+    async inject(stack) {
+      const hosting = await stack.runnersOfFlow();
+      await (hosting[0] ?? stack.runners[0]!).kill();
+      return `killed ${(hosting[0] ?? stack.runners[0]!).name}; the flow was on ${hosting.length} of 2 runners`;
+    },
+  },
   'postgres-restart': { driver: 'process', inject: (_, infra) => infra.postgres.restart() },
   'edge-kill': {
     driver: 'process',
@@ -104,7 +111,8 @@ async function round(name: string, infra: Infrastructure): Promise<Round> {
     const load = call(stack.hookUrl, { callers, seconds });
     await sleep(faultAt * 1000);
     const faultStart = Date.now();
-    await fault.inject(stack, infra, outageSeconds);
+    const note = await fault.inject(stack, infra, outageSeconds);
+    if (typeof note === 'string') notes.push(note);
     const backAt = Date.now();
     console.log(`  fault done; the part back after ${((backAt - faultStart) / 1000).toFixed(1)} s`);
     const calls = await load;

@@ -152,6 +152,8 @@ export interface Stack {
   db: pg.Pool;
   /** A call to the control plane's API (directly, not through the proxy) as the admin. */
   api(method: string, path: string, body?: unknown): Promise<any>;
+  /** The runners the flow is deployed on, as they reported at their last heartbeat. */
+  runnersOfFlow(): Promise<Part[]>;
   /** Exits nobody asked for, each with the end of its log. */
   unexpectedExits: string[];
   stop(): Promise<void>;
@@ -289,6 +291,13 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
     db,
     api,
     unexpectedExits,
+    async runnersOfFlow() {
+      const { data } = await api('GET', '/runners?page[size]=100');
+      const hosting = (data as { name: string; deployments: { flowId: string }[] }[])
+        .filter((r) => r.deployments.some((d) => d.flowId === flowId))
+        .map((r) => r.name);
+      return runners.filter((_, k) => hosting.includes(`bench-${k + 1}`));
+    },
     async stop() {
       clearInterval(reconciling);
       for (const part of [...runners, edgePart, controlPlane]) await part.stop().catch(() => undefined);
