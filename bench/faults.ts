@@ -5,7 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { call } from './support/callers.js';
-import { drained, executionsOf, outcome, recoveryMs, type Outcome } from './support/outcome.js';
+import { caughtUpMs, drained, executionsOf, outcome, recoveryMs, type Outcome } from './support/outcome.js';
 import { startInfrastructure, startStack, type Infrastructure, type Stack } from './support/stack.js';
 
 interface Fault {
@@ -82,7 +82,8 @@ it waits up to --drain seconds for every accepted call's execution to finish and
 fault: calls accepted and refused; accepted calls with no finished execution (missing);
 executions a step took twice (duplicated); failed executions; executions of calls whose answer was
 lost (unanswered); recovery: from the part being back to the first execution received since the
-fault finishing; the slowest accepted call → execution finished.`);
+fault finishing; caught up: from the part being back until every execution received by then
+finished; the slowest accepted call → execution finished.`);
   process.exit(0);
 }
 
@@ -97,6 +98,7 @@ const drainSeconds = Number(args.drain);
 interface Round extends Outcome {
   fault: string;
   recoveryMs: number | undefined;
+  caughtUpMs: number | undefined;
   drainMs: number;
   notes: string[];
 }
@@ -131,12 +133,13 @@ async function round(name: string, infra: Infrastructure): Promise<Round> {
       fault: name,
       ...outcome(calls, rows),
       recoveryMs: recoveryMs(rows, faultStart, backAt),
+      caughtUpMs: caughtUpMs(rows, backAt),
       drainMs: drain.ms,
       notes: [...notes, ...stack.unexpectedExits.map((exit) => exit.split(';')[0]!)],
     };
     console.log(
       `  accepted ${result.accepted} (refused ${result.refused}), missing ${result.missing}, duplicated ${result.duplicated}, failed ${result.failed}, ` +
-        `unanswered ${result.unanswered}; recovery ${seconds_(result.recoveryMs)}, slowest ${seconds_(result.slowestMs)}, drained ${seconds_(result.drainMs)} after the load`,
+        `unanswered ${result.unanswered}; recovery ${seconds_(result.recoveryMs)}, caught up ${seconds_(result.caughtUpMs)}, slowest ${seconds_(result.slowestMs)}, drained ${seconds_(result.drainMs)} after the load`,
     );
     return result;
   } finally {
@@ -155,10 +158,12 @@ try {
 }
 
 console.log(`\n${callers} callers for ${seconds} s, the fault ${faultAt} s in\n`);
-console.log('| fault | accepted | refused | missing | duplicated | failed | unanswered | recovery | slowest call → done | notes |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+console.log(
+  '| fault | accepted | refused | missing | duplicated | failed | unanswered | recovery | caught up | slowest call → done | notes |',
+);
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
 for (const r of results)
   console.log(
     `| ${r.fault} | ${r.accepted} | ${r.refused} | ${r.missing} | ${r.duplicated} | ${r.failed} | ${r.unanswered} | ` +
-      `${seconds_(r.recoveryMs)} | ${seconds_(r.slowestMs)} | ${r.notes.join('; ')} |`,
+      `${seconds_(r.recoveryMs)} | ${seconds_(r.caughtUpMs)} | ${seconds_(r.slowestMs)} | ${r.notes.join('; ')} |`,
   );

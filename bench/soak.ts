@@ -113,7 +113,7 @@ try {
       const start = median(first.map((look) => look.queues.get(name) ?? 0));
       const end = median(last.map((look) => look.queues.get(name) ?? 0));
       if (end > rate) grew.push(`${name} (${depth} ready)`);
-      console.log(`| ${name.replace(`${stack.namespace}.`, '')} | ${start} | ${end} |`);
+      console.log(`| ${name.replace(`${stack.namespace}.`, '').replace(stack.flowId, '<flow>')} | ${start} | ${end} |`);
     }
     const outboxStart = median(first.map((look) => look.outbox));
     const outboxEnd = median(last.map((look) => look.outbox));

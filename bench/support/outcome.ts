@@ -93,3 +93,10 @@ export function recoveryMs(rows: ExecutionRow[], faultAt: number, backAt: number
     .map((row) => row.finishedAt!);
   return resumed.length ? Math.min(...resumed) - backAt : undefined;
 }
+
+/** From the failed part being back (`backAt`) until every execution the edge had received by then finished: the backlog caught up. */
+export function caughtUpMs(rows: ExecutionRow[], backAt: number): number | undefined {
+  const before = rows.filter((row) => row.startedAt < backAt);
+  if (before.some((row) => row.finishedAt === null)) return undefined;
+  return Math.max(0, ...before.map((row) => row.finishedAt! - backAt));
+}
