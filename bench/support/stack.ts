@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { edgeControlToken } from '../../control-plane/edge/tokens.js';
+import { signPeerToken } from '../../protocol/peer-token.js';
 import { startLocalEdge, type LocalEdge } from '../../scripts/local-edge.js';
 import { startPostgresCluster, type PostgresCluster } from '../../test/support/pg-cluster.js';
 import { freePort } from '../../test/support/ports.js';
@@ -235,7 +235,7 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
   const reconcile = async () => {
     await fetch(`${edgeUrl}/control/reconcile`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${await edgeControlToken(secret)}` },
+      headers: { authorization: `Bearer ${await signPeerToken(secret, 'control-plane')}` },
     })
       .then((r) => r.arrayBuffer())
       .catch(() => undefined);

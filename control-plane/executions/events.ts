@@ -5,7 +5,6 @@ import { on } from '../bus/handler.js';
 import { handleOnce } from '../bus/inbox.js';
 import { PoisonEventError } from '../bus/types.js';
 import type { Services } from '../services.js';
-import { recordExecuted } from './executed.js';
 import { recordFlowStopped } from './finish.js';
 import { SERVICE_NAME } from './records.js';
 import { recordResults } from './results.js';
@@ -16,9 +15,10 @@ const batchSchema = z.object({ results: z.array(z.unknown()).min(1).max(1000) })
 const LOGGED_RESULTS = 20;
 
 /**
- * Keeps one record per flowExecId from flow.executed and the step workers' execution.step.results,
- * in any order; each event applies once (handleOnce), each result too (by its id). An execution
- * ends when every delivery of it has a result, or when its flow stops; then execution.finished goes out.
+ * Keeps each execution's record (made when the edge's delivery was accepted) up to date from the
+ * step workers' execution.step.results; each event applies once (handleOnce), each result too (by
+ * its id). An execution ends when every delivery of it has a result, or when its flow stops; then
+ * execution.finished goes out.
  */
 export async function subscribeExecutions(services: Services) {
   const { logger } = services;
@@ -57,15 +57,6 @@ export async function subscribeExecutions(services: Services) {
   };
 
   await services.bus.subscribe(SERVICE_NAME, {
-    'flow.executed': on('flow.executed', async (payload, event) => {
-      const handled = await handleOnce(services, SERVICE_NAME, event, (tx) => recordExecuted(tx, payload));
-      if (handled.fresh && !handled.result) {
-        logger.warn(
-          { event: event.headers.name, eventId: event.headers.id, flowExecId: payload.flowExecId, tenant: payload.tenant },
-          'execution event ignored: its tenant is unknown, or the execution belongs to another tenant or flow',
-        );
-      }
-    }),
     'flow.stopped': on('flow.stopped', async (payload, event) => {
       const handled = await handleOnce(services, SERVICE_NAME, event, (tx) =>
         recordFlowStopped(tx, payload, new Date(event.headers.createdAt)),

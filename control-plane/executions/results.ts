@@ -39,13 +39,10 @@ interface RecordChange {
  */
 export async function recordResults(tx: Database, batch: StepResult[]): Promise<{ ignored: StepResult[] }> {
   const results = await unapplied(tx, batch);
-  const tenants = results.map((r) => r.tenant);
-  const known = await knownTenants(tx, tenants);
-  const ignored = results.filter((r) => !known.has(r.tenant));
-  const ofKnownTenants = results.filter((r) => known.has(r.tenant));
-  const records = await lockRecordsOf(tx, ofKnownTenants);
+  const records = await lockRecordsOf(tx, results);
+  const ignored: StepResult[] = [];
   const changes = new Map<string, RecordChange>();
-  for (const r of ofKnownTenants) {
+  for (const r of results) {
     const row = records.get(r.flowExecId);
     if (row && row.tenantId === r.tenant && row.flowId === r.flowId) count(changeOf(changes, row), r);
     else ignored.push(r);
@@ -80,32 +77,38 @@ async function unapplied(tx: Database, batch: StepResult[]): Promise<Timed[]> {
 }
 
 /**
- * The records of the results' executions by flowExecId, locked: one per flowExecId, created by its
- * first result when it does not exist yet (started at the earliest start among that result's kin).
+ * The records the results are about, locked in flowExecId order (so that batches sharing executions
+ * take their locks in one order). The edge's delivery makes a record before any step runs; should
+ * results come first all the same, they make it, when their tenant exists, starting at the earliest.
  */
 async function lockRecordsOf(tx: Database, results: Timed[]): Promise<Map<string, ExecutionRow>> {
+  const lock = async (ids: string[]) =>
+    ids.length === 0
+      ? []
+      : tx.select().from(executions).where(inArray(executions.flowExecId, ids)).orderBy(asc(executions.flowExecId)).for('update');
+  const records = new Map((await lock([...new Set(results.map((r) => r.flowExecId))].sort())).map((row) => [row.flowExecId, row]));
+  const missing = results.filter((r) => !records.has(r.flowExecId));
+  if (missing.length === 0) return records;
+  const known = await knownTenants(
+    tx,
+    missing.map((r) => r.tenant),
+  );
   const creating = new Map<string, typeof executions.$inferInsert>();
-  for (const r of results) {
+  for (const r of missing) {
+    if (!known.has(r.tenant)) continue;
     const record = creating.get(r.flowExecId);
     if (!record)
       creating.set(r.flowExecId, { flowExecId: r.flowExecId, flowId: r.flowId, tenantId: r.tenant, startedAt: new Date(r.start) });
     else if (record.tenantId === r.tenant && record.flowId === r.flowId && record.startedAt.getTime() > Date.parse(r.start))
       record.startedAt = new Date(r.start);
   }
-  if (creating.size === 0) return new Map();
-  // Sorted, so that batches sharing executions take their locks in one order.
   const flowExecIds = [...creating.keys()].sort();
   await chunked(
     flowExecIds.map((id) => creating.get(id)!),
     (chunk) => tx.insert(executions).values(chunk).onConflictDoNothing({ target: executions.flowExecId }),
   );
-  const rows = await tx
-    .select()
-    .from(executions)
-    .where(inArray(executions.flowExecId, flowExecIds))
-    .orderBy(asc(executions.flowExecId))
-    .for('update');
-  return new Map(rows.map((row) => [row.flowExecId, row]));
+  for (const row of await lock(flowExecIds)) records.set(row.flowExecId, row);
+  return records;
 }
 
 /** What the batch changes on `row`, begun from the row as it is. */
