@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EXECUTION_MESSAGE_DEFAULTS } from '../protocol/fleet.js';
 import { allowedNetworksSetting } from '../protocol/outbound.js';
+import { HEARTBEAT_SECONDS } from '../protocol/runner.js';
 
 const port = z.coerce
   .number({ message: 'must be a port number' })
@@ -72,7 +73,7 @@ const schema = z.object({
   /** Audit records older than this many days (by receipt) are deleted; 0 keeps them forever. */
   AUDIT_RETENTION_DAYS: whole(0).default(365),
   /** How often runners send a heartbeat; one silent for three intervals is lost and its flows move. */
-  RUNNER_HEARTBEAT_SECONDS: seconds.default(10),
+  RUNNER_HEARTBEAT_SECONDS: seconds.default(HEARTBEAT_SECONDS),
   /** Messages one execution may make between its steps, at most; a flow's `flowSettings.maxMessages` may lower it. */
   EXECUTION_MAX_MESSAGES: whole(1, EXECUTION_MESSAGE_DEFAULTS.ceiling).default(EXECUTION_MESSAGE_DEFAULTS.maxMessages),
   /** What one tenant may hold on the platform-wide runners, all together, so that it cannot take a shared fleet for itself. */

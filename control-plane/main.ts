@@ -45,7 +45,7 @@ export async function startControlPlane(
   await seedBuiltinComponents(db);
   const keys = new KeyRing(loadMasterKeys(config));
   await keys.assertMasterKeysKnown(db);
-  const bus = await createBus(config, logger);
+  const bus = await createBus(config, logger, database.ping);
   const relay = new OutboxRelay(db, bus, logger);
   const notifier = new DesiredStateNotifier();
   const placement = { kick: () => {} };
@@ -121,7 +121,7 @@ Configuration comes from the environment:
   SECRETS_MASTER_KEY      <id>:<32 bytes base64>, wraps the keys of secrets (default: generated into .hookline/)
   SECRETS_OLD_MASTER_KEYS former master keys, comma-separated, during a rotation
   AUDIT_RETENTION_DAYS    audit records are kept this many days (default 365; 0: forever)
-  RUNNER_HEARTBEAT_SECONDS  how often runners report (default 10); silent for 3 intervals: lost
+  RUNNER_HEARTBEAT_SECONDS  how often runners report (default 2); silent for 3 intervals: lost
   EXECUTION_MAX_MESSAGES  messages one execution may make between its steps (default 100000)
   SHARED_RUNNER_STEPS_PER_TENANT  step workers one tenant may hold on platform-wide runners (default 64)
   SHARED_RUNNER_FLOWS_PER_TENANT  flows one tenant may run on platform-wide runners (default 32)

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
-import { jwtVerify } from 'jose';
-import { CONTROL_PLANE_TOKEN_PARTY, EDGE_TOKEN_PARTY, edgeTriggerSchema, triggerProblems } from '../protocol/edge.js';
+import { edgeTriggerSchema, triggerProblems } from '../protocol/edge.js';
+import { peerTokenProblem } from '../protocol/peer-token.js';
 import type { Env } from './env.js';
 import { errorResponse } from './errors.js';
 import { reconcile } from './reconcile.js';
@@ -10,17 +10,8 @@ const stub = (env: Env, flowId: string) => env.FLOW_TRIGGERS.get(env.FLOW_TRIGGE
 /** `/control/flows/{flowId}`: the control plane pushes, removes and inspects flow triggers. */
 export const control = new Hono<{ Bindings: Env }>()
   .use('*', async (c, next) => {
-    const token = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '')?.[1];
-    if (!token) return errorResponse(401, 'Missing bearer token', 'unauthorized');
-    try {
-      await jwtVerify(token, new TextEncoder().encode(c.env.EDGE_CONTROL_SECRET), {
-        audience: EDGE_TOKEN_PARTY,
-        issuer: CONTROL_PLANE_TOKEN_PARTY,
-        algorithms: ['HS256'],
-      });
-    } catch {
-      return errorResponse(401, 'Invalid or expired token', 'unauthorized');
-    }
+    const problem = await peerTokenProblem(c.env.EDGE_CONTROL_SECRET, 'edge', c.req.header('authorization'));
+    if (problem) return errorResponse(401, problem === 'missing' ? 'Missing bearer token' : 'Invalid or expired token', 'unauthorized');
     await next();
   })
   .put('/flows/:flowId', async (c) => {

@@ -1,14 +1,16 @@
+import { backoff } from '../protocol/backoff.js';
 import { DELIVERY_ENVELOPE_BYTES, DELIVERY_LIMITS } from '../protocol/edge.js';
 import type { FlowExecuted } from '../protocol/events.js';
 import { callControlPlane } from './control-plane.js';
 import type { Env } from './env.js';
 
-const FIRST_RETRY_MS = 1_000;
-const LAST_RETRY_MS = 5 * 60_000;
 const encoder = new TextEncoder();
 
-/** After `failures` failed deliveries in a row: 1 s, 2 s, 4 s ... at most 5 minutes. */
-export const retryDelay = (failures: number) => Math.min(LAST_RETRY_MS, FIRST_RETRY_MS * 2 ** (failures - 1));
+/**
+ * After `failures` failed deliveries in a row: 1 s, 2 s, 4 s, then every 5 s at most, jittered, so
+ * that work resumes within seconds of the control plane being back (docs/decisions.md, Recovery).
+ */
+export const retryDelay = (failures: number) => backoff(failures, { firstMs: 1_000, maxMs: 5_000, jitter: 0.2 });
 
 /** The bytes of a value as JSON, as it is sent. */
 export const jsonBytes = (value: unknown) => encoder.encode(JSON.stringify(value)).byteLength;

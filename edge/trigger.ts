@@ -227,9 +227,10 @@ export class FlowTrigger extends DurableObject<Env> {
 
   private async backOff(error: Error): Promise<void> {
     const failures = ((await this.storage.get<number>('failures')) ?? 0) + 1;
-    await this.storage.put({ failures, retryAt: Date.now() + retryDelay(failures) });
+    const delay = Math.round(retryDelay(failures));
+    await this.storage.put({ failures, retryAt: Date.now() + delay });
     const flowId = (await this.storage.get<EdgeTrigger>('trigger'))?.flowId ?? '?';
-    console.warn(`flow ${flowId}: delivery failed (${failures} in a row), retrying in ${retryDelay(failures)} ms: ${error.message}`);
+    console.warn(`flow ${flowId}: delivery failed (${failures} in a row), retrying in ${delay} ms: ${error.message}`);
   }
 
   /** Moves an execution the control plane cannot take out of the outbox, kept with the reason (GET /control/flows/{id} shows them). */

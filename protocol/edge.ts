@@ -1,13 +1,6 @@
 import { z } from 'zod';
 
 /**
- * The issuers and audiences of the HS256 tokens (on EDGE_CONTROL_SECRET) the control plane and the
- * edge Worker call each other with: each verifies that a token was made by the other, for itself.
- */
-export const EDGE_TOKEN_PARTY = 'hookline-edge';
-export const CONTROL_PLANE_TOKEN_PARTY = 'hookline-control-plane';
-
-/**
  * The sizes the edge and the control plane agree on, by construction: a webhook body is at most
  * MAX_HOOK_BODY_BYTES (HOOK_BODY_LIMIT_BYTES may lower it); a call becomes an execution only if
  * it is at most MAX_EXECUTION_BYTES as JSON (a body written again as JSON can grow: text is

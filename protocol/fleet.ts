@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { backoff } from './backoff.js';
 
 /**
  * The runner fleet's contracts: what a step may set in `nodeSettings`, what the control plane
@@ -59,7 +60,7 @@ export type RetrySettings = z.infer<typeof retrySettingsSchema>;
 
 /** The delay before try `attempt + 1` of an input (attempt 1 failed: the first retry). */
 export const retryDelayMs = (retry: { baseDelayMs: number; maxDelayMs: number }, attempt: number): number =>
-  Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
+  backoff(attempt, { firstMs: retry.baseDelayMs, maxMs: retry.maxDelayMs });
 
 /** One step as a runner deploys it: everything its worker needs, resolved by the control plane. */
 export const stepSpecSchema = z.object({

@@ -4,8 +4,11 @@ import { deploymentReportSchema, MAX_RUNNER_CAPACITY, MAX_RUNNER_DEPLOYMENTS } f
 
 export const RUNNER_DRIVERS = ['process', 'docker'] as const;
 
-/** How often a runner reports by default (the control plane's RUNNER_HEARTBEAT_SECONDS); one silent for three intervals is lost. */
-export const HEARTBEAT_SECONDS = 10;
+/**
+ * How often a runner reports by default (the control plane's RUNNER_HEARTBEAT_SECONDS); one silent
+ * for three intervals (6 s) is lost, so its flows move within seconds of its death.
+ */
+export const HEARTBEAT_SECONDS = 2;
 
 /** The runner setting that lists the packages and folders whose modules its process driver runs. */
 export const TRUSTED_MODULES_SETTING = 'RUNNER_TRUSTED_MODULES';

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import Docker from 'dockerode';
 import { pino, type Logger } from 'pino';
 import { z } from 'zod';
+import { backoff } from '../protocol/backoff.js';
 import { MAX_RUNNER_CAPACITY } from '../protocol/fleet.js';
 import { allowedNetworksSetting } from '../protocol/outbound.js';
 import { RUNNER_DRIVERS } from '../protocol/runner.js';
@@ -152,7 +153,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
         return await client.register(registration);
       } catch (error) {
         if (stopping.signal.aborted) throw error;
-        const wait = Math.min(30_000, 500 * 2 ** attempt);
+        const wait = backoff(attempt, { firstMs: 1_000, maxMs: 5_000, jitter: 0.2 });
         logger.warn({ err: (error as Error).message, retryInMs: wait }, 'cannot register with the control plane yet');
         await sleep(wait);
       }
@@ -214,13 +215,13 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
 
   const follow = (async () => {
     let version = first.version;
-    let wait = 500;
+    let failures = 0;
     while (!stopping.signal.aborted) {
       try {
         const state = await client.desired(id, version, 25, stopping.signal);
         version = state.version;
         reconciler.apply(state);
-        wait = 500;
+        failures = 0;
       } catch (error) {
         if (stopping.signal.aborted) return;
         if (error instanceof ControlPlaneError && error.status === 404) {
@@ -229,9 +230,10 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
           version = -1;
           continue;
         }
+        // At most 2 s apart, so a control plane that is back is heard from within seconds.
+        const wait = backoff(++failures, { firstMs: 500, maxMs: 2_000, jitter: 0.2 });
         logger.warn({ err: (error as Error).message, retryInMs: wait }, 'cannot read the desired state; trying again');
         await sleep(wait).catch(() => {});
-        wait = Math.min(10_000, wait * 2);
       }
     }
   })();

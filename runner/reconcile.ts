@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { backoff } from '../protocol/backoff.js';
 import type { DeploymentReport, DeploymentSpec, DesiredState, StepSpec } from '../protocol/fleet.js';
 import type { FleetBroker } from './broker/types.js';
 import type { ControlPlaneClient } from './control-plane.js';
@@ -319,12 +320,13 @@ export class Reconciler {
     clearTimeout(deployment.deadline);
     deployment.retired = true;
     await this.stopWorkers(deployment);
-    for (let wait = 1000; ; wait = Math.min(30_000, wait * 2)) {
+    for (let failures = 1; ; failures++) {
       try {
         await this.options.broker.deleteFlow(deployment.spec);
         break;
       } catch (error) {
         if (this.closed) return;
+        const wait = backoff(failures, { firstMs: 1000, maxMs: 30_000 });
         this.options.logger.warn({ err: error, flowId: deployment.spec.flowId, retryInMs: wait }, 'cannot delete the flow’s queues yet');
         await new Promise((resolve) => setTimeout(resolve, wait));
       }

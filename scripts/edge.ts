@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { edgeControlToken } from '../control-plane/edge/tokens.js';
+import { signPeerToken } from '../protocol/peer-token.js';
 import { startLocalEdge } from './local-edge.js';
 
 const HELP = `Hookline's edge Worker on workerd (self-hosted; no wrangler)
@@ -44,7 +44,7 @@ console.log(`Hookline edge on workerd: ${edge.url} (log in ${dataDir}/workerd.lo
 const reconcile = async () => {
   const response = await fetch(`${edge.url}/control/reconcile`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${await edgeControlToken(secret)}` },
+    headers: { authorization: `Bearer ${await signPeerToken(secret, 'control-plane')}` },
   }).catch((error: Error) => ({ status: 0, text: async () => error.message }));
   if (response.status !== 200) console.warn(`reconcile skipped (${response.status}): ${(await response.text()).slice(0, 300)}`);
 };

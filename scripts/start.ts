@@ -9,7 +9,7 @@ import { eq } from 'drizzle-orm';
 import { users } from '../control-plane/iam/schema.js';
 import { pino } from 'pino';
 import { banner, closeOnSignals, configOrExit, HELP as CONTROL_PLANE_HELP, startControlPlane } from '../control-plane/main.js';
-import { edgeControlToken } from '../control-plane/edge/tokens.js';
+import { signPeerToken } from '../protocol/peer-token.js';
 import { loadRunnerConfig, startRunner } from '../runner/main.js';
 import { EDGE_RUNTIMES, startLocalEdge, type EdgeRuntime, type LocalEdge } from './local-edge.js';
 
@@ -149,7 +149,7 @@ const reconcile = async () => {
       ? fetch(`${edgeUrl}/__scheduled?cron=*+*+*+*+*`)
       : fetch(`${edgeUrl}/control/reconcile`, {
           method: 'POST',
-          headers: { authorization: `Bearer ${await edgeControlToken(edgeSecret)}` },
+          headers: { authorization: `Bearer ${await signPeerToken(edgeSecret, 'control-plane')}` },
         });
   await request.then((r) => r.arrayBuffer()).catch(() => undefined);
 };

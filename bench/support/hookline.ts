@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../test/support/ports.js';
 
-const ADMIN = { username: 'admin@hookline.local', password: 'bench-admin-password-7f3a9c' };
+export const ADMIN = { username: 'admin@hookline.local', password: 'bench-admin-password-7f3a9c' };
 
 /** The flow of bench/e2e.ts: webhook.receive → jsonata.map adding one field. */
-const FLOW = {
+export const FLOW = {
   name: 'e2e bench',
   graph: {
     nodes: [

@@ -4,9 +4,9 @@ import { MemoryBus } from './memory.js';
 import { RabbitBus } from './rabbitmq.js';
 import type { EventBus } from './types.js';
 
-/** RabbitMQ when AMQP_URL is set, else the in-process bus. */
-export async function createBus(config: Config, logger: Logger): Promise<EventBus> {
+/** RabbitMQ when AMQP_URL is set, else the in-process bus; events wait out a database that does not answer `ping`. */
+export async function createBus(config: Config, logger: Logger, ping: () => Promise<void>): Promise<EventBus> {
   const retry = { maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: 200 };
   if (!config.AMQP_URL) return new MemoryBus(logger, retry);
-  return RabbitBus.connect(config.AMQP_URL, logger, { namespace: config.BUS_NAMESPACE, retry });
+  return RabbitBus.connect(config.AMQP_URL, logger, { namespace: config.BUS_NAMESPACE, retry, dependency: ping });
 }

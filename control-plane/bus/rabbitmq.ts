@@ -1,10 +1,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import { backoff } from '../../protocol/backoff.js';
 import { eventEnvelopeSchema, type EventEnvelope } from '../../protocol/envelope.js';
 import { FLOW_ID_HEADER } from '../../protocol/fleet.js';
 import type { Logger } from '../logger.js';
 import { routeFor } from './topic.js';
-import { PoisonEventError, retryDelay, type BusHealth, type EventBus, type EventRoutes, type RetryPolicy } from './types.js';
+import {
+  PoisonEventError,
+  retryDelay,
+  type BusHealth,
+  type EventBus,
+  type EventHandler,
+  type EventRoutes,
+  type RetryPolicy,
+} from './types.js';
 
 export interface RabbitBusOptions {
   /** Prefix of every exchange and queue name. */
@@ -12,6 +21,12 @@ export interface RabbitBusOptions {
   retry: RetryPolicy;
   /** Unacknowledged messages per consumer. */
   prefetch?: number;
+  /**
+   * Answers (resolves) while what the handlers need is up (the database). A handler that fails while
+   * it does not answer failed for want of it: the event waits, unacknowledged, until it answers, and
+   * is handled again without counting an attempt, so an outage dead-letters nothing.
+   */
+  dependency?: () => Promise<void>;
 }
 
 interface Subscription {
@@ -19,8 +34,8 @@ interface Subscription {
   routes: EventRoutes;
 }
 
-const RECONNECT_FIRST_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
+/** Reconnecting after a drop, and probing a dependency that is down: 100 ms doubling, at most 2 s, so work resumes within seconds. */
+const RECONNECT = { firstMs: 100, maxMs: 2_000, jitter: 0.2 };
 // Quorum queues replicate across a cluster and count redeliveries in the x-delivery-count header.
 const QUORUM = { 'x-queue-type': 'quorum' };
 
@@ -130,7 +145,7 @@ export class RabbitBus implements EventBus {
 
   private async reconnect(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      await this.pause(Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** (attempt - 1)));
+      await this.pause(backoff(attempt, RECONNECT));
       if (this.closing.signal.aborted) return;
       try {
         await this.open();
@@ -191,7 +206,7 @@ export class RabbitBus implements EventBus {
       return channel.ack(message);
     }
     try {
-      await handler(event);
+      await this.handleOnceAvailable(handler, event, log);
     } catch (err) {
       if (err instanceof PoisonEventError || attempt >= this.options.retry.maxAttempts) {
         this.logger.error({ ...log, err }, 'event dead-lettered');
@@ -202,6 +217,35 @@ export class RabbitBus implements EventBus {
       return channel.nack(message, false, true);
     }
     channel.ack(message);
+  }
+
+  /** Runs the handler; while it fails because the dependency is down, waits for the dependency and runs it again. */
+  private async handleOnceAvailable(handler: EventHandler, event: EventEnvelope, log: Record<string, unknown>): Promise<void> {
+    for (;;) {
+      try {
+        return await handler(event);
+      } catch (err) {
+        if (err instanceof PoisonEventError || !(await this.waitForDependency(log))) throw err;
+      }
+    }
+  }
+
+  /** Whether the dependency was down (and is back now, or the bus is closing); false if it answered at once. */
+  private async waitForDependency(log: Record<string, unknown>): Promise<boolean> {
+    const probe = this.options.dependency;
+    if (!probe) return false;
+    for (let failures = 0; ; failures++) {
+      const up = await probe().then(
+        () => true,
+        () => false,
+      );
+      if (up || this.closing.signal.aborted) {
+        if (failures > 0) this.logger.info(log, 'the database answers again; handling the event again');
+        return failures > 0;
+      }
+      if (failures === 0) this.logger.warn(log, 'event handler failed while the database does not answer; the event waits for it');
+      await this.pause(backoff(failures + 1, RECONNECT));
+    }
   }
 
   /** Waits, but not beyond `close()`. */

@@ -1,4 +1,5 @@
 import { asc, inArray, sql } from 'drizzle-orm';
+import { backoff } from '../../protocol/backoff.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { outbox } from './schema.js';
@@ -8,7 +9,7 @@ export interface RelayOptions {
   batchSize?: number;
   /** How often the outbox is polled when nobody kicks the relay. */
   pollMs?: number;
-  /** Longest wait between attempts while the bus is down. */
+  /** Longest wait between attempts while the bus or the database is down (2 s: publishing resumes soon after). */
   maxBackoffMs?: number;
 }
 
@@ -76,7 +77,7 @@ export class OutboxRelay {
 
   private async run(): Promise<void> {
     const pollMs = this.options.pollMs ?? 250;
-    const maxBackoffMs = this.options.maxBackoffMs ?? 10_000;
+    const maxBackoffMs = this.options.maxBackoffMs ?? 2_000;
     while (this.running) {
       let wait = pollMs;
       this.kicked = false;
@@ -87,7 +88,7 @@ export class OutboxRelay {
         if (sent === (this.options.batchSize ?? 100) || this.kicked) continue;
       } catch (error) {
         this.failures++;
-        wait = Math.min(maxBackoffMs, pollMs * 2 ** this.failures);
+        wait = backoff(this.failures, { firstMs: pollMs, maxMs: maxBackoffMs, jitter: 0.2 });
         const log = { err: error, attempt: this.failures, retryInMs: wait };
         if (this.failures === 1) this.logger.warn(log, 'outbox relay: cannot publish; events stay in the outbox');
         else this.logger.debug(log, 'outbox relay: still cannot publish');

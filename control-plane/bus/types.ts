@@ -1,3 +1,4 @@
+import { backoff } from '../../protocol/backoff.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 
 /** Handles one event. Throwing makes the bus retry with backoff; a `PoisonEventError` dead-letters at once. */
@@ -38,4 +39,4 @@ export interface RetryPolicy {
 }
 
 export const retryDelay = (policy: RetryPolicy, attempt: number): number =>
-  Math.min(30_000, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1));
+  backoff(attempt, { firstMs: policy.baseDelayMs, maxMs: 30_000 });

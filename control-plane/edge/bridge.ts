@@ -1,11 +1,11 @@
 import type { EdgeTrigger } from '../../protocol/edge.js';
+import { signPeerToken } from '../../protocol/peer-token.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { on } from '../bus/handler.js';
 import { emit } from '../bus/outbox.js';
 import { ApiError } from '../http/errors.js';
 import { transact, type Services } from '../services.js';
 import { SERVICE_NAME, triggerOf } from './service.js';
-import { edgeControlToken } from './tokens.js';
 
 /** The edge refused a push as it is (400): sending it again cannot help. */
 class TriggerRefused extends Error {}
@@ -36,7 +36,7 @@ export async function subscribeEdgeBridge(services: Services): Promise<void> {
   const call = async (method: 'PUT' | 'DELETE', path: string, body?: EdgeTrigger) => {
     const response = await fetch(new URL(path, EDGE_URL), {
       method,
-      headers: { authorization: `Bearer ${await edgeControlToken(EDGE_CONTROL_SECRET)}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${await signPeerToken(EDGE_CONTROL_SECRET, 'control-plane')}`, 'content-type': 'application/json' },
       body: body && JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });

@@ -1,10 +1,10 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../http/auth.js';
 import { DELIVERY_LIMITS } from '../../protocol/edge.js';
-import { ApiError, errorSchema, validationHook } from '../http/errors.js';
+import { peerTokenProblem } from '../../protocol/peer-token.js';
+import { ApiError, errorSchema, unauthorized, validationHook } from '../http/errors.js';
 import { bodyErrors, json, jsonBody } from '../http/openapi.js';
 import { desiredTriggers, ingestExecutions } from './service.js';
-import { verifyEdgeToken } from './tokens.js';
 
 const answer = z
   .object({
@@ -61,7 +61,8 @@ export function edgeRoutes() {
   app.use('*', async (c, next) => {
     const secret = c.get('services').config.EDGE_CONTROL_SECRET;
     if (!secret) throw new ApiError(503, 'The edge bridge is off: set EDGE_CONTROL_SECRET', 'edge_not_configured');
-    await verifyEdgeToken(secret, c.req.header('authorization'));
+    const problem = await peerTokenProblem(secret, 'control-plane', c.req.header('authorization'));
+    if (problem) throw unauthorized(problem === 'missing' ? 'Missing bearer token from the edge' : 'Invalid or expired edge token');
     await next();
   });
   return app

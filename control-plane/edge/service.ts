@@ -6,7 +6,7 @@ import { emitAll } from '../bus/outbox.js';
 import { isUuid, type Database } from '../db/index.js';
 import { describeIssue } from '../http/errors.js';
 import { flows } from '../flows/schema.js';
-import { recordRefused, type RefusedExecution } from '../executions/executed.js';
+import { recordAccepted, recordRefused, type RefusedExecution } from '../executions/executed.js';
 import { apiKeyValues } from '../secrets/service.js';
 import { transact, type Services } from '../services.js';
 import { edgeExecutions } from './schema.js';
@@ -23,9 +23,9 @@ export interface IngestAnswer {
 }
 
 /**
- * Executions from the edge: each new flowExecId is recorded and published as `flow.executed` in one
- * transaction, so a batch the edge sends again (it retries until it gets an answer) publishes nothing
- * twice. One that can never run is rejected (the edge drops it) and recorded as a failed execution
+ * Executions from the edge: each new flowExecId is recorded, its execution record made and its
+ * `flow.executed` published in one transaction, so a batch the edge sends again (it retries until it
+ * gets an answer) publishes nothing twice. One that can never run is rejected (the edge drops it) and recorded as a failed execution
  * with the reason, when it names a tenant that exists.
  */
 export async function ingestExecutions(services: Services, batch: unknown[]): Promise<IngestAnswer> {
@@ -44,9 +44,12 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
 
   await transact(services, async (tx) => {
     const ids = [...new Set(valid.map((e) => e.flowId))].filter(isUuid);
-    const known = ids.length ? await tx.select({ id: flows.id, tenantId: flows.tenantId }).from(flows).where(inArray(flows.id, ids)) : [];
+    const known = ids.length
+      ? await tx.select({ id: flows.id, tenantId: flows.tenantId, status: flows.status }).from(flows).where(inArray(flows.id, ids))
+      : [];
     // First of each flowExecId, of a flow that exists in its tenant; a later one in the same batch is a duplicate.
     const candidates = new Map<string, EventPayload<'flow.executed'>>();
+    const statusOf = new Map(known.map((f) => [f.id, f.status]));
     for (const execution of valid) {
       const flow = known.find((f) => f.id === execution.flowId);
       if (!flow || flow.tenantId !== execution.tenant) {
@@ -68,6 +71,10 @@ export async function ingestExecutions(services: Services, batch: unknown[]): Pr
     const fresh = new Set(recorded.map((r) => r.flowExecId));
     const accepted = [...candidates.values()].filter((e) => fresh.has(e.flowExecId));
     for (const e of candidates.values()) if (!fresh.has(e.flowExecId)) answer.duplicates.push(e.flowExecId);
+    await recordAccepted(
+      tx,
+      accepted.map((payload) => ({ payload, status: statusOf.get(payload.flowId)! })),
+    );
     await emitAll(tx, SERVICE_NAME, 'flow.executed', accepted);
     answer.accepted.push(...accepted.map((e) => e.flowExecId));
     for (const { item, reason } of refused) {

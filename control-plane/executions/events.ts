@@ -5,7 +5,6 @@ import { on } from '../bus/handler.js';
 import { handleOnce } from '../bus/inbox.js';
 import { PoisonEventError } from '../bus/types.js';
 import type { Services } from '../services.js';
-import { recordExecuted } from './executed.js';
 import { recordFlowStopped } from './finish.js';
 import { SERVICE_NAME } from './records.js';
 import { recordResults } from './results.js';
@@ -16,12 +15,13 @@ const batchSchema = z.object({ results: z.array(z.unknown()).min(1).max(1000) })
 const LOGGED_RESULTS = 20;
 
 /**
- * Keeps one record per flowExecId from flow.executed and the step workers' execution.step.results,
- * in any order; each event applies once (handleOnce), each result too (by its id). An execution
- * ends when every delivery of it has a result, or when its flow stops; then execution.finished goes out.
+ * Keeps each execution's record (made when the edge's delivery was accepted) up to date from the
+ * step workers' execution.step.results; each event applies once (handleOnce), each result too (by
+ * its id). An execution ends when every delivery of it has a result, or when its flow stops; then
+ * execution.finished goes out.
  */
 export async function subscribeExecutions(services: Services) {
-  const { db, logger, relay } = services;
+  const { logger } = services;
 
   const results = async (event: EventEnvelope) => {
     const batch = batchSchema.safeParse(event.payload);
@@ -34,23 +34,20 @@ export async function subscribeExecutions(services: Services) {
       if (parsed.success) valid.push(parsed.data);
       else malformed.push({ index, problem: parsed.error.message });
     });
-    let outcome: Awaited<ReturnType<typeof recordResults>> = { ignored: [], finished: 0 };
-    await handleOnce(db, SERVICE_NAME, event, async (tx) => {
-      outcome = await recordResults(tx, valid);
-    });
-    if (outcome.finished > 0) relay.kick();
+    const handled = await handleOnce(services, SERVICE_NAME, event, (tx) => recordResults(tx, valid));
+    const ignored = handled.fresh ? handled.result.ignored : [];
     if (malformed.length > 0) {
       logger.warn(
         { eventId: event.headers.id, malformed: malformed.length, results: malformed.slice(0, LOGGED_RESULTS) },
         'step results ignored: they do not match their schema',
       );
     }
-    if (outcome.ignored.length > 0) {
+    if (ignored.length > 0) {
       logger.warn(
         {
           eventId: event.headers.id,
-          ignored: outcome.ignored.length,
-          results: outcome.ignored
+          ignored: ignored.length,
+          results: ignored
             .slice(0, LOGGED_RESULTS)
             .map((r) => ({ id: r.id, flowExecId: r.flowExecId, flowId: r.flowId, tenant: r.tenant })),
         },
@@ -60,28 +57,15 @@ export async function subscribeExecutions(services: Services) {
   };
 
   await services.bus.subscribe(SERVICE_NAME, {
-    'flow.executed': on('flow.executed', async (payload, event) => {
-      let outcome = { applied: true, finished: 0 };
-      await handleOnce(db, SERVICE_NAME, event, async (tx) => {
-        outcome = await recordExecuted(tx, payload);
-      });
-      if (outcome.finished > 0) relay.kick();
-      if (!outcome.applied) {
-        logger.warn(
-          { event: event.headers.name, eventId: event.headers.id, flowExecId: payload.flowExecId, tenant: payload.tenant },
-          'execution event ignored: its tenant is unknown, or the execution belongs to another tenant or flow',
-        );
-      }
-    }),
     'flow.stopped': on('flow.stopped', async (payload, event) => {
-      let failed = 0;
-      await handleOnce(db, SERVICE_NAME, event, async (tx) => {
-        failed = await recordFlowStopped(tx, payload, new Date(event.headers.createdAt));
-      });
-      if (failed > 0) {
-        relay.kick();
-        logger.info({ flowId: payload.id, tenant: payload.tenant, executions: failed }, 'flow stopped: its running executions failed');
-      }
+      const handled = await handleOnce(services, SERVICE_NAME, event, (tx) =>
+        recordFlowStopped(tx, payload, new Date(event.headers.createdAt)),
+      );
+      if (handled.fresh && handled.result > 0)
+        logger.info(
+          { flowId: payload.id, tenant: payload.tenant, executions: handled.result },
+          'flow stopped: its running executions failed',
+        );
     }),
     'execution.step.results': results,
   });

@@ -1,49 +1,91 @@
 /**
- * What the edge delivered: an execution entering its flow (flow.executed), or one refused on
- * arrival (control-plane/edge/service.ts), recorded as failed so that the 202 its caller got
- * leads to a record.
+ * What the edge delivered, recorded in the transaction that accepts it (control-plane/edge/service.ts):
+ * an execution entering its flow (its flow.executed goes out in the same transaction), or one
+ * refused on arrival, recorded as failed so that the 202 its caller got leads to a record.
  */
-import { and, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { EventPayload } from '../../protocol/events.js';
 import type { FlowStatus } from '../../protocol/flow.js';
 import { capPayload } from '../../protocol/step-message.js';
-import { isUuid, type Database } from '../db/index.js';
-import { flows } from '../flows/schema.js';
+import { emitAll } from '../bus/outbox.js';
+import type { Database } from '../db/index.js';
 import { trackDeliveries } from './deliveries.js';
 import { emitFinished, ending, failAtOnce, type Ending } from './finish.js';
-import { cut, lockRecord, MAX_REASON_MESSAGE_CHARS } from './records.js';
-import { executions } from './schema.js';
+import { chunked, cut, lockRecord, MAX_REASON_MESSAGE_CHARS, SERVICE_NAME, type ExecutionRow } from './records.js';
+import { executionDeliveries, executions } from './schema.js';
 
 const notRunningReason = (flowId: string) => `flow ${flowId} was not running when this execution arrived`;
 
-export type Applied = { applied: boolean; finished: number };
+const runs = (status: FlowStatus) => status === 'starting' || status === 'active';
 
-/** The status of the tenant's flow, or null when it has no such flow. */
-async function flowStatus(tx: Database, flowId: string, tenant: string): Promise<FlowStatus | null> {
-  if (!isUuid(flowId) || !isUuid(tenant)) return null;
-  const [flow] = await tx
-    .select({ status: flows.status })
-    .from(flows)
-    .where(and(eq(flows.id, flowId), eq(flows.tenantId, tenant)));
-  return flow?.status ?? null;
+/** An accepted execution and the status its flow had when it arrived. */
+export interface Accepted {
+  payload: EventPayload<'flow.executed'>;
+  status: FlowStatus;
 }
 
 /**
- * flow.executed: the trigger, the input and startedAt; the first step's input (the message) is
- * delivered, which ends the execution when every other delivery already has its result. A flow
- * that is not running fails it at once. A second flow.executed of one flowExecId changes nothing.
+ * Records accepted executions in a few statements, whatever their number: each record with its
+ * trigger, input and start, the first step's input tracked as delivered; one of a flow that is not
+ * running fails at once. A record that exists already (made by results that came first) is
+ * completed instead (applyToExisting).
  */
-export async function recordExecuted(tx: Database, payload: EventPayload<'flow.executed'>): Promise<Applied> {
+export async function recordAccepted(tx: Database, accepted: Accepted[]): Promise<void> {
+  const byExecId = new Map(accepted.map((a) => [a.payload.flowExecId, a]));
+  const created: ExecutionRow[] = [];
+  await chunked(accepted, async (chunk) => {
+    const values = chunk.map(({ payload, status }) => {
+      const receivedAt = new Date(payload.receivedAt);
+      const running = runs(status);
+      return {
+        flowExecId: payload.flowExecId,
+        flowId: payload.flowId,
+        tenantId: payload.tenant,
+        status: running ? ('running' as const) : ('failed' as const),
+        reason: running ? null : notRunningReason(payload.flowId),
+        trigger: payload.trigger,
+        input: capPayload(payload.message),
+        startedAt: receivedAt,
+        finishedAt: running ? null : receivedAt,
+      };
+    });
+    created.push(...(await tx.insert(executions).values(values).onConflictDoNothing({ target: executions.flowExecId }).returning()));
+  });
+  const running = created.filter((row) => row.status === 'running');
+  await chunked(running, (chunk) =>
+    tx
+      .insert(executionDeliveries)
+      .values(chunk.map((row) => ({ executionId: row.id, deliveryId: byExecId.get(row.flowExecId)!.payload.message.id, delivered: true }))),
+  );
+  const failed = created.filter((row) => row.status === 'failed');
+  await emitAll(
+    tx,
+    SERVICE_NAME,
+    'execution.finished',
+    failed.map((row) => ({ flowExecId: row.flowExecId, flowId: row.flowId, tenant: row.tenantId, status: 'failed', reason: row.reason! })),
+  );
+  const fresh = new Set(created.map((row) => row.flowExecId));
+  // Locked in flowExecId order, as a batch of results locks them.
+  const existing = accepted
+    .filter((a) => !fresh.has(a.payload.flowExecId))
+    .sort((a, b) => (a.payload.flowExecId < b.payload.flowExecId ? -1 : 1));
+  for (const execution of existing) await applyToExisting(tx, execution);
+}
+
+/**
+ * An accepted execution whose record its results made first: the trigger, the input and startedAt
+ * are set and the first step's input is delivered, which ends the execution when every other
+ * delivery already has its result. A flow that is not running fails it at once.
+ */
+async function applyToExisting(tx: Database, { payload, status }: Accepted): Promise<void> {
   const receivedAt = new Date(payload.receivedAt);
-  const status = await flowStatus(tx, payload.flowId, payload.tenant);
-  // A flow of the tenant proves the tenant exists.
-  const row = await lockRecord(tx, payload, receivedAt, status !== null);
-  if (!row) return { applied: false, finished: 0 };
-  if (row.trigger !== null) return { applied: true, finished: 0 };
+  // The flow is the tenant's (ingest checked it), so the tenant exists.
+  const row = await lockRecord(tx, payload, receivedAt, true);
+  if (!row || row.trigger !== null) return;
   const changes = { trigger: payload.trigger, input: capPayload(payload.message), startedAt: receivedAt };
-  if (row.status === 'running' && status !== 'starting' && status !== 'active') {
+  if (row.status === 'running' && !runs(status)) {
     await failAtOnce(tx, [row], notRunningReason(payload.flowId), { ...changes, finishedAt: receivedAt });
-    return { applied: true, finished: 1 };
+    return;
   }
   let ended: Ending | null = null;
   if (row.status === 'running') {
@@ -54,9 +96,7 @@ export async function recordExecuted(tx: Database, payload: EventPayload<'flow.e
     .update(executions)
     .set({ ...changes, ...ended, updatedAt: new Date() })
     .where(eq(executions.id, row.id));
-  if (!ended) return { applied: true, finished: 0 };
-  await emitFinished(tx, row, ended);
-  return { applied: true, finished: 1 };
+  if (ended) await emitFinished(tx, row, ended);
 }
 
 /** What an execution the edge delivered may say of itself, checked or not. */

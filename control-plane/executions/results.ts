@@ -35,17 +35,14 @@ interface RecordChange {
  * Applies each result not applied before (its id recorded in the inbox under RESULTS_CONSUMER), all
  * in the caller's transaction: counters, outputs, errors, deliveries; an execution whose deliveries
  * all have a result ends, and execution.finished is emitted. Returns the results ignored (unknown
- * tenant, another tenant's or flow's record) and how many executions ended.
+ * tenant, another tenant's or flow's record).
  */
-export async function recordResults(tx: Database, batch: StepResult[]): Promise<{ ignored: StepResult[]; finished: number }> {
+export async function recordResults(tx: Database, batch: StepResult[]): Promise<{ ignored: StepResult[] }> {
   const results = await unapplied(tx, batch);
-  const tenants = results.map((r) => r.tenant);
-  const known = await knownTenants(tx, tenants);
-  const ignored = results.filter((r) => !known.has(r.tenant));
-  const ofKnownTenants = results.filter((r) => known.has(r.tenant));
-  const records = await lockRecordsOf(tx, ofKnownTenants);
+  const records = await lockRecordsOf(tx, results);
+  const ignored: StepResult[] = [];
   const changes = new Map<string, RecordChange>();
-  for (const r of ofKnownTenants) {
+  for (const r of results) {
     const row = records.get(r.flowExecId);
     if (row && row.tenantId === r.tenant && row.flowId === r.flowId) count(changeOf(changes, row), r);
     else ignored.push(r);
@@ -53,7 +50,8 @@ export async function recordResults(tx: Database, batch: StepResult[]): Promise<
   await keepMessages(tx, changes);
   await endCompleted(tx, changes);
   await save(tx, changes);
-  return { ignored, finished: await emitEnded(tx, changes) };
+  await emitEnded(tx, changes);
+  return { ignored };
 }
 
 /** The batch's results whose ids the inbox did not hold yet (now it does), once each, with their start and end. */
@@ -79,32 +77,38 @@ async function unapplied(tx: Database, batch: StepResult[]): Promise<Timed[]> {
 }
 
 /**
- * The records of the results' executions by flowExecId, locked: one per flowExecId, created by its
- * first result when it does not exist yet (started at the earliest start among that result's kin).
+ * The records the results are about, locked in flowExecId order (so that batches sharing executions
+ * take their locks in one order). The edge's delivery makes a record before any step runs; should
+ * results come first all the same, they make it, when their tenant exists, starting at the earliest.
  */
 async function lockRecordsOf(tx: Database, results: Timed[]): Promise<Map<string, ExecutionRow>> {
+  const lock = async (ids: string[]) =>
+    ids.length === 0
+      ? []
+      : tx.select().from(executions).where(inArray(executions.flowExecId, ids)).orderBy(asc(executions.flowExecId)).for('update');
+  const records = new Map((await lock([...new Set(results.map((r) => r.flowExecId))].sort())).map((row) => [row.flowExecId, row]));
+  const missing = results.filter((r) => !records.has(r.flowExecId));
+  if (missing.length === 0) return records;
+  const known = await knownTenants(
+    tx,
+    missing.map((r) => r.tenant),
+  );
   const creating = new Map<string, typeof executions.$inferInsert>();
-  for (const r of results) {
+  for (const r of missing) {
+    if (!known.has(r.tenant)) continue;
     const record = creating.get(r.flowExecId);
     if (!record)
       creating.set(r.flowExecId, { flowExecId: r.flowExecId, flowId: r.flowId, tenantId: r.tenant, startedAt: new Date(r.start) });
     else if (record.tenantId === r.tenant && record.flowId === r.flowId && record.startedAt.getTime() > Date.parse(r.start))
       record.startedAt = new Date(r.start);
   }
-  if (creating.size === 0) return new Map();
-  // Sorted, so that batches sharing executions take their locks in one order.
   const flowExecIds = [...creating.keys()].sort();
   await chunked(
     flowExecIds.map((id) => creating.get(id)!),
     (chunk) => tx.insert(executions).values(chunk).onConflictDoNothing({ target: executions.flowExecId }),
   );
-  const rows = await tx
-    .select()
-    .from(executions)
-    .where(inArray(executions.flowExecId, flowExecIds))
-    .orderBy(asc(executions.flowExecId))
-    .for('update');
-  return new Map(rows.map((row) => [row.flowExecId, row]));
+  for (const row of await lock(flowExecIds)) records.set(row.flowExecId, row);
+  return records;
 }
 
 /** What the batch changes on `row`, begun from the row as it is. */
@@ -263,13 +267,7 @@ async function save(tx: Database, changes: Map<string, RecordChange>): Promise<v
     .where(sql`${executions.id} = v.id`);
 }
 
-/** execution.finished for each execution that ended; returns how many. */
-async function emitEnded(tx: Database, changes: Map<string, RecordChange>): Promise<number> {
-  let finished = 0;
-  for (const change of changes.values()) {
-    if (!change.ended) continue;
-    await emitFinished(tx, change.row, change.ended);
-    finished++;
-  }
-  return finished;
+/** execution.finished for each execution that ended. */
+async function emitEnded(tx: Database, changes: Map<string, RecordChange>): Promise<void> {
+  for (const change of changes.values()) if (change.ended) await emitFinished(tx, change.row, change.ended);
 }

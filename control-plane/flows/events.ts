@@ -8,12 +8,8 @@ import { markFailed, markStarted, markStopped, SERVICE_NAME, type FlowRef } from
 /** Follows the fleet's lifecycle reports: flow.started, flow.stopped and flow.failed move a flow's status on. */
 export async function subscribeFlowRepository(services: Services) {
   const apply = async (event: EventEnvelope, ref: FlowRef, change: (tx: Database) => Promise<boolean>) => {
-    let changed = false;
-    const fresh = await handleOnce(services.db, SERVICE_NAME, event, async (tx) => {
-      changed = await change(tx);
-    });
-    if (changed) services.relay.kick();
-    else if (fresh)
+    const handled = await handleOnce(services, SERVICE_NAME, event, change);
+    if (handled.fresh && !handled.result)
       services.logger.info(
         { event: event.headers.name, eventId: event.headers.id, flowId: ref.id, tenant: ref.tenant },
         'lifecycle event ignored: no flow of that tenant in the state it reports on',

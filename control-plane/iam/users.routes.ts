@@ -53,8 +53,13 @@ const createBody = z
     lastname: name.optional(),
     tenant: z
       .uuid()
+      .nullable()
       .optional()
-      .openapi({ description: 'Required for holders of iam.account.create; tenant admins may leave it out or name their own' }),
+      .openapi({
+        description:
+          'Required for holders of iam.account.create: a tenant, or null for an account of no tenant (a platform-wide runner’s). ' +
+          'Tenant admins may leave it out or name their own.',
+      }),
     roles: roleNames.default([]),
     permissions: permissionNames.default([]),
   })

@@ -32,7 +32,8 @@ export interface AccountCreate {
   password?: string;
   firstname?: string;
   lastname?: string;
-  tenant?: string;
+  /** A tenant's id; null (admins only) for an account of no tenant, such as a platform-wide runner's. */
+  tenant?: string | null;
   roles: string[];
   permissions: string[];
 }
@@ -139,10 +140,12 @@ export async function getAccount(db: Database, principal: Principal, id: string)
 
 export async function createAccount(services: Services, principal: Principal, input: AccountCreate): Promise<Account> {
   const scope = permissionScope(principal, 'iam.account.create', 'tenant.account.create');
-  if (scope !== null && input.tenant && input.tenant !== scope) throw forbidden('You may create users in your own tenant only');
-  // Admins name the tenant: falling back to their own would quietly put users beside the first admin.
-  const tenantId = scope ?? input.tenant;
-  if (!tenantId) throw badRequest('tenant: name the tenant the user belongs to');
+  if (scope !== null && input.tenant !== undefined && input.tenant !== scope)
+    throw forbidden(input.tenant === null ? 'Only admins create accounts of no tenant' : 'You may create users in your own tenant only');
+  // Admins name the tenant, or null for none: falling back to their own would quietly put users beside the first admin.
+  if (scope === null && input.tenant === undefined)
+    throw badRequest('tenant: name the tenant the user belongs to (null for an account of no tenant, such as a platform-wide runner)');
+  const tenantId = scope ?? input.tenant ?? null;
   if (input.kind === 'person' && !input.password) throw badRequest('password: a person needs a password (at least 12 characters)');
   if (input.kind === 'service' && input.password)
     throw badRequest('password: service accounts have no password; they use tokens (POST /api/v1/tokens)');
@@ -150,8 +153,10 @@ export async function createAccount(services: Services, principal: Principal, in
   checkGrantable(principal, input.permissions);
 
   return transact(services, async (tx) => {
-    const [tenant] = await tx.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId));
-    if (!tenant) throw badRequest(`tenant: no tenant ${tenantId}`);
+    if (tenantId !== null) {
+      const [tenant] = await tx.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId));
+      if (!tenant) throw badRequest(`tenant: no tenant ${tenantId}`);
+    }
     const assigned = await resolveRoles(tx, principal, input.roles, tenantId);
     const [row] = await tx
       .insert(users)

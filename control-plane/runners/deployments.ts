@@ -257,14 +257,15 @@ export async function applyReports(tx: Database, runnerId: string, reports: Depl
  * The placement loop's pass: deployments whose runner is lost move to another runner (a new
  * generation; the queues and their messages stay), those waiting for room are placed, a stop
  * whose runner is lost completes as a cleanup, and cleanups find a runner. Rows are claimed with
- * SKIP LOCKED, so the loops of several control planes share the work.
+ * SKIP LOCKED, so the loops of several control planes share the work. `moveFromLost` false leaves
+ * the lost runners' flows where they are (the loop has not heard runners long enough to tell).
  */
-export async function rebalance(tx: Database, services: Services, touched: Touched): Promise<number> {
+export async function rebalance(tx: Database, services: Services, touched: Touched, moveFromLost = true): Promise<number> {
   const claimed = await tx
     .select({ deployment: deployments })
     .from(deployments)
     .leftJoin(runners, eq(runners.id, deployments.runnerId))
-    .where(or(isNull(deployments.runnerId), lt(runners.lastSeenAt, lostBefore(services))))
+    .where(moveFromLost ? or(isNull(deployments.runnerId), lt(runners.lastSeenAt, lostBefore(services))) : isNull(deployments.runnerId))
     .limit(50)
     .for('update', { of: deployments, skipLocked: true });
   for (const { deployment } of claimed) {

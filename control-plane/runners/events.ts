@@ -9,8 +9,7 @@ import { placeFlow, removeFlow, SERVICE_NAME, type Touched } from './deployments
 export async function subscribeFleet(services: Services): Promise<void> {
   const apply = async (event: EventEnvelope, work: (tx: Database, touched: Touched) => Promise<void>) => {
     const touched: Touched = new Set();
-    await handleOnce(services.db, SERVICE_NAME, event, (tx) => work(tx, touched));
-    services.relay.kick();
+    await handleOnce(services, SERVICE_NAME, event, (tx) => work(tx, touched));
     services.notifier.notify(touched);
   };
   await services.bus.subscribe(SERVICE_NAME, {

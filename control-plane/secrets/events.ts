@@ -10,12 +10,8 @@ import { forgetUser, SERVICE_NAME } from './service.js';
 export async function subscribeSecrets(services: Services) {
   await services.bus.subscribe(SERVICE_NAME, {
     'iam.user.deleted': on('iam.user.deleted', async (payload, event) => {
-      let outcome: Awaited<ReturnType<typeof forgetUser>> | undefined;
-      await handleOnce(services.db, SERVICE_NAME, event, async (tx) => {
-        outcome = await forgetUser(tx, payload.tenant, payload.id);
-      });
-      services.relay.kick();
-      if (outcome) services.logger.info({ userId: payload.id, ...outcome }, 'secrets of a deleted user removed or re-owned');
+      const handled = await handleOnce(services, SERVICE_NAME, event, (tx) => forgetUser(tx, payload.tenant, payload.id));
+      if (handled.fresh) services.logger.info({ userId: payload.id, ...handled.result }, 'secrets of a deleted user removed or re-owned');
     }),
   });
 }

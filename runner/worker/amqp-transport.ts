@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { backoff } from '../../protocol/backoff.js';
 import { flowTopology } from '../../protocol/fleet.js';
 import { confirmedPublish } from '../amqp.js';
 import type { Delivery, PublishProperties, SerializedEvent, WorkerTransport } from './transport.js';
@@ -28,8 +30,15 @@ export class AmqpTransport implements WorkerTransport {
     publisher.on('error', () => {});
   }
 
-  static async connect(url: string, namespace: string, flowId: string, stepId: string): Promise<AmqpTransport> {
-    const connection = await connect(url);
+  /** Connects, waiting for a broker that is down or starting (`waiting` hears of each failure); a refused login fails at once. */
+  static async connect(
+    url: string,
+    namespace: string,
+    flowId: string,
+    stepId: string,
+    waiting: (error: Error, failures: number) => void = () => {},
+  ): Promise<AmqpTransport> {
+    const connection = await connectPatiently(url, waiting);
     try {
       const consumer = await connection.createChannel();
       const publisher = await connection.createConfirmChannel();
@@ -95,5 +104,21 @@ export class AmqpTransport implements WorkerTransport {
 
   onLost(callback: (error: Error) => void): void {
     this.lostCallback = callback;
+  }
+}
+
+/**
+ * A worker started while the broker restarts waits for it here, trying every 2 s at most, rather
+ * than exiting: the runner's restart backoff (1 s doubling to 30 s) would add its own delay to the outage.
+ */
+async function connectPatiently(url: string, waiting: (error: Error, failures: number) => void): Promise<ChannelModel> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await connect(url);
+    } catch (error) {
+      if (!(error instanceof Error) || /ACCESS.REFUSED|NOT.ALLOWED|Invalid URL/i.test(error.message)) throw error;
+      waiting(error, failures);
+      await sleep(backoff(failures, { firstMs: 100, maxMs: 2_000, jitter: 0.2 }));
+    }
   }
 }

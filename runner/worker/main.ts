@@ -34,7 +34,9 @@ async function main(): Promise<void> {
   let transport: WorkerTransport;
   if (config.broker.kind === 'amqp') {
     if (!secrets.amqpUrl) throw new Error('the runner gave no broker URL: a worker on RabbitMQ needs one');
-    transport = await AmqpTransport.connect(secrets.amqpUrl, config.broker.namespace, config.flowId, config.step.id);
+    transport = await AmqpTransport.connect(secrets.amqpUrl, config.broker.namespace, config.flowId, config.step.id, (error, failures) => {
+      if (failures === 1) log.warn({ err: error }, 'cannot reach the broker; waiting for it');
+    });
   } else {
     transport = new IpcTransport();
   }

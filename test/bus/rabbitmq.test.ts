@@ -200,6 +200,39 @@ describe.skipIf(!available)('RabbitBus', () => {
     });
   });
 
+  it('holds an event whose handler fails while its dependency does not answer, and handles it once it does, dead-lettering nothing', async () => {
+    let databaseUp = false;
+    let probes = 0;
+    const bus = await RabbitBus.connect(rabbitUrl, logger, {
+      namespace,
+      retry,
+      dependency: async () => {
+        probes++;
+        if (!databaseUp) throw new Error('the database does not answer');
+      },
+    });
+    buses.push(bus);
+    let attempts = 0;
+    const handled: string[] = [];
+    await subscribe(bus, 'waiting', {
+      'waiting.*': async (e) => {
+        attempts++;
+        if (!databaseUp) throw new Error('connection refused');
+        handled.push(e.headers.id);
+      },
+    });
+    const sent = event('waiting.run');
+    await bus.publish(sent);
+    // The event waits for the dependency, probing it, rather than failing again and again towards the dead-letter queue.
+    await eventually(() => probes > retry.maxAttempts + 1);
+    expect(attempts).toBe(1);
+    databaseUp = true;
+    await eventually(() => handled.length === 1);
+    expect(handled).toEqual([sent.headers.id]);
+    expect(attempts).toBe(2);
+    expect(await deadLettered('waiting')).toBe(0);
+  });
+
   it('dead-letters a PoisonEventError at the first attempt', async () => {
     const bus = await open();
     let attempts = 0;

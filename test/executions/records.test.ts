@@ -10,6 +10,7 @@ import { waitFor } from '../support/events.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 import {
   apply,
+  deliver,
   applyResults,
   createFlowRow,
   executedPayload,
@@ -50,7 +51,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const ref = await runningExecution(cp, user.tenantId);
     const receivedAt = new Date(Date.now() - 1000);
     const executed = executedPayload(ref, { order: 42 }, receivedAt);
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     expect(await read(ref.flowExecId)).toMatchObject({
       ...{ flowExecId: ref.flowExecId, flowId: ref.flowId, tenant: user.tenantId },
       status: 'running',
@@ -107,7 +108,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
   it('applies a result once, however often it is reported, and emits execution.finished once', async () => {
     const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref);
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     const a = stepResult(ref, 'a', executed.message.id, { outputs: [output(1), output(2)], delivered: ['d1', 'd2'] });
     const b1 = stepResult(ref, 'b', 'd1');
     // Twice in one batch, again in another batch, and the same envelope delivered again.
@@ -147,7 +148,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
     expect(waiting).toMatchObject({ status: 'running', steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 } } });
     expect(await trackedDeliveries(cp, ref.flowExecId)).toEqual([{ deliveryId: executed.message.id, delivered: false, done: true }]);
 
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     const done = await read(ref.flowExecId);
     expect(done).toMatchObject({
       status: 'succeeded',
@@ -163,7 +164,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
   it('waits for every target of a fan-out: a step delivering to two steps ends the execution only when both are done', async () => {
     const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref);
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     const split = output('split');
     // a's one output goes to b (d-b) and to c (d-c); b passes it on to d (d-d).
     await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs: [split], delivered: ['d-b', 'd-c'] }));
@@ -182,7 +183,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref);
     const t0 = Date.now();
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     const input = output({ url: 'https://example.invalid' });
     await applyResults(
       cp,
@@ -230,7 +231,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
   it('counts results that arrive after the end, without changing the status or tracking their deliveries', async () => {
     const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref);
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     await applyResults(cp, stepResult(ref, 'a', executed.message.id));
     const done = await read(ref.flowExecId);
     expect(done.status).toBe('succeeded');
@@ -260,13 +261,13 @@ describe('execution records, from flow.executed and execution.step.results', () 
     ];
     const other = await runningExecution(cp, user.tenantId);
     const runningExecuted = executedPayload(running);
-    await apply(cp, 'flow.executed', runningExecuted);
+    await deliver(cp, runningExecuted);
     await applyResults(cp, stepResult(running, 'a', runningExecuted.message.id, { delivered: ['d1'] }));
     await applyResults(cp, stepResult(early, 'b', 'd9')); // flow.executed not arrived yet
     const endedExecuted = executedPayload(ended);
-    await apply(cp, 'flow.executed', endedExecuted);
+    await deliver(cp, endedExecuted);
     await applyResults(cp, stepResult(ended, 'a', endedExecuted.message.id));
-    await apply(cp, 'flow.executed', executedPayload(other));
+    await deliver(cp, executedPayload(other));
 
     const stopped = await apply(cp, 'flow.stopped', { id: flowId, tenant: user.tenantId });
     for (const ref of [running, early]) {
@@ -287,45 +288,54 @@ describe('execution records, from flow.executed and execution.step.results', () 
     expect(await finishedOf(running.flowExecId)).toHaveLength(1);
   });
 
-  it('fails at once an execution of a flow that is not running', async () => {
+  it('fails at once an execution of a flow that is not running, or not in its tenant, whether its results came first or not', async () => {
+    const notRunning = (flowId: string) => `flow ${flowId} was not running when this execution arrived`;
+    const notHere = (flowId: string) => `no flow ${flowId} in this tenant when the execution arrived (it was deleted, or never was)`;
     const cases = [
-      { name: 'inactive', flowId: await createFlowRow(cp, user.tenantId, 'inactive') },
-      { name: 'stopping', flowId: await createFlowRow(cp, user.tenantId, 'stopping') },
-      { name: 'unknown', flowId: randomUUID() },
-      { name: 'another tenant’s', flowId: await createFlowRow(cp, (await createTenantWithUser(cp, ['TENANT_GUEST'])).tenantId) },
+      { name: 'inactive', flowId: await createFlowRow(cp, user.tenantId, 'inactive'), reason: notRunning },
+      { name: 'stopping', flowId: await createFlowRow(cp, user.tenantId, 'stopping'), reason: notRunning },
+      { name: 'unknown', flowId: randomUUID(), reason: notHere },
+      {
+        name: 'another tenant’s',
+        flowId: await createFlowRow(cp, (await createTenantWithUser(cp, ['TENANT_GUEST'])).tenantId),
+        reason: notHere,
+      },
     ];
-    for (const { name, flowId } of cases) {
-      const ref = executionRef(user.tenantId, flowId);
-      const executed = executedPayload(ref);
-      await applyResults(cp, stepResult(ref, 'a', 'd0', { delivered: ['d1'] }));
-      await apply(cp, 'flow.executed', executed);
-      const record = await read(ref.flowExecId);
-      expect(record, name).toMatchObject({
-        status: 'failed',
-        reason: `flow ${flowId} was not running when this execution arrived`,
-        trigger: 'webhook',
-        input: executed.message,
-        startedAt: executed.receivedAt,
-        finishedAt: executed.receivedAt,
-        durationMs: 0,
-        steps: { a: { in: 1 } },
-      });
-      expect(await trackedDeliveries(cp, ref.flowExecId), name).toEqual([]);
-      expect(
-        (await finishedOf(ref.flowExecId)).map((e) => e.payload.status),
-        name,
-      ).toEqual(['failed']);
+    for (const { name, flowId, reason } of cases) {
+      for (const resultsFirst of [true, false]) {
+        const ref = executionRef(user.tenantId, flowId);
+        const executed = executedPayload(ref);
+        if (resultsFirst) await applyResults(cp, stepResult(ref, 'a', 'd0', { delivered: ['d1'] }));
+        await deliver(cp, executed);
+        const record = await read(ref.flowExecId);
+        const label = `${name}, results ${resultsFirst ? 'first' : 'later'}`;
+        expect(record, label).toMatchObject({
+          status: 'failed',
+          reason: reason(flowId),
+          trigger: 'webhook',
+          input: executed.message,
+          startedAt: executed.receivedAt,
+          finishedAt: executed.receivedAt,
+          durationMs: 0,
+          steps: resultsFirst ? { a: { in: 1 } } : {},
+        });
+        expect(await trackedDeliveries(cp, ref.flowExecId), label).toEqual([]);
+        expect(
+          (await finishedOf(ref.flowExecId)).map((e) => e.payload.status),
+          label,
+        ).toEqual(['failed']);
+      }
     }
     // A flow that is starting runs.
     const starting = executionRef(user.tenantId, await createFlowRow(cp, user.tenantId, 'starting'));
-    await apply(cp, 'flow.executed', executedPayload(starting));
+    await deliver(cp, executedPayload(starting));
     expect(await read(starting.flowExecId)).toMatchObject({ status: 'running' });
   });
 
   it(`keeps ${MAX_MESSAGES} outputs of a worker that reports more outputs than it counts`, async () => {
     const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref);
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     // Two batches of 60 results, each recording one output while it says it made none.
     for (const batch of [0, 1]) {
       const results = Array.from({ length: 60 }, (_, i) =>
@@ -341,7 +351,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
   it(`keeps the newest ${MAX_MESSAGES} outputs and errors, counting the dropped ones, and caps payloads and error texts`, async () => {
     const ref = await runningExecution(cp, user.tenantId);
     const executed = executedPayload(ref, { blob: 'x'.repeat(MAX_PAYLOAD_BYTES) });
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     // a splits the input into 250 outputs (the first 100 recorded), b and c get some of them.
     const outputs = Array.from({ length: 100 }, (_, i) => output(i));
     await applyResults(cp, stepResult(ref, 'a', executed.message.id, { outputs, outputCount: 250, delivered: ['b0', 'b1', 'b2'] }));
@@ -397,7 +407,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const theirs = await runningExecution(cp, stranger.tenantId);
     const nowhere = executionRef('not-a-tenant');
     const executed = executedPayload(ref);
-    await apply(cp, 'flow.executed', executed);
+    await deliver(cp, executed);
     const event = await report(
       cp,
       stepResult({ ...ref, tenant: stranger.tenantId }, 'hijack', executed.message.id),
@@ -430,7 +440,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
     expect((await cp.request('GET', `/executions/${nowhere.flowExecId}`, { token: await cp.login() })).status).toBe(404);
 
     // flow.executed naming another tenant is ignored too.
-    await apply(cp, 'flow.executed', { ...executedPayload(ref), tenant: stranger.tenantId });
+    await deliver(cp, { ...executedPayload(ref), tenant: stranger.tenantId });
     expect(await read(ref.flowExecId)).toMatchObject({ status: 'running', input: executed.message });
   });
 
@@ -454,7 +464,7 @@ describe('execution records, from flow.executed and execution.step.results', () 
         status: 'running',
         steps: { a: { in: 1, out: 1 }, b: { in: 1, out: 1 } },
       });
-    for (const payload of executed) await apply(cp, 'flow.executed', payload);
+    await deliver(cp, ...executed);
     for (const [i, ref] of refs.entries())
       expect(await readExecution(cp, tokenOf(i), ref.flowExecId)).toMatchObject({
         status: 'succeeded',

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { createTenantWithUser, createUser, type TestUser } from '../support/tenants.js';
-import { apply, applyResults, createFlowRow, executedPayload, executionRef, output, runningExecution, stepResult } from './support.js';
+import { applyResults, deliver, createFlowRow, executedPayload, executionRef, output, runningExecution, stepResult } from './support.js';
 
 describe('/executions', () => {
   let cp: TestControlPlane;
@@ -24,16 +24,16 @@ describe('/executions', () => {
     for (let i = 0; i < 3; i++) {
       const ref = executionRef(guest.tenantId, flowId);
       const executed = executedPayload(ref, { order: i }, new Date(Date.UTC(2020, 0, 1, 0, i)));
-      await apply(cp, 'flow.executed', executed);
+      await deliver(cp, executed);
       await applyResults(cp, stepResult(ref, 'step_1', executed.message.id, { outputs: [output(i)], delivered: [`d${i}`] }));
       if (i === 2) await applyResults(cp, stepResult(ref, 'step_2', `d${i}`, { error: { message: 'refused' } }));
       ids.push(ref.flowExecId);
     }
     const other = await runningExecution(cp, guest.tenantId);
-    await apply(cp, 'flow.executed', executedPayload(other));
+    await deliver(cp, executedPayload(other));
     ids.push(other.flowExecId);
     const theirs = await runningExecution(cp, stranger.tenantId);
-    await apply(cp, 'flow.executed', executedPayload(theirs));
+    await deliver(cp, executedPayload(theirs));
     ids.push(theirs.flowExecId);
   });
   afterAll(() => cp?.close());

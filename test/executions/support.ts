@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { expect } from 'vitest';
 import { outbox, processedEvents } from '../../control-plane/bus/schema.js';
+import { ingestExecutions } from '../../control-plane/edge/service.js';
 import { executionDeliveries, executions } from '../../control-plane/executions/schema.js';
 import { flows } from '../../control-plane/flows/schema.js';
 import { createEnvelope, type EventEnvelope } from '../../protocol/envelope.js';
@@ -16,6 +17,9 @@ export async function publish<N extends EventName>(cp: TestControlPlane, name: N
   await cp.services.bus.publish(event);
   return event;
 }
+
+/** Delivers executions as the edge does: once it answers, each is recorded and its flow.executed is in the outbox. */
+export const deliver = (cp: TestControlPlane, ...executed: EventPayload<'flow.executed'>[]) => ingestExecutions(cp.services, executed);
 
 /** Publishes one batch of step results, as a step worker would. */
 export const report = (cp: TestControlPlane, ...results: StepResult[]) => publish(cp, 'execution.step.results', { results });

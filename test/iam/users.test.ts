@@ -172,6 +172,27 @@ describe('/api/v1/users', () => {
     expect(servicePassword.status).toBe(400);
   });
 
+  it('creates an account of no tenant for an admin who asks for one (tenant: null), which registers a platform-wide runner', async () => {
+    const body = { username: `runner-${randomUUID().slice(0, 6)}`, kind: 'service', tenant: null, permissions: ['runners.write'] };
+    const res = await cp.request('POST', '/api/v1/users', { token: admin, body });
+    expect(res.status).toBe(201);
+    expect(res.body.data).toMatchObject({ tenant: null, kind: 'service', permissions: ['runners.write'] });
+    const token = (await cp.request('POST', '/api/v1/tokens', { token: admin, body: { accountId: res.body.data.id } })).body.data.token;
+    const runner = await cp.request('POST', '/runners', {
+      token,
+      body: { name: 'shared-1', host: 'rack-1', driver: 'process', capacity: 4 },
+    });
+    expect(runner.status).toBe(201);
+    expect(runner.body.data.tenant).toBeNull();
+
+    const refused = await cp.request('POST', '/api/v1/users', {
+      token: tenantAdmin.token,
+      body: { ...body, username: `x-${body.username}` },
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.body.errors[0].message).toBe('Only admins create accounts of no tenant');
+  });
+
   it('refuses a taken username (409), self-deletion and self-disabling (409)', async () => {
     const body = person();
     expect((await cp.request('POST', '/api/v1/users', { token: admin, body: { ...body, tenant: tenantAdmin.tenantId } })).status).toBe(201);

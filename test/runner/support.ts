@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createEnvelope } from '../../protocol/envelope.js';
+import { ingestExecutions } from '../../control-plane/edge/service.js';
 import type { TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
 
@@ -59,23 +59,19 @@ export async function stopFlow(cp: TestControlPlane, token: string, id: string):
   );
 }
 
-/** Publishes flow.executed for the flow, as the edge bridge does for a webhook call; returns the flowExecId. */
+/** Delivers an execution of the flow as the edge does for a webhook call (recorded, flow.executed published); returns the flowExecId. */
 export async function execute(cp: TestControlPlane, flow: TestFlow, data: unknown): Promise<string> {
   const flowExecId = randomUUID();
-  await cp.services.bus.publish(
-    createEnvelope(
-      'flow.executed',
-      {
-        flowId: flow.id,
-        flowExecId,
-        tenant: flow.tenant,
-        trigger: 'manual',
-        message: { id: randomUUID(), data, attachments: {}, headers: {}, metadata: {}, passthrough: {} },
-        receivedAt: new Date().toISOString(),
-      },
-      'test',
-    ),
-  );
+  await ingestExecutions(cp.services, [
+    {
+      flowId: flow.id,
+      flowExecId,
+      tenant: flow.tenant,
+      trigger: 'manual',
+      message: { id: randomUUID(), data, attachments: {}, headers: {}, metadata: {}, passthrough: {} },
+      receivedAt: new Date().toISOString(),
+    },
+  ]);
   return flowExecId;
 }
 

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { users } from '../../control-plane/iam/schema.js';
+import { HEARTBEAT_SECONDS } from '../../protocol/runner.js';
 import { runners } from '../../control-plane/runners/schema.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
@@ -52,7 +53,7 @@ describe('/runners: the runner fleet’s registry', () => {
       deployments: [],
       workers: 0,
       tenant: tenantId,
-      heartbeatSeconds: 10,
+      heartbeatSeconds: HEARTBEAT_SECONDS,
     });
     const again = await cp.request('POST', '/runners', { token, body: { ...registration(), capacity: 12 } });
     expect(again.status).toBe(200);
@@ -65,7 +66,7 @@ describe('/runners: the runner fleet’s registry', () => {
     const deployments = [{ flowId: randomUUID(), generation: 1, state: 'ready', steps: [{ stepId: 'map', state: 'ready', restarts: 0 }] }];
     const beat = await cp.request('POST', `/runners/${id}/heartbeat`, { token, body: { deployments } });
     expect(beat.status).toBe(200);
-    expect(beat.body.data).toMatchObject({ deployments, status: 'alive', heartbeatSeconds: 10 });
+    expect(beat.body.data).toMatchObject({ deployments, status: 'alive', heartbeatSeconds: HEARTBEAT_SECONDS });
     expect((await cp.request('GET', `/runners/${id}`, { token: operator.token })).body.data.deployments).toEqual(deployments);
 
     await cp.services.db

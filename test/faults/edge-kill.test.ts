@@ -1,0 +1,29 @@
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { postgresAvailable } from '../support/postgres.js';
+import { rabbitAvailable } from '../support/rabbitmq.js';
+import { startWebhookFlow, type Stack } from '../support/stack.js';
+import { expectEveryCallOnceAcross, FAULT_TEST_MS, startFaultStack } from './scenario.js';
+
+const available = (await postgresAvailable()) && (await rabbitAvailable());
+
+describe.skipIf(!available)('fault: the edge is SIGKILLed and started again', () => {
+  let stack: Stack;
+  let dispose = async () => {};
+
+  beforeAll(async () => {
+    ({ stack, dispose } = await startFaultStack());
+  }, FAULT_TEST_MS);
+  afterAll(() => dispose(), FAULT_TEST_MS);
+
+  it(
+    'delivers every call it accepted, before and after, each once: they wait in its Durable Objects’ storage',
+    async () => {
+      const flowId = await startWebhookFlow(stack);
+      await expectEveryCallOnceAcross(stack, flowId, async () => {
+        await stack.edge.kill();
+        await stack.edge.start();
+      });
+    },
+    FAULT_TEST_MS,
+  );
+});

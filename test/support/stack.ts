@@ -1,0 +1,385 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, request as forward, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startLocalEdge, type LocalEdge } from '../../scripts/local-edge.js';
+import { ADMIN } from './control-plane.js';
+import { controlToken, EDGE_CONTROL_SECRET } from './edge.js';
+import { waitFor } from './events.js';
+import { freePort } from './ports.js';
+
+/** One deployable of the stack, as an operator sees it: a process to kill and start again. */
+export interface Part {
+  /** Starts it (again, with the same settings and data) and resolves once it answers. */
+  start(): Promise<void>;
+  /** SIGKILL: no chance to finish anything. */
+  kill(): Promise<void>;
+  /** SIGTERM, and waits until it exited. */
+  stop(): Promise<void>;
+  /** The end of its log, for a failure's message. */
+  log(): Promise<string>;
+}
+
+export interface StackOptions {
+  databaseUrl: string;
+  amqpUrl: string;
+  namespace: string;
+  runners?: number;
+  /** Settings of the control plane on top of the stack's own. */
+  env?: Record<string, string>;
+}
+
+/** The edge's way to the control plane, as a load balancer would be: it forwards, or answers 500 while `failing`. */
+export interface Proxy {
+  url: string;
+  failing: boolean;
+  /** Requests it answered 500 to. */
+  failed: number;
+  close(): Promise<void>;
+}
+
+export interface Stack {
+  controlPlane: Part & { url: string };
+  edge: Part & { url: string };
+  runners: (Part & { name: string })[];
+  proxy: Proxy;
+  /** The name of the alive runner that runs the flow (its deployment ready there), or null. */
+  runnerOf(flowId: string): Promise<string | null>;
+  /** A user of a tenant of its own, with TENANT_INTEGRATOR. */
+  token: string;
+  /** The flows started (startWebhookFlow): `close()` stops them, so their queues go with them. */
+  flows: string[];
+  request(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+const LOG_LEVEL = process.env.TEST_LOG_LEVEL ?? 'info';
+
+/** A Node process running a TypeScript entry point through tsx, its output appended to `logFile`. */
+function nodePart(entry: string, env: Record<string, string>, logFile: string, ready: () => Promise<boolean>): Part {
+  let child: ChildProcess | undefined;
+  const alive = () => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const end = async (signal: NodeJS.Signals) => {
+    if (!child || !alive()) return;
+    const exited = once(child, 'exit');
+    child.kill(signal);
+    await exited;
+  };
+  const part: Part = {
+    async start() {
+      const log = openSync(logFile, 'a');
+      child = spawn(process.execPath, ['--import', 'tsx', entry], {
+        env: { ...process.env, LOG_LEVEL, ...env },
+        stdio: ['ignore', log, log],
+      });
+      closeSync(log);
+      const started = child;
+      await waitFor(
+        async () => {
+          if (started.exitCode !== null) throw new Error(`${entry} exited (${started.exitCode}):\n${await part.log()}`);
+          return ready();
+        },
+        (answers) => answers,
+        120_000,
+      );
+    },
+    kill: () => end('SIGKILL'),
+    stop: () => end('SIGTERM'),
+    log: async () => (await readFile(logFile, 'utf8').catch(() => '')).split('\n').slice(-30).join('\n'),
+  };
+  return part;
+}
+
+const answers = (url: string) =>
+  fetch(url).then(
+    (r) => r.ok,
+    () => false,
+  );
+
+function startProxy(port: number, target: string): Promise<Proxy> {
+  const to = new URL(target);
+  const server: Server = createServer((req, res) => {
+    if (proxy.failing) {
+      proxy.failed++;
+      req.resume();
+      res
+        .writeHead(500, { 'content-type': 'application/json' })
+        .end('{"errors":[{"message":"proxy: failing on purpose","code":"internal"}]}');
+      return;
+    }
+    const upstream = forward({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => {
+      if (!res.headersSent) res.writeHead(502).end();
+      else res.destroy();
+    });
+    req.pipe(upstream);
+  });
+  const proxy: Proxy = {
+    url: `http://127.0.0.1:${port}`,
+    failing: false,
+    failed: 0,
+    close: () => new Promise<void>((done) => server.close(() => done()).closeAllConnections()),
+  };
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(proxy)));
+}
+
+/**
+ * Hookline as it is deployed, each deployable its own process: the control plane (on `databaseUrl`
+ * and `amqpUrl`), `runners` runner nodes (process driver, platform-wide) and the edge Worker on
+ * workerd, which reaches the control plane through a proxy that can be made to fail. Every part
+ * can be killed and started again on the same port and data. Logs and data in a temporary folder.
+ */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const dir = await mkdtemp(join(tmpdir(), 'hookline-stack-'));
+  const [cpPort, edgePort, proxyPort] = [await freePort(), await freePort(), await freePort()];
+  const cpUrl = `http://127.0.0.1:${cpPort}`;
+  const edgeUrl = `http://127.0.0.1:${edgePort}`;
+  const proxy = await startProxy(proxyPort, cpUrl);
+
+  const cp = nodePart(
+    'control-plane/main.ts',
+    {
+      PORT: String(cpPort),
+      HOST: '127.0.0.1',
+      DATABASE_URL: options.databaseUrl,
+      AMQP_URL: options.amqpUrl,
+      BUS_NAMESPACE: options.namespace,
+      ADMIN_USERNAME: ADMIN.username,
+      ADMIN_PASSWORD: ADMIN.password,
+      EDGE_URL: edgeUrl,
+      EDGE_CONTROL_SECRET,
+      ...options.env,
+    },
+    join(dir, 'control-plane.log'),
+    () => answers(`${cpUrl}/healthcheck`),
+  );
+  const controlPlane = { ...cp, url: cpUrl };
+
+  let edgeProcess: LocalEdge | undefined;
+  const edge: Part & { url: string } = {
+    url: edgeUrl,
+    async start() {
+      edgeProcess = await startLocalEdge('workerd', {
+        port: edgePort,
+        vars: { EDGE_CONTROL_SECRET, CONTROL_PLANE_URL: proxy.url },
+        dataDir: join(dir, 'edge'),
+        logFile: join(dir, `edge-${Date.now()}.log`),
+        timeoutMs: 120_000,
+      });
+    },
+    async kill() {
+      const child = edgeProcess?.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => edgeProcess?.stop(),
+    log: async () => '(see the edge-*.log files of the stack)',
+  };
+
+  const request: Stack['request'] = async (method, path, { token, body } = {}) => {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${cpUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  const ok = async (method: string, path: string, token: string, body?: unknown) => {
+    const res = await request(method, path, { token, body });
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.data;
+  };
+  const login = async (username: string, password: string) =>
+    (await request('POST', '/login', { body: { username, password } })).body.data.token as string;
+
+  let admin = '';
+  const stack: Stack = {
+    controlPlane,
+    edge,
+    runners: [],
+    proxy,
+    token: '',
+    flows: [],
+    request,
+    async runnerOf(flowId) {
+      const listed = await request('GET', '/runners?page[size]=100', { token: admin });
+      const runners = (listed.body?.data ?? []) as { name: string; status: string; deployments: { flowId: string; state: string }[] }[];
+      return (
+        runners.find((r) => r.status === 'alive' && r.deployments.some((d) => d.flowId === flowId && d.state === 'ready'))?.name ?? null
+      );
+    },
+    async close() {
+      await stopFlows(stack).catch(() => {});
+      for (const part of [edge, ...stack.runners, controlPlane]) await part.stop().catch(() => {});
+      await proxy.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await Promise.all([controlPlane.start(), edge.start()]);
+    admin = await login(ADMIN.username, ADMIN.password);
+    const tenant = await ok('POST', '/api/v1/tenants', admin, { name: `faults-${Date.now()}` });
+    const user = { username: `integrator-${Date.now()}@example.com`, password: 'a-long-enough-password-for-faults' };
+    await ok('POST', '/api/v1/users', admin, { ...user, tenant: tenant.id, roles: ['TENANT_INTEGRATOR'] });
+    stack.token = await login(user.username, user.password);
+    for (let i = 0; i < (options.runners ?? 1); i++) {
+      const name = `runner-${i + 1}`;
+      const account = await ok('POST', '/api/v1/users', admin, {
+        username: `${name}-${Date.now()}`,
+        kind: 'service',
+        tenant: null,
+        permissions: ['runners.write', 'runners.read'],
+      });
+      const { token } = await ok('POST', '/api/v1/tokens', admin, { accountId: account.id });
+      const runner = nodePart(
+        'runner/main.ts',
+        {
+          CONTROL_PLANE_URL: cpUrl,
+          RUNNER_TOKEN: token,
+          RUNNER_NAME: name,
+          RUNNER_DRIVER: 'process',
+          RUNNER_CAPACITY: '8',
+          RUNNER_DATA_DIR: join(dir, name),
+          AMQP_URL: options.amqpUrl,
+          BUS_NAMESPACE: options.namespace,
+        },
+        join(dir, `${name}.log`),
+        async () => {
+          const listed = await request('GET', '/runners?page[size]=100', { token: admin });
+          return (listed.body?.data ?? []).some((r: { name: string; status: string }) => r.name === name && r.status === 'alive');
+        },
+      );
+      stack.runners.push({ ...runner, name });
+    }
+    await Promise.all(stack.runners.map((runner) => runner.start()));
+  } catch (error) {
+    await stack.close();
+    throw error;
+  }
+  return stack;
+}
+
+/** Stops the stack's flows and waits until they are inactive (their runners deleted their queues). */
+async function stopFlows(stack: Stack): Promise<void> {
+  for (const flowId of stack.flows) await stack.request('POST', `/flows/${flowId}/stop`, { token: stack.token });
+  for (const flowId of stack.flows)
+    await waitFor(
+      () => stack.request('GET', `/flows/${flowId}`, { token: stack.token }),
+      (res) => res.body?.data?.status === 'inactive',
+      30_000,
+    );
+}
+
+/** Creates and starts a webhook → jsonata flow and resolves once its webhook takes calls at the edge. */
+export async function startWebhookFlow(stack: Stack): Promise<string> {
+  const created = await stack.request('POST', '/flows', {
+    token: stack.token,
+    body: {
+      name: 'faults',
+      graph: {
+        nodes: [
+          { id: 'receive', componentId: 'webhook', function: 'receive' },
+          { id: 'map', componentId: 'jsonata', function: 'map', fields: { expression: '{ "n": n, "doubled": n * 2 }' } },
+        ],
+        edges: [{ source: 'receive', target: 'map' }],
+      },
+    },
+  });
+  if (created.status !== 201) throw new Error(`POST /flows: ${created.status} ${JSON.stringify(created.body)}`);
+  const flowId = created.body.data.id as string;
+  stack.flows.push(flowId);
+  await stack.request('POST', `/flows/${flowId}/start`, { token: stack.token });
+  await waitFor(
+    async () => {
+      const res = await fetch(`${stack.edge.url}/control/flows/${flowId}`, {
+        headers: { authorization: `Bearer ${await controlToken()}` },
+      });
+      return ((await res.json()) as { data?: { trigger?: { status: string } | null } }).data?.trigger?.status;
+    },
+    (status) => status === 'live',
+    60_000,
+  );
+  return flowId;
+}
+
+/** Webhook calls, one after another, until stopped: which were accepted (202, by flowExecId) and how many were not. */
+export function callContinuously(stack: Stack, flowId: string): { accepted: string[]; refused: number; stop(): Promise<void> } {
+  const calls = { accepted: [] as string[], refused: 0 };
+  let running = true;
+  const loop = (async () => {
+    for (let n = 0; running; n++) {
+      const answer = await fetch(`${stack.edge.url}/hook/${flowId}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ n }),
+        signal: AbortSignal.timeout(10_000),
+      }).then(
+        async (res) => (res.status === 202 ? ((await res.json()) as { data: { flowExecId: string } }).data.flowExecId : null),
+        () => null,
+      );
+      if (answer) calls.accepted.push(answer);
+      else {
+        calls.refused++;
+        await sleep(100); // a part is down: no point in hammering it
+      }
+      await sleep(50);
+    }
+  })();
+  return Object.assign(calls, {
+    async stop() {
+      running = false;
+      await loop;
+    },
+  });
+}
+
+interface ExecutionSummary {
+  flowExecId: string;
+  status: string;
+  steps: Record<string, { in: number; out: number; errors: number }>;
+}
+
+/** Every execution of the flow the control plane records. */
+export async function executionsOf(stack: Stack, flowId: string): Promise<ExecutionSummary[]> {
+  const all: ExecutionSummary[] = [];
+  for (let page = 1; ; page++) {
+    const res = await stack.request('GET', `/executions?filter[flowId]=${flowId}&page[size]=100&page[number]=${page}`, {
+      token: stack.token,
+    });
+    if (res.status !== 200) throw new Error(`GET /executions: ${res.status}`);
+    all.push(...res.body.data);
+    if (res.body.data.length < 100) return all;
+  }
+}
+
+/**
+ * Waits until every accepted call is a succeeded execution, then answers what a fault may have
+ * broken: accepted calls with no execution or one that did not succeed, executions nobody's call
+ * made, and executions whose steps ran an input more than once.
+ */
+export async function settle(stack: Stack, flowId: string, accepted: string[], timeoutMs = 120_000) {
+  const wanted = new Set(accepted);
+  const executions = await waitFor(
+    () => executionsOf(stack, flowId),
+    (found) => found.filter((e) => wanted.has(e.flowExecId) && e.status === 'succeeded').length === wanted.size,
+    timeoutMs,
+  ).catch(async () => executionsOf(stack, flowId));
+  const byId = new Map(executions.map((e) => [e.flowExecId, e]));
+  return {
+    missing: accepted.filter((id) => byId.get(id)?.status !== 'succeeded'),
+    unexpected: executions.filter((e) => !wanted.has(e.flowExecId)).map((e) => e.flowExecId),
+    duplicated: executions
+      .filter((e) => e.steps.receive?.in !== 1 || e.steps.map?.in !== 1 || e.steps.map?.out !== 1)
+      .map((e) => e.flowExecId),
+    distinct: new Set(accepted).size === accepted.length,
+  };
+}
