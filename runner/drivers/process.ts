@@ -6,22 +6,27 @@ import type { Logger } from 'pino';
 import { stepWorkerBundle } from '../bundle.js';
 import { resolveTrustedModule, type TrustedModuleList } from '../trusted-modules.js';
 import { encodeSecrets, READY_MARK, WORKER_ENV, type WorkerConfig } from '../worker/config.js';
-import { workerName, type RunningWorker, type StepDriver, type WorkerKey, type WorkerLaunch, type WorkerObserver } from './types.js';
+import { supervise } from './supervise.js';
+import {
+  workerName,
+  type RunningWorker,
+  type StepDriver,
+  type WorkerExit,
+  type WorkerKey,
+  type WorkerLaunch,
+  type WorkerObserver,
+} from './types.js';
 
 /** What a worker may see of the runner's environment: nothing of the runner's own secrets. */
 const PASSED_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ', 'NODE_EXTRA_CA_CERTS', 'LOG_LEVEL'];
 const STOP_GRACE_MS = 10_000;
-const FIRST_BACKOFF_MS = 1000;
-const MAX_BACKOFF_MS = 30_000;
-/** A worker up this long has recovered: its next crash starts the backoff again from the first delay. */
-const HEALTHY_AFTER_MS = 60_000;
 const OUTPUT_LINES = 30;
 
 /**
  * Step workers as child processes of the runner (the embedded default): the bundled step worker
  * (runner/bundle.ts) forked with plain node and a channel
  * (the in-process broker talks over it, and a worker whose runner dies notices), their output
- * read line by line, restarted after a crash with a backoff. Each has a pid file in the runner's
+ * read line by line, restarted after a crash (supervise.ts). Each has a pid file in the runner's
  * data folder, so a runner that was killed removes what it left at its next start.
  * A worker runs as the runner's own user, so it runs only code the operator trusts: the built-ins
  * and the modules RUNNER_TRUSTED_MODULES lists (runner/trusted-modules.ts).
@@ -67,7 +72,7 @@ export class ProcessDriver implements StepDriver {
       () => this.workers.delete(worker),
     );
     this.workers.add(worker);
-    worker.spawn();
+    worker.supervise();
     return worker;
   }
 
@@ -105,9 +110,10 @@ async function isWorker(pid: number): Promise<boolean> {
 class ProcessWorker implements RunningWorker {
   readonly key: WorkerKey;
   private child: ChildProcess | undefined;
-  private stopping = false;
-  private backoff = FIRST_BACKOFF_MS;
-  private restartTimer: NodeJS.Timeout | undefined;
+  /** How the current run ends: null when it was stopped. */
+  private exited: Promise<WorkerExit | null> = Promise.resolve(null);
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> = Promise.resolve();
   private readonly output: string[] = [];
 
   constructor(
@@ -122,7 +128,13 @@ class ProcessWorker implements RunningWorker {
     this.key = launch.key;
   }
 
-  spawn(): void {
+  supervise(): void {
+    this.spawn();
+    const runs = { ended: () => this.exited, restart: async () => this.spawn() };
+    this.loop = supervise(this.key, runs, this.observer, this.logger, this.stopping.signal);
+  }
+
+  private spawn(): void {
     const env: Record<string, string> = {};
     for (const name of PASSED_ENV) if (process.env[name]) env[name] = process.env[name]!;
     env[WORKER_ENV.config] = JSON.stringify(this.launch.config);
@@ -132,7 +144,6 @@ class ProcessWorker implements RunningWorker {
     // Its secrets on stdin, as the docker driver gives them: never in its environment.
     child.stdin!.on('error', () => {}); // a worker that died at once: its exit is reported
     child.stdin!.end(encodeSecrets(this.launch.secrets));
-    const startedAt = Date.now();
     if (child.pid) void writeFile(this.pidFile, `${child.pid}\n`).catch(() => {});
     this.launch.attach?.(child);
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -143,26 +154,18 @@ class ProcessWorker implements RunningWorker {
         if (stream === 'stdout' && line.includes(READY_MARK)) this.observer.ready();
       });
     }
-    child.once('exit', (code, signal) => {
-      this.child = undefined;
-      if (this.stopping) return;
-      // Let the last lines of output arrive before they are quoted as the reason.
-      setTimeout(() => {
-        this.observer.crashed({ code, signal, output: this.output.join('\n') });
-        if (Date.now() - startedAt > HEALTHY_AFTER_MS) this.backoff = FIRST_BACKOFF_MS;
-        this.logger.warn(
-          { worker: workerName(this.key), code, signal, restartInMs: this.backoff },
-          'step worker exited; starting it again',
-        );
-        this.restartTimer = setTimeout(() => this.spawn(), this.backoff);
-        this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2);
-      }, 20);
-    });
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        this.child = undefined;
+        if (this.stopping.signal.aborted) return resolve(null);
+        // Let the last lines of output arrive before they are quoted as the reason.
+        setTimeout(() => resolve({ code, signal, output: this.output.join('\n') }), 20);
+      }),
+    );
   }
 
   async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.restartTimer);
+    this.stopping.abort();
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -171,6 +174,7 @@ class ProcessWorker implements RunningWorker {
       await exited;
       clearTimeout(timer);
     }
+    await this.loop;
     await rm(this.pidFile, { force: true });
     this.forget();
   }

@@ -27,12 +27,19 @@ export interface WorkerLogLine {
   at: Date;
 }
 
+/** How a worker's run ended: its exit code or signal, and the end of what it wrote. */
+export interface WorkerExit {
+  code: number | null;
+  signal: string | null;
+  output: string;
+}
+
 /** What a driver tells about a worker it supervises. */
 export interface WorkerObserver {
   /** It consumes its queue: the first time, and again after every restart. */
   ready(): void;
   /** It stopped by itself (a crash); the driver starts it again after a backoff. `output` is the end of what it wrote. */
-  crashed(info: { code: number | null; signal: string | null; output: string }): void;
+  crashed(exit: WorkerExit): void;
   log(line: WorkerLogLine): void;
 }
 
@@ -51,8 +58,8 @@ export interface RunningWorker {
 
 /**
  * Runs step workers: `process` as child processes of the runner, `docker` as containers. A driver
- * supervises what it starts: a worker that exits without being stopped is started again, after a
- * backoff that doubles from 1 s to 30 s.
+ * supervises what it starts (supervise.ts): a worker that exits without being stopped is started
+ * again, after a backoff that doubles from 1 s to 30 s.
  */
 export interface StepDriver {
   readonly kind: 'process' | 'docker';
