@@ -221,7 +221,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await stopFlows(stack).catch(() => {});
       for (const part of [edge, ...stack.runners, controlPlane]) await part.stop().catch(() => {});
       await proxy.close();
-      await rm(dir, { recursive: true, force: true });
+      // KEEP=1 keeps the logs and data, to read after a failure.
+      if (process.env.KEEP) console.log(`stack kept in ${dir}`);
+      else await rm(dir, { recursive: true, force: true });
     },
   };
   try {
