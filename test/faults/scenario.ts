@@ -49,6 +49,8 @@ export async function startFaultStack(options: Partial<StackOptions> = {}): Prom
     amqpUrl,
     namespace,
     runners: options.runners,
+    driver: options.driver,
+    dockerHost: options.dockerHost,
     env: { RUNNER_HEARTBEAT_SECONDS: '1', ...options.env },
   }).catch(async (error) => {
     await database?.drop();

@@ -29,6 +29,9 @@ export interface StackOptions {
   amqpUrl: string;
   namespace: string;
   runners?: number;
+  /** The runners' driver (process by default); docker runs the steps on the engine at `dockerHost`. */
+  driver?: 'process' | 'docker';
+  dockerHost?: string;
   /** Settings of the control plane on top of the stack's own. */
   env?: Record<string, string>;
 }
@@ -221,7 +224,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       await stopFlows(stack).catch(() => {});
       for (const part of [edge, ...stack.runners, controlPlane]) await part.stop().catch(() => {});
       await proxy.close();
-      await rm(dir, { recursive: true, force: true });
+      // KEEP=1 keeps the logs and data, to read after a failure.
+      if (process.env.KEEP) console.log(`stack kept in ${dir}`);
+      else await rm(dir, { recursive: true, force: true });
     },
   };
   try {
@@ -246,7 +251,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           CONTROL_PLANE_URL: cpUrl,
           RUNNER_TOKEN: token,
           RUNNER_NAME: name,
-          RUNNER_DRIVER: 'process',
+          RUNNER_DRIVER: options.driver ?? 'process',
+          ...(options.dockerHost ? { DOCKER_HOST: options.dockerHost } : {}),
           RUNNER_CAPACITY: '8',
           RUNNER_DATA_DIR: join(dir, name),
           AMQP_URL: options.amqpUrl,
