@@ -205,4 +205,6 @@ export const STEP_HEADERS = {
   source: 'hookline-source-step',
   /** How many more messages may follow from this one within its execution (splitBudget). */
   budget: 'hookline-budget',
+  /** The results travelling with this message, as JSON (protocol/carried-results.ts). */
+  results: 'hookline-results',
 } as const;

@@ -18,7 +18,7 @@ interface Pending {
 /**
  * Reports results as `execution.step.results`, in batches: a result waits only while IN_FLIGHT
  * batches are being confirmed, so a lone input is reported at once and a busy step sends one
- * event for many inputs. `report` resolves when the broker confirmed the batch holding the result.
+ * event for many inputs. `report` resolves when the broker confirmed the batches holding the results.
  */
 export class ResultReporter {
   private queue: Pending[] = [];
@@ -26,11 +26,14 @@ export class ResultReporter {
 
   constructor(private readonly transport: WorkerTransport) {}
 
-  report(result: StepResult): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ json: JSON.stringify(result), resolve, reject });
-      if (this.sending < IN_FLIGHT) void this.send();
-    });
+  report(results: StepResult[]): Promise<void> {
+    if (results.length === 0) return Promise.resolve();
+    // All queued before a batch is made, so that results reported together go together.
+    const confirmed = results.map(
+      (result) => new Promise<void>((resolve, reject) => this.queue.push({ json: JSON.stringify(result), resolve, reject })),
+    );
+    if (this.sending < IN_FLIGHT) void this.send();
+    return Promise.all(confirmed).then(() => {});
   }
 
   private async send(): Promise<void> {

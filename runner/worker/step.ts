@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
+import { CARRY_LIMITS, readCarried } from '../../protocol/carried-results.js';
 import { flowExecutedSchema, type StepResult } from '../../protocol/events.js';
 import { flowTopology, splitBudget, STEP_HEADERS } from '../../protocol/fleet.js';
 import { OutboundPolicy } from '../../protocol/outbound.js';
 import { capPayload, capSerialized, stepMessageSchema, type StepMessage } from '../../protocol/step-message.js';
 import { outboundFetch } from '../outbound.js';
 import { Rebound, type OutputExtras, type StepContext, type StepFunction } from '../sdk.js';
+import { planCarry } from './carry.js';
 import type { WorkerConfig } from './config.js';
 import { derivedId } from './ids.js';
 import type { OutputCheck } from './output-schema.js';
@@ -29,6 +31,8 @@ interface Input {
   attempt: number;
   /** How many messages may still follow from this input within its execution (protocol/fleet.ts splitBudget). */
   budget: number;
+  /** Results of earlier steps that travelled with it (protocol/carried-results.ts). */
+  carried: StepResult[];
 }
 
 type Outcome =
@@ -115,6 +119,8 @@ export class StepWorker {
     const target = 'problem' in input ? input.input : input;
     const startedAt = new Date();
     let outcome: Outcome;
+    /** The report of what the input carries, when made before the input is settled. */
+    let reported: Promise<void> | undefined;
     if ('problem' in input) {
       outcome = { kind: 'error', error: new Error(input.problem) };
     } else if (delivery.deliveryCount >= MAX_DELIVERIES) {
@@ -125,9 +131,17 @@ export class StepWorker {
         ),
       };
     } else {
+      // A slow call reports what the input carries once it has taken CARRY_LIMITS.slowMs, not at its end.
+      let slow: NodeJS.Timeout | undefined;
+      if (input.carried.length > 0)
+        slow = setTimeout(() => {
+          reported = this.reporter.report(input.carried);
+          reported.catch(() => {}); // awaited in settle
+        }, CARRY_LIMITS.slowMs);
       outcome = await this.invoke(input);
+      clearTimeout(slow);
     }
-    const settled = this.settle(delivery, target, outcome, startedAt).catch((error: Error) => {
+    const settled = this.settle(delivery, target, outcome, startedAt, reported).catch((error: Error) => {
       logger.error({ err: error, flowExecId: target.flowExecId }, 'could not publish the outcome of an input; it goes back to the queue');
       delivery.nack(true);
     });
@@ -151,7 +165,10 @@ export class StepWorker {
       const parsed = flowExecutedSchema.safeParse((body as { payload?: unknown } | undefined)?.payload);
       if (!parsed.success) return `a flow.executed event that does not match its schema (${parsed.error.issues[0]?.message})`;
       const { message, flowExecId, tenant } = parsed.data;
-      return this.checked({ message, flowExecId, tenant, deliveryId: message.id, attempt: 1, budget: config.maxMessages }, config);
+      return this.checked(
+        { message, flowExecId, tenant, deliveryId: message.id, attempt: 1, budget: config.maxMessages, carried: [] },
+        config,
+      );
     }
     const headers = delivery.headers;
     const flowExecId = headers[STEP_HEADERS.flowExecId];
@@ -160,6 +177,12 @@ export class StepWorker {
     const attempt = Number(headers[STEP_HEADERS.attempt] ?? 1);
     const budget = Number(headers[STEP_HEADERS.budget] ?? config.maxMessages);
     const parsed = stepMessageSchema.safeParse(body);
+    const carried = readCarried(headers[STEP_HEADERS.results], { flowExecId, flowId: config.flowId, tenant }, body, delivery.body);
+    if (carried.dropped > 0 && tenant === config.tenant)
+      this.options.logger.warn(
+        { flowExecId, messageId: delivery.messageId, dropped: carried.dropped },
+        'dropped carried results that are not of this execution',
+      );
     const input: Input = {
       message: parsed.success
         ? parsed.data
@@ -176,6 +199,7 @@ export class StepWorker {
       deliveryId: delivery.messageId,
       attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
       budget: Number.isInteger(budget) && budget >= 0 ? Math.min(budget, config.maxMessages) : config.maxMessages,
+      carried: carried.results,
     };
     if (!parsed.success)
       return {
@@ -307,12 +331,19 @@ export class StepWorker {
     return { kind: 'outputs', bodies, recorded, budget };
   }
 
-  /** Publishes what came of an input, then acknowledges it: outputs and result confirmed, or the retry queued. */
-  private async settle(delivery: Delivery, input: Input, outcome: Outcome, startedAt: Date): Promise<void> {
+  /**
+   * Publishes what came of an input, then acknowledges it: outputs confirmed, with the results at
+   * hand travelling on the first (or reported, see planCarry); or the retry queued, and the
+   * carried results reported (a retry waits, they need not).
+   */
+  private async settle(delivery: Delivery, input: Input, outcome: Outcome, startedAt: Date, reported?: Promise<void>): Promise<void> {
     const { config, transport } = this.options;
     const headers = { [STEP_HEADERS.flowExecId]: input.flowExecId, [STEP_HEADERS.tenant]: input.tenant };
+    const carried = reported ? [] : input.carried;
+    const publishes: Promise<void>[] = reported ? [reported] : [];
     if (outcome.kind === 'rebound' && input.attempt < this.step.maxAttempts) {
-      await transport.publishRetry(this.topology.retryKey(input.attempt, this.step.id), JSON.stringify(input.message), {
+      publishes.push(this.reporter.report(carried));
+      const retry = transport.publishRetry(this.topology.retryKey(input.attempt, this.step.id), JSON.stringify(input.message), {
         messageId: input.deliveryId,
         headers: {
           ...headers,
@@ -321,6 +352,7 @@ export class StepWorker {
           [STEP_HEADERS.budget]: input.budget,
         },
       });
+      await Promise.all([retry, ...publishes]);
       this.options.logger.info(
         { flowExecId: input.flowExecId, attempt: input.attempt, reason: outcome.reason },
         'input rebounded: it is tried again after a delay',
@@ -328,20 +360,12 @@ export class StepWorker {
       delivery.ack();
       return;
     }
-    const delivered: string[] = [];
-    const publishes: Promise<void>[] = [];
+    const deliveries: { target: string; body: string; messageId: string }[] = [];
+    const budget = outcome.kind === 'outputs' ? outcome.budget : 0;
     if (outcome.kind === 'outputs') {
       outcome.bodies.forEach((body, index) => {
-        for (const target of this.step.targets) {
-          const messageId = derivedId('delivery', this.step.id, input.deliveryId, index, target);
-          delivered.push(messageId);
-          publishes.push(
-            transport.publishStep(this.topology.stepKey(target), body, {
-              messageId,
-              headers: { ...headers, [STEP_HEADERS.source]: this.step.id, [STEP_HEADERS.budget]: outcome.budget },
-            }),
-          );
-        }
+        for (const target of this.step.targets)
+          deliveries.push({ target, body, messageId: derivedId('delivery', this.step.id, input.deliveryId, index, target) });
       });
     }
     const failure =
@@ -363,13 +387,23 @@ export class StepWorker {
       attempts: input.attempt,
       outputs: outcome.kind === 'outputs' ? outcome.recorded : [],
       outputCount: outcome.kind === 'outputs' ? outcome.bodies.length : 0,
-      delivered,
+      delivered: deliveries.map((d) => d.messageId),
       ...(failure
         ? { error: { message: failure.message, ...(failure.stack ? { stack: failure.stack } : {}) }, input: capPayload(input.message) }
         : {}),
     };
     if (failure) this.options.logger.warn({ flowExecId: input.flowExecId, err: failure }, 'the step failed on an input');
-    publishes.push(this.reporter.report(result));
+    const plan = planCarry(carried, result, deliveries.length > 0);
+    deliveries.forEach(({ target, body, messageId }, index) => {
+      const travelling = index === 0 && plan.header !== null ? { [STEP_HEADERS.results]: plan.header } : {};
+      publishes.push(
+        transport.publishStep(this.topology.stepKey(target), body, {
+          messageId,
+          headers: { ...headers, [STEP_HEADERS.source]: this.step.id, [STEP_HEADERS.budget]: budget, ...travelling },
+        }),
+      );
+    });
+    publishes.push(this.reporter.report(plan.report));
     await Promise.all(publishes);
     delivery.ack();
   }
