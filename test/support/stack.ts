@@ -100,7 +100,7 @@ const answers = (url: string) =>
     () => false,
   );
 
-function startProxy(port: number, target: string): Promise<Proxy> {
+export function startProxy(port: number, target: string): Promise<Proxy> {
   const to = new URL(target);
   const server: Server = createServer((req, res) => {
     if (proxy.failing) {
