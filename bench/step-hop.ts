@@ -7,6 +7,9 @@
  *
  *   npx tsx bench/step-hop.ts [--messages 5000] [--rounds 3] [--bytes 1024] [--rate 0.5] [--concurrency 1]
  *
+ * Also counted, in the throughput phase: result events (`execution.step.results`) per message,
+ * each one transaction in the control plane, and results per event.
+ *
  * Throughput: `messages` published as fast as the broker confirms them (500 in flight); a message
  * counts when it reaches the second step. Latency: publish to arrival at the second step, with
  * messages sent at `rate` times the slower side's throughput (so neither is saturated). The steps
@@ -242,9 +245,12 @@ async function main(): Promise<void> {
     await channel.assertQueue(results, { durable: false, autoDelete: true });
     await channel.bindQueue(results, `${namespace}.events`, 'execution.step.results');
     const byExec = new Map<string, number>();
+    const reports = { events: 0, results: 0 };
     const resultConsumer = await connection.createChannel();
     await resultConsumer.consume(results, (message) => {
       const { payload: body } = JSON.parse(message!.content.toString()) as { payload: { results: StepResult[] } };
+      reports.events++;
+      reports.results += body.results.length;
       for (const result of body.results) {
         if (result.stepId !== 'b') continue;
         const i = byExec.get(result.flowExecId);
@@ -277,9 +283,15 @@ async function main(): Promise<void> {
       `step-to-step hop, ${messages} messages of ${bytes} bytes, concurrency ${concurrency}, ${rounds} rounds (RabbitMQ ${url.replace(/\/\/[^@]*@/, '//')})`,
     );
     const figures = { raw: [] as Figures[], hookline: [] as Figures[] };
+    const perMessage = { events: [] as number[], results: [] as number[] };
     for (let round = 1; round <= rounds; round++) {
       const rawRun = await drive(messages, 0, publishRaw, arrived, sent);
+      reports.events = 0;
+      reports.results = 0;
       const hookRun = await drive(messages, 0, publishHookline, arrived, sent);
+      // b's result arrives with its event: every result of the phase is counted by now.
+      perMessage.events.push(reports.events / messages);
+      perMessage.results.push(reports.results / reports.events);
       const rawPerSecond = messages / rawRun.seconds;
       const interval = 1000 / (Math.min(rawPerSecond, messages / hookRun.seconds) * rate);
       const paced = Math.min(messages, 2000);
@@ -301,6 +313,9 @@ async function main(): Promise<void> {
     console.log(`\n| hop | throughput | p50 latency | p99 latency (at ${rate} of the slower side's throughput) |\n|---|---|---|---|`);
     console.log(line('raw amqplib (consume, publish with confirm, ack)', raw2));
     console.log(line('Hookline step → step', hook));
+    console.log(
+      `\nresult events per message (each a control-plane transaction): ${median(perMessage.events).toFixed(3)}, results per event: ${median(perMessage.results).toFixed(1)}`,
+    );
     console.log(`\nratio (Hookline / raw amqplib): throughput ${(hook.perSecond / raw2.perSecond).toFixed(2)} (aim: 0.7 or more)`);
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});

@@ -18,9 +18,9 @@ import { startLocalEdge, type LocalEdge } from '../../scripts/local-edge.js';
 import { startPostgresCluster, type PostgresCluster } from '../../test/support/pg-cluster.js';
 import { freePort } from '../../test/support/ports.js';
 import { startPrivateBroker, type PrivateBroker } from '../../test/support/rabbitmq.js';
+import { type Proxy as FailingProxy, startProxy } from '../../test/support/stack.js';
 import { startPrivateDockerd, type PrivateDockerd } from './dockerd.js';
 import { ADMIN, FLOW } from './hookline.js';
-import { startFailingProxy, type FailingProxy } from './proxy.js';
 
 /** What the parts share across rounds: PostgreSQL, RabbitMQ and (for the docker driver) a Docker engine, all private. */
 export interface Infrastructure {
@@ -177,7 +177,7 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
   const controlPlaneUrl = `http://127.0.0.1:${port}`;
   const edgeUrl = `http://127.0.0.1:${edgePort}`;
   const secret = randomBytes(32).toString('base64url');
-  const proxy = await startFailingProxy(controlPlaneUrl);
+  const proxy = await startProxy(await freePort(), controlPlaneUrl);
   const healthy = (url: string) => async () => (await fetch(`${url}/healthcheck`)).status === 200;
 
   const controlPlane = nodePart(
@@ -242,11 +242,9 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
   };
   const reconciling = setInterval(reconcile, 60_000);
 
-  // A runner account of the admin's tenant: one of no tenant cannot be made through the API (issue 12, item 4).
-  const tenants = (await api('GET', '/api/v1/tenants?page[size]=100')).data as { id: string; name: string }[];
-  const tenant = (tenants.find((t) => t.name === 'default') ?? tenants[0])!.id;
+  // A platform-wide runner account, as README's "Runner hosts" makes one.
   const permissions = ['runners.write', 'runners.read'];
-  const account = (await api('POST', '/api/v1/users', { username: 'bench-runner', kind: 'service', tenant, permissions })).data
+  const account = (await api('POST', '/api/v1/users', { username: 'bench-runner', kind: 'service', tenant: null, permissions })).data
     .id as string;
   const runnerToken = (await api('POST', '/api/v1/tokens', { accountId: account })).data.token as string;
   const runners = [1, 2].map((n) =>

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { waitFor } from '../support/events.js';
 import { postgresAvailable } from '../support/postgres.js';
 import { rabbitAvailable } from '../support/rabbitmq.js';
-import { startWebhookFlow, type Stack } from '../support/stack.js';
+import type { Stack } from '../support/stack.js';
+import { startWebhookFlow } from '../support/webhook-calls.js';
 import { expectEveryCallOnceAcross, FAULT_TEST_MS, PATIENCE_MS, startFaultStack } from './scenario.js';
 
 const available = (await postgresAvailable()) && (await rabbitAvailable());

@@ -4,7 +4,8 @@ import { dockerAvailable } from '../support/docker.js';
 import { privateDockerdAvailable, startPrivateDockerd, type PrivateDockerd } from '../support/dockerd.js';
 import { postgresAvailable } from '../support/postgres.js';
 import { rabbitAvailable } from '../support/rabbitmq.js';
-import { startWebhookFlow, type Stack } from '../support/stack.js';
+import type { Stack } from '../support/stack.js';
+import { startWebhookFlow } from '../support/webhook-calls.js';
 import { expectEveryCallOnceAcross, FAULT_TEST_MS, startFaultStack } from './scenario.js';
 
 // The engine DOCKER_HOST names lends the step worker's image (npm run images) to a private one, which is restarted.

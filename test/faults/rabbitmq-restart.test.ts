@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { postgresAvailable } from '../support/postgres.js';
 import { privateBrokerAvailable, startPrivateBroker, type PrivateBroker } from '../support/rabbitmq.js';
-import { startWebhookFlow, type Stack } from '../support/stack.js';
+import type { Stack } from '../support/stack.js';
+import { startWebhookFlow } from '../support/webhook-calls.js';
 import { expectEveryCallOnceAcross, FAULT_TEST_MS, startFaultStack } from './scenario.js';
 
 const available = (await postgresAvailable()) && (await privateBrokerAvailable());

@@ -2,7 +2,8 @@ import { expect } from 'vitest';
 import { waitFor } from '../support/events.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
-import { callContinuously, settle, startStack, type Stack, type StackOptions } from '../support/stack.js';
+import { startStack, type Stack, type StackOptions } from '../support/stack.js';
+import { callContinuously, settle } from '../support/webhook-calls.js';
 
 /** How long a fault test waits for any one condition: generous, for a busy machine; nothing is timed. */
 export const PATIENCE_MS = 90_000;
