@@ -112,7 +112,8 @@ export interface RefusedExecution {
 /**
  * An execution the edge delivered that can never run (malformed, or its flow is not in its
  * tenant): recorded as failed with the reason, once, so that the 202 its caller got leads to a
- * record. Nothing when it names no known tenant, or when its record exists already.
+ * record, started when it arrived. Nothing when it names no known tenant, or when a delivery of it
+ * was recorded already; a record its results made first is failed the same way.
  */
 export async function recordRefused(tx: Database, refused: RefusedExecution, reason: string): Promise<boolean> {
   const row = await lockRecord(tx, refused, refused.receivedAt);
@@ -120,6 +121,7 @@ export async function recordRefused(tx: Database, refused: RefusedExecution, rea
   await failAtOnce(tx, [row], cut(reason, MAX_REASON_MESSAGE_CHARS), {
     trigger: refused.trigger,
     input: refused.message === undefined ? null : capPayload(refused.message),
+    startedAt: refused.receivedAt,
     finishedAt: refused.receivedAt,
   });
   return true;

@@ -305,7 +305,9 @@ describe('execution records, from flow.executed and execution.step.results', () 
       for (const resultsFirst of [true, false]) {
         const ref = executionRef(user.tenantId, flowId);
         const executed = executedPayload(ref);
-        if (resultsFirst) await applyResults(cp, stepResult(ref, 'a', 'd0', { delivered: ['d1'] }));
+        // The result starts after the call arrived: the record starts when the call arrived all the same.
+        const startedAt = new Date(Date.parse(executed.receivedAt) + 500);
+        if (resultsFirst) await applyResults(cp, stepResult(ref, 'a', 'd0', { delivered: ['d1'], startedAt }));
         await deliver(cp, executed);
         const record = await read(ref.flowExecId);
         const label = `${name}, results ${resultsFirst ? 'first' : 'later'}`;
