@@ -6,7 +6,8 @@ import { subscribeAuditLog } from './audit/events.js';
 import { seedBuiltinComponents } from './components/builtins.js';
 import { createBus } from './bus/index.js';
 import { OutboxRelay } from './bus/relay.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { SettingsError, settingsHelp } from '../protocol/settings.js';
+import { CONTROL_PLANE_SETTINGS, loadConfig, type Config } from './config.js';
 import { openDatabase, type OpenOptions } from './db/index.js';
 import { subscribeEdgeBridge } from './edge/bridge.js';
 import { subscribeFlowRepository } from './flows/events.js';
@@ -100,39 +101,13 @@ export async function startControlPlane(
   return { url, services, admin, close };
 }
 
-export const HELP = `Hookline control plane
+const HELP = `Hookline control plane
 
 Usage: npx tsx control-plane/main.ts   (npm start runs it with the edge Worker: scripts/start.ts)
 
 Runs on embedded defaults with no set-up: PGlite in .hookline/pglite and the in-process event bus.
 Configuration comes from the environment:
-  PORT, HOST              where to listen (default 127.0.0.1:3000)
-  PUBLIC_URL              the URL to print and link to (default http://HOST:PORT)
-  DATABASE_URL            postgres://... to use PostgreSQL (node-postgres)
-  DATABASE_DRIVER         pglite | pg | neon (Neon's serverless driver for DATABASE_URL)
-  PGLITE_DIR              PGlite's data folder (default .hookline/pglite)
-  AMQP_URL                amqp://... to use RabbitMQ instead of the in-process bus
-  BUS_NAMESPACE           prefix of the exchange and queues (default hookline)
-  JWT_ALGORITHM           HS256 (default) | RS256 | EdDSA
-  JWT_SECRET              HS256 key; JWT_PRIVATE_KEY: PKCS#8 PEM for RS256/EdDSA (default: generated, kept in the database)
-  TOKEN_TTL_SECONDS       lifetime of login tokens (default 3600)
-  ADMIN_USERNAME          the first admin, created on first start (default admin@hookline.local)
-  ADMIN_PASSWORD          its password, on the first start: 12+ characters, not easy to guess (default: generated, printed once)
-  SECRETS_MASTER_KEY      <id>:<32 bytes base64>, wraps the keys of secrets (default: generated into .hookline/)
-  SECRETS_OLD_MASTER_KEYS former master keys, comma-separated, during a rotation
-  AUDIT_RETENTION_DAYS    audit records are kept this many days (default 365; 0: forever)
-  RUNNER_HEARTBEAT_SECONDS  how often runners report (default 2); silent for 3 intervals: lost
-  EXECUTION_MAX_MESSAGES  messages one execution may make between its steps (default 100000)
-  SHARED_RUNNER_STEPS_PER_TENANT  step workers one tenant may hold on platform-wide runners (default 64)
-  SHARED_RUNNER_FLOWS_PER_TENANT  flows one tenant may run on platform-wide runners (default 32)
-  STEP_LOG_RETENTION_DAYS step logs are kept this many days (default 7)
-  EDGE_URL                the edge Worker's URL, where flow triggers are pushed
-  EDGE_CONTROL_SECRET     shared with the Worker (wrangler secret): signs the calls between them
-  OUTBOUND_ALLOWED_NETWORKS  private networks that calls made for tenants may reach (OAuth2 token
-                          requests; under npm start the runner's steps too), CIDRs such as
-                          127.0.0.1/32,10.0.0.0/8 (default none: loopback, link-local and private
-                          addresses are refused, after DNS and at every redirect)
-  LOG_LEVEL               fatal | error | warn | info (default) | debug | trace | silent
+${settingsHelp(CONTROL_PLANE_SETTINGS)}
 See README.md and docs/ for more.`;
 
 /** What the control plane prints when it is up: where it is, and how to log in. */
@@ -172,7 +147,7 @@ export function configOrExit(env: Record<string, string | undefined> = process.e
   try {
     return loadConfig(env);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
+    if (!(error instanceof SettingsError)) throw error;
     console.error(`${error.message}\nRun with --help to see every setting.`);
     process.exit(1);
   }
@@ -202,7 +177,7 @@ async function main(): Promise<void> {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   main().catch((error) => {
     // A setting found wrong only once the database is open (a weak ADMIN_PASSWORD on the first start).
-    console.error(error instanceof ConfigError ? error.message : error);
+    console.error(error instanceof SettingsError ? error.message : error);
     process.exit(1);
   });
 }

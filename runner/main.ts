@@ -14,6 +14,7 @@ import { backoff } from '../protocol/backoff.js';
 import { MAX_RUNNER_CAPACITY } from '../protocol/fleet.js';
 import { allowedNetworksSetting } from '../protocol/outbound.js';
 import { RUNNER_DRIVERS } from '../protocol/runner.js';
+import { logLevel, oneOf, parseSettings, seconds, settingsHelp, whole, type SettingsOf, type SettingsTable } from '../protocol/settings.js';
 import { AmqpFleetBroker } from './broker/amqp.js';
 import { MemoryFleetBroker, type EventPort } from './broker/memory.js';
 import type { FleetBroker } from './broker/types.js';
@@ -26,88 +27,104 @@ import { LogShipper } from './logs.js';
 import { Reconciler } from './reconcile.js';
 import { parseTrustedModules, realTrustedFolders, trustReport } from './trusted-modules.js';
 
-const configSchema = z.object({
-  CONTROL_PLANE_URL: z.url({ message: 'must be the control plane’s URL, such as http://127.0.0.1:3000' }),
-  RUNNER_TOKEN: z
-    .string({ message: 'is required: a service-account token (hlk_...) with runners.write' })
-    .regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
-  RUNNER_NAME: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -')
-    .default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
-  RUNNER_DRIVER: z.enum(RUNNER_DRIVERS).default('process'),
-  RUNNER_CAPACITY: z.coerce.number().int().min(1).max(MAX_RUNNER_CAPACITY).default(16),
-  RUNNER_DATA_DIR: z.string().min(1).optional(),
-  RUNNER_DEPLOY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(60),
-  RUNNER_TRUSTED_MODULES: z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      const parsed = parseTrustedModules(value);
-      if (!('wrong' in parsed)) return parsed;
-      ctx.addIssue({
-        code: 'custom',
-        message: `must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${parsed.wrong} is neither`,
-      });
-      return z.NEVER;
-    }),
-  AMQP_URL: z
-    .string()
-    .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
-    .optional(),
-  BUS_NAMESPACE: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _')
-    .default('hookline'),
-  LOG_LEVEL: z.string().default('info'),
-  OUTBOUND_ALLOWED_NETWORKS: allowedNetworksSetting,
-});
-export type RunnerConfig = z.infer<typeof configSchema>;
+/** The runner's settings, in the order --help lists them. */
+export const RUNNER_SETTINGS = {
+  CONTROL_PLANE_URL: {
+    schema: z.url({ message: 'must be the control plane’s URL, such as http://127.0.0.1:3000' }),
+    help: 'the control plane (required)',
+  },
+  RUNNER_TOKEN: {
+    schema: z
+      .string({ message: 'is required: a service-account token (hlk_...) with runners.write' })
+      .regex(/^hlk_/, 'must be a service-account token (hlk_...) with runners.write'),
+    help: "a service-account token with runners.write (required; POST /api/v1/tokens). An account of a tenant runs that tenant's flows; an account of no tenant (only admins make one) runs every tenant's",
+    secret: true,
+  },
+  AMQP_URL: {
+    schema: z
+      .string()
+      .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
+      .optional(),
+    help: 'the RabbitMQ the control plane uses (required, but for the runner npm start runs on the in-process bus)',
+  },
+  BUS_NAMESPACE: {
+    schema: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be lowercase letters, digits, - or _')
+      .default('hookline'),
+    help: "the control plane's BUS_NAMESPACE",
+  },
+  RUNNER_NAME: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'must be letters, digits, . _ or -')
+      .default(hostname().replace(/[^A-Za-z0-9._-]/g, '-')),
+    help: "this node's name, unique per account",
+    shownDefault: 'the host name',
+  },
+  RUNNER_DRIVER: {
+    schema: oneOf(RUNNER_DRIVERS).default('process'),
+    help: 'process (a child process per step) | docker (a container per step; DOCKER_HOST says which engine, images from npm run images)',
+  },
+  RUNNER_CAPACITY: {
+    schema: whole(1, MAX_RUNNER_CAPACITY).default(16),
+    help: `how many step workers it takes, 1 to ${MAX_RUNNER_CAPACITY}`,
+  },
+  RUNNER_DATA_DIR: {
+    schema: z.string().min(1).optional(),
+    help: 'where it keeps what it needs across restarts (default .hookline/runner-<name>)',
+  },
+  RUNNER_DEPLOY_TIMEOUT_SECONDS: {
+    schema: seconds.default(60),
+    help: 'how long the steps of a flow have to get ready',
+  },
+  OUTBOUND_ALLOWED_NETWORKS: {
+    schema: allowedNetworksSetting,
+    help: "private networks the steps' calls may reach, comma-separated CIDRs such as 10.0.0.0/8,127.0.0.1/32 (default none: loopback, link-local and private addresses are refused, after DNS and at every redirect)",
+  },
+  RUNNER_TRUSTED_MODULES: {
+    schema: z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const parsed = parseTrustedModules(value);
+        if (!('wrong' in parsed)) return parsed;
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${parsed.wrong} is neither`,
+        });
+        return z.NEVER;
+      }),
+    help: "process driver: the code it runs as this runner's user besides the built-ins, comma-separated: package names installed beside the runner (@acme/crm trusts @acme/crm/...) and absolute folder paths (a component's ./path resolves inside them). Default: none, only the built-ins. Any other component runs in a container, on a docker runner",
+  },
+  LOG_LEVEL: { schema: logLevel, help: 'fatal | error | warn | info | debug | trace | silent' },
+} satisfies SettingsTable;
+export type RunnerConfig = SettingsOf<typeof RUNNER_SETTINGS>;
+
+/** A runner on a host of its own needs RabbitMQ; only the one npm start runs may share the control plane's in-process bus. */
+const STANDALONE_SETTINGS = {
+  ...RUNNER_SETTINGS,
+  AMQP_URL: {
+    schema: z
+      .string({ message: 'is required: the RabbitMQ the control plane uses' })
+      .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://'),
+    help: 'the RabbitMQ the control plane uses (required)',
+  },
+} satisfies SettingsTable;
 
 const HELP = `Hookline runner node: runs the steps of the flows the control plane places on it
 
 Usage: npx tsx runner/main.ts
-  CONTROL_PLANE_URL   the control plane (required)
-  RUNNER_TOKEN        a service-account token with runners.write (required; POST /api/v1/tokens).
-                      An account of a tenant runs that tenant's flows; an account of no tenant
-                      (only admins make one) runs every tenant's.
-  AMQP_URL            the RabbitMQ the control plane uses (required)
-  BUS_NAMESPACE       the control plane's BUS_NAMESPACE (default hookline)
-  RUNNER_NAME         this node's name, unique per account (default: the host name)
-  RUNNER_DRIVER       process (default: a child process per step) | docker (a container per step;
-                      DOCKER_HOST says which engine, images from npm run images)
-  RUNNER_CAPACITY     how many step workers it takes (default 16, at most ${MAX_RUNNER_CAPACITY})
-  RUNNER_DATA_DIR     where it keeps what it needs across restarts (default .hookline/runner-<name>)
-  RUNNER_DEPLOY_TIMEOUT_SECONDS  how long the steps of a flow have to get ready (default 60)
-  OUTBOUND_ALLOWED_NETWORKS  private networks the steps' calls may reach, comma-separated CIDRs such
-                      as 10.0.0.0/8,127.0.0.1/32 (default none: loopback, link-local and private
-                      addresses are refused, after DNS and at every redirect)
-  RUNNER_TRUSTED_MODULES  process driver: the code it runs as this runner's user besides the
-                      built-ins, comma-separated: package names installed beside the runner
-                      (@acme/crm trusts @acme/crm/...) and absolute folder paths (a component's
-                      ./path resolves inside them). Default: none, only the built-ins. Any other
-                      component runs in a container, on a docker runner
-  LOG_LEVEL           info (default), debug, warn...`;
+${settingsHelp(STANDALONE_SETTINGS)}`;
 
 export interface RunningRunner {
   id: string;
   stop(): Promise<void>;
 }
 
-/** A runner on a host of its own needs RabbitMQ; only the one npm start runs may share the control plane's in-process bus. */
-const standaloneSchema = configSchema.extend({
-  AMQP_URL: z
-    .string({ message: 'is required: the RabbitMQ the control plane uses' })
-    .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://'),
-});
-
 /** Reads the configuration; a wrong value names the variable and what it expects. */
 export function loadRunnerConfig(env: Record<string, string | undefined>, options: { standalone?: boolean } = {}): RunnerConfig {
-  const schema = options.standalone ? standaloneSchema : configSchema;
-  const parsed = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
-  if (!parsed.success)
-    throw new Error(`Invalid configuration:\n${parsed.error.issues.map((i) => `  ${String(i.path[0])}: ${i.message}`).join('\n')}`);
-  return parsed.data;
+  return parseSettings(options.standalone ? STANDALONE_SETTINGS : RUNNER_SETTINGS, env);
 }
 
 /**

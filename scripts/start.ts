@@ -8,10 +8,23 @@ import { parseArgs } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { users } from '../control-plane/iam/schema.js';
 import { pino } from 'pino';
-import { banner, closeOnSignals, configOrExit, HELP as CONTROL_PLANE_HELP, startControlPlane } from '../control-plane/main.js';
+import { z } from 'zod';
+import { CONTROL_PLANE_SETTINGS } from '../control-plane/config.js';
+import { banner, closeOnSignals, configOrExit, startControlPlane } from '../control-plane/main.js';
 import { signPeerToken } from '../protocol/peer-token.js';
-import { loadRunnerConfig, startRunner } from '../runner/main.js';
+import { parseSettings, port, SettingsError, settingsHelp, type SettingsOf, type SettingsTable } from '../protocol/settings.js';
+import { loadRunnerConfig, RUNNER_SETTINGS, startRunner } from '../runner/main.js';
 import { EDGE_RUNTIMES, startLocalEdge, type EdgeRuntime, type LocalEdge } from './local-edge.js';
+
+/** npm start's own settings; the control plane's (CONTROL_PLANE_SETTINGS) apply too. */
+const START_SETTINGS = {
+  EDGE_PORT: { schema: port.default(8787), help: "the edge Worker's port" },
+  HOOKLINE_DATA_DIR: {
+    schema: z.string().min(1).default('.hookline'),
+    help: "where npm start keeps what it makes: the edge's storage and logs, the runner's token and log",
+  },
+  RUNNER_TRUSTED_MODULES: RUNNER_SETTINGS.RUNNER_TRUSTED_MODULES,
+} satisfies SettingsTable;
 
 const { values: args } = parseArgs({
   options: { help: { type: 'boolean', short: 'h' }, 'no-edge': { type: 'boolean' }, edge: { type: 'string', default: 'wrangler' } },
@@ -32,15 +45,21 @@ default): its steps run as your user, with access to .hookline/.
 The edge's Cron Trigger (reconcile) does not fire by itself locally: this script calls it every
 minute.
 
-${CONTROL_PLANE_HELP.split('\n').slice(3).join('\n')}
-  EDGE_PORT               the edge Worker's port (default 8787)
-  HOOKLINE_DATA_DIR       where npm start keeps the edge's storage, logs and the runner's token (default .hookline)
-  RUNNER_TRUSTED_MODULES  what the runner runs besides the built-ins (default: nothing)`);
+Configuration comes from the environment: the control plane's settings, and npm start's own.
+${settingsHelp(CONTROL_PLANE_SETTINGS)}
+${settingsHelp(START_SETTINGS)}`);
   process.exit(0);
 }
 
-/** Where npm start keeps what it makes (the edge's storage and logs, the runner's token and log); tests and benchmarks give one of their own. */
-const DATA = process.env.HOOKLINE_DATA_DIR ?? '.hookline';
+let settings: SettingsOf<typeof START_SETTINGS>;
+try {
+  settings = parseSettings(START_SETTINGS, process.env);
+} catch (error) {
+  if (!(error instanceof SettingsError)) throw error;
+  console.error(`${error.message}\nRun with --help to see every setting.`);
+  process.exit(1);
+}
+const DATA = settings.HOOKLINE_DATA_DIR;
 mkdirSync(DATA, { recursive: true });
 const withEdge = !args['no-edge'];
 if (!(EDGE_RUNTIMES as readonly string[]).includes(args.edge!)) {
@@ -48,7 +67,7 @@ if (!(EDGE_RUNTIMES as readonly string[]).includes(args.edge!)) {
   process.exit(2);
 }
 const edgeRuntime = args.edge as EdgeRuntime;
-const edgePort = Number(process.env.EDGE_PORT ?? 8787);
+const edgePort = settings.EDGE_PORT;
 const edgeUrl = `http://127.0.0.1:${edgePort}`;
 
 /** The secret the control plane and the local Worker share, made once and kept. */

@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../control-plane/config.js';
+import { CONTROL_PLANE_SETTINGS, loadConfig } from '../control-plane/config.js';
+import { parseSettings, SettingsError, type SettingsTable } from '../protocol/settings.js';
+import { RUNNER_SETTINGS } from '../runner/main.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -10,7 +12,7 @@ function rejection(env: Record<string, string>): string {
   try {
     loadConfig(env);
   } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toBeInstanceOf(SettingsError);
     return (error as Error).message;
   }
   throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
@@ -118,12 +120,16 @@ describe('loadConfig', () => {
   });
 });
 
-/** Runs the control plane's entry point as `npm start` would, with only `env` (and PATH/HOME) set. */
-function runMain(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs an entry point (the control plane's by default) with only `env` (and PATH/HOME) set. */
+function runMain(
+  args: string[],
+  env: Record<string, string>,
+  entry = 'control-plane/main.ts',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       'npx',
-      ['tsx', 'control-plane/main.ts', ...args],
+      ['tsx', entry, ...args],
       { cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 120_000 },
       (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
@@ -153,7 +159,85 @@ describe('control-plane/main.ts', () => {
     const run = await runMain(['--help'], { PORT: 'abc' });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Usage:');
-    for (const name of ['PORT', 'DATABASE_URL', 'AMQP_URL', 'JWT_SECRET', 'LOG_LEVEL', 'OUTBOUND_ALLOWED_NETWORKS'])
-      expect(run.stdout).toContain(name);
+    for (const name of Object.keys(CONTROL_PLANE_SETTINGS)) expect(run.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+  });
+});
+
+/** A value each setting refuses. */
+const WRONG: Record<string, string> = {
+  PORT: '-1',
+  PUBLIC_URL: 'ftp://x',
+  LOG_LEVEL: 'loud',
+  DATABASE_URL: 'mysql://x',
+  DATABASE_DRIVER: 'mysql',
+  AMQP_URL: 'http://mq',
+  BUS_NAMESPACE: 'Hook Line',
+  BUS_MAX_ATTEMPTS: '0',
+  JWT_ALGORITHM: 'none',
+  JWT_SECRET: 'short',
+  JWT_PRIVATE_KEY: 'not a key',
+  TOKEN_TTL_SECONDS: '0',
+  LOGIN_MAX_FAILURES: '0',
+  LOGIN_LOCK_SECONDS: 'soon',
+  BODY_LIMIT_BYTES: '10',
+  ADMIN_USERNAME: 'a',
+  ADMIN_PASSWORD: 'short',
+  SECRETS_MASTER_KEY: 'k1:short',
+  SECRETS_OLD_MASTER_KEYS: 'k1:short',
+  AUDIT_RETENTION_DAYS: '-1',
+  RUNNER_HEARTBEAT_SECONDS: '1.5',
+  EXECUTION_MAX_MESSAGES: '0',
+  SHARED_RUNNER_STEPS_PER_TENANT: '0',
+  SHARED_RUNNER_FLOWS_PER_TENANT: 'many',
+  STEP_LOG_RETENTION_DAYS: '0',
+  EDGE_CONTROL_SECRET: 'short',
+  EDGE_URL: 'edge.example',
+  OUTBOUND_ALLOWED_NETWORKS: 'intranet',
+  CONTROL_PLANE_URL: 'not a url',
+  RUNNER_TOKEN: 'secret-token',
+  RUNNER_NAME: 'my runner',
+  RUNNER_DRIVER: 'vm',
+  RUNNER_CAPACITY: '100000',
+  RUNNER_DEPLOY_TIMEOUT_SECONDS: '0',
+  RUNNER_TRUSTED_MODULES: 'crm,./relative',
+};
+/** Settings that take any text (a folder, an address): none is wrong, so they have no entry in WRONG. */
+const ANY_TEXT = new Set(['HOST', 'PGLITE_DIR', 'NEON_WS_PROXY', 'SECRETS_MASTER_KEY_FILE', 'RUNNER_DATA_DIR']);
+
+describe('every setting', () => {
+  const tables: [string, SettingsTable][] = [
+    ['control plane', CONTROL_PLANE_SETTINGS],
+    ['runner', RUNNER_SETTINGS],
+  ];
+  const named = tables.flatMap(([table, settings]) => Object.keys(settings).map((name) => [table, name, settings] as const));
+
+  it('is tried below: it has a wrong value, or takes any text', () => {
+    expect(named.map(([, name]) => name).filter((name) => !(name in WRONG) && !ANY_TEXT.has(name))).toEqual([]);
+  });
+
+  it.each(named.filter(([, name]) => name in WRONG))('%s %s: a wrong value is refused with a message naming it', (_, name, settings) => {
+    expect(() => parseSettings(settings, { [name]: WRONG[name] })).toThrow(new RegExp(`^  ${name}\\b`, 'm'));
+  });
+
+  it('runner/main.ts --help names every runner setting; a wrong one stops it, named, before it starts', async () => {
+    const help = await runMain(['--help'], {}, 'runner/main.ts');
+    expect(help.code).toBe(0);
+    for (const name of Object.keys(RUNNER_SETTINGS)) expect(help.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    const wrong = await runMain([], { RUNNER_CAPACITY: 'many' }, 'runner/main.ts');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('RUNNER_CAPACITY="many": must be a whole number from 1 to');
+    expect(wrong.stderr).toContain('RUNNER_TOKEN: is required');
+    expect(wrong.stderr).toContain('Run with --help to see every setting.');
+  });
+
+  it('npm start --help names every setting of the control plane and its own; a wrong one stops it, named, before it starts', async () => {
+    const help = await runMain(['--help'], {}, 'scripts/start.ts');
+    expect(help.code).toBe(0);
+    for (const name of [...Object.keys(CONTROL_PLANE_SETTINGS), 'EDGE_PORT', 'HOOKLINE_DATA_DIR', 'RUNNER_TRUSTED_MODULES'])
+      expect(help.stdout).toMatch(new RegExp(`^  ${name} `, 'm'));
+    const wrong = await runMain([], { EDGE_PORT: '70000' }, 'scripts/start.ts');
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('EDGE_PORT="70000": must be 0..65535');
+    expect(wrong.stdout).not.toContain('is running');
   });
 });

@@ -1,5 +1,5 @@
 import { and, count, eq, isNull } from 'drizzle-orm';
-import { ConfigError } from '../config.js';
+import { SettingsError } from '../../protocol/settings.js';
 import type { Database } from '../db/index.js';
 import { passwordWeakness } from './password-policy.js';
 import { generatePassword, hashPassword } from './passwords.js';
@@ -64,7 +64,7 @@ export async function bootstrapIam(
   const [{ users: existing } = { users: 0 }] = await db.select({ users: count() }).from(users);
   if (existing > 0) return { created: false };
   const problem = admin.password && (await adminPasswordProblem(admin.password, admin.username));
-  if (problem) throw new ConfigError(problem);
+  if (problem) throw new SettingsError(problem);
 
   return db.transaction(async (tx) => {
     await tx.insert(tenants).values({ name: DEFAULT_TENANT }).onConflictDoNothing();

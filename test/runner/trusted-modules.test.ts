@@ -107,7 +107,7 @@ describe('the process driver runs the built-ins and what RUNNER_TRUSTED_MODULES 
     });
     for (const wrong of ['./components', 'node:fs', 'file:///opt/components', 'zod/v4', '../x']) {
       expect(() => loadRunnerConfig({ ...base, RUNNER_TRUSTED_MODULES: `zod,${wrong}` }), wrong).toThrow(
-        `RUNNER_TRUSTED_MODULES: must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${wrong} is neither`,
+        `RUNNER_TRUSTED_MODULES=${JSON.stringify(`zod,${wrong}`)}: must be package names (crm, @acme/crm) or absolute folder paths, separated by commas: ${wrong} is neither`,
       );
     }
     const missing = join(root, 'not-there');
