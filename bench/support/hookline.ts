@@ -60,16 +60,7 @@ export async function startHookline(options: { edge: 'wrangler' | 'workerd'; env
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${output.slice(-2000)}`);
     await sleep(200);
   }
-  const call = async (method: string, path: string, body?: unknown, token?: string) => {
-    const response = await fetch(`${api}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = (await response.json()) as { data: any; meta?: any };
-    if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const call = controlPlaneApi(api);
   const token = (await call('POST', '/login', ADMIN)).data.token as string;
   const flowId = (await call('POST', '/flows', FLOW, token)).data.id as string;
   await call('POST', `/flows/${flowId}/start`, undefined, token);
@@ -102,3 +93,17 @@ export async function startHookline(options: { edge: 'wrangler' | 'workerd'; env
     },
   };
 }
+
+/** Calls the control plane's REST API at `base`, as JSON; an answer of 400 or more throws with its body. */
+export const controlPlaneApi =
+  (base: string) =>
+  async (method: string, path: string, body?: unknown, token?: string): Promise<{ data: any; meta?: any }> => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = (await response.json()) as { data: any; meta?: any };
+    if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  };

@@ -20,7 +20,7 @@ import { freePort } from '../../test/support/ports.js';
 import { startPrivateBroker, type PrivateBroker } from '../../test/support/rabbitmq.js';
 import { type Proxy as FailingProxy, startProxy } from '../../test/support/stack.js';
 import { startPrivateDockerd, type PrivateDockerd } from './dockerd.js';
-import { ADMIN, FLOW } from './hookline.js';
+import { ADMIN, controlPlaneApi, FLOW } from './hookline.js';
 
 /** What the parts share across rounds: PostgreSQL, RabbitMQ and (for the docker driver) a Docker engine, all private. */
 export interface Infrastructure {
@@ -201,16 +201,8 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
   await controlPlane.start();
 
   let token = '';
-  const api = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${controlPlaneUrl}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = (await response.json()) as { data: any; meta?: any };
-    if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const call = controlPlaneApi(controlPlaneUrl);
+  const api = (method: string, path: string, body?: unknown) => call(method, path, body, token || undefined);
   token = (await api('POST', '/login', ADMIN)).data.token;
 
   let edge: LocalEdge | undefined;
