@@ -4,19 +4,16 @@
  * nodes; the edge on workerd (what `npm run edge` serves). Each part is a process of its own that
  * the bench can kill and start again.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { signPeerToken } from '../../protocol/peer-token.js';
-import { startLocalEdge, type LocalEdge } from '../../scripts/local-edge.js';
 import { startPostgresCluster, type PostgresCluster } from '../../test/support/pg-cluster.js';
 import { freePort } from '../../test/support/ports.js';
+import { edgePart, nodePart, type Part as ProcessPart } from '../../test/support/processes.js';
 import { startPrivateBroker, type PrivateBroker } from '../../test/support/rabbitmq.js';
 import { type Proxy as FailingProxy, startProxy } from '../../test/support/stack.js';
 import { startPrivateDockerd, type PrivateDockerd } from './dockerd.js';
@@ -45,27 +42,10 @@ export async function startInfrastructure(options: { docker: boolean }): Promise
   };
 }
 
-/** One deployable, as a process the bench starts, kills and starts again. */
-export interface Part {
-  name: string;
-  pid(): number | undefined;
-  /** Starts it and resolves once it is ready. */
-  start(): Promise<void>;
-  /** SIGKILL, and waits until it is gone. */
-  kill(): Promise<void>;
-  /** SIGTERM, and waits until it is gone. */
-  stop(): Promise<void>;
+/** One deployable, as a process the bench starts, kills and starts again, and whose memory it reads. */
+export interface Part extends ProcessPart {
   /** Its process's memory: RSS, and for Node processes the V8 heap (bytes). */
   memory(): Promise<{ rss: number; heapUsed?: number }>;
-}
-
-const gone = (child: ChildProcess | undefined) => !child || child.exitCode !== null || child.signalCode !== null;
-
-async function ended(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
-  if (!child || gone(child)) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  await exited;
 }
 
 /** VmRSS of a process, from /proc (bytes). */
@@ -75,68 +55,46 @@ async function rssOf(pid: number | undefined): Promise<number> {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) * 1024;
 }
 
-async function until(what: string, deadlineMs: number, check: () => Promise<boolean>, gaveUp?: () => string): Promise<void> {
+async function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (!(await check().catch(() => false))) {
-    const reason = gaveUp?.();
-    if (reason) throw new Error(`${what}: ${reason}`);
     if (Date.now() > deadline) throw new Error(`${what}: not within ${deadlineMs / 1000} s`);
     await sleep(100);
   }
 }
 
 /**
- * A Node deployable (`node --import tsx <script>`), its output appended to `<dir>/<name>.log`, the
- * memory probe preloaded; ready once `ready()` holds. `unexpected` hears of exits nobody asked for.
+ * A Node deployable with the memory probe preloaded (bench/support/memory-probe.ts), its output in
+ * `<dir>/<name>.log`; `unexpected` hears of exits nobody asked for.
  */
-function nodePart(
+function probedNodePart(
   name: string,
-  script: string,
+  entry: string,
   env: Record<string, string>,
   dir: string,
   ready: () => Promise<boolean>,
   unexpected: (what: string) => void,
 ): Part {
-  let child: ChildProcess | undefined;
-  let stopping = false;
-  const logFile = join(dir, `${name}.log`);
   const probe = join(dir, `${name}.memory.json`);
-  const tail = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '');
-  const part: Part = {
+  const part = nodePart({
     name,
-    pid: () => (gone(child) ? undefined : child?.pid),
-    async start() {
-      const log = openSync(logFile, 'a');
-      const started = spawn(process.execPath, ['--import', 'tsx', '--import', './bench/support/memory-probe.ts', script], {
-        env: { ...process.env, ...env, HOOKLINE_MEMORY_PROBE: probe },
-        stdio: ['ignore', log, log],
-      });
-      closeSync(log);
-      child = started;
-      stopping = false;
-      started.once('exit', (code, signal) => {
-        if (!stopping) unexpected(`${name} exited (${signal ?? code}); the end of ${logFile}:\n${tail()}`);
-      });
-      await until(`${name} ready`, 120_000, ready, () => (gone(started) ? `exited:\n${tail()}` : ''));
-    },
-    kill() {
-      stopping = true;
-      return ended(child, 'SIGKILL');
-    },
-    stop() {
-      stopping = true;
-      return ended(child, 'SIGTERM');
-    },
+    entry,
+    env: { ...env, HOOKLINE_MEMORY_PROBE: probe },
+    logFile: join(dir, `${name}.log`),
+    ready,
+    imports: ['./bench/support/memory-probe.ts'],
+    unexpectedExit: unexpected,
+  });
+  return {
+    ...part,
     async memory() {
-      const rss = await rssOf(part.pid());
       const probed = await readFile(probe, 'utf8').then(
         (text) => JSON.parse(text) as { heapUsed: number },
         () => undefined,
       );
-      return { rss, heapUsed: probed?.heapUsed };
+      return { rss: await rssOf(part.pid()), heapUsed: probed?.heapUsed };
     },
   };
-  return part;
 }
 
 export interface Stack {
@@ -180,7 +138,7 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
   const proxy = await startProxy(await freePort(), controlPlaneUrl);
   const healthy = (url: string) => async () => (await fetch(`${url}/healthcheck`)).status === 200;
 
-  const controlPlane = nodePart(
+  const controlPlane = probedNodePart(
     'control-plane',
     'control-plane/main.ts',
     {
@@ -205,24 +163,14 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
   const api = (method: string, path: string, body?: unknown) => call(method, path, body, token || undefined);
   token = (await api('POST', '/login', ADMIN)).data.token;
 
-  let edge: LocalEdge | undefined;
-  const edgePart: Part = {
-    name: 'edge',
-    pid: () => (gone(edge?.child) ? undefined : edge?.child.pid),
-    async start() {
-      edge = await startLocalEdge('workerd', {
-        port: edgePort,
-        vars: { EDGE_CONTROL_SECRET: secret, CONTROL_PLANE_URL: proxy.url },
-        dataDir: dir,
-        logFile: join(dir, 'workerd.log'),
-        timeoutMs: 120_000,
-      });
-    },
-    kill: () => ended(edge?.child, 'SIGKILL'),
-    stop: async () => edge?.stop(),
-    memory: async () => ({ rss: await rssOf(edgePart.pid()) }),
-  };
-  await edgePart.start();
+  const edge = edgePart({
+    port: edgePort,
+    vars: { EDGE_CONTROL_SECRET: secret, CONTROL_PLANE_URL: proxy.url },
+    dataDir: dir,
+    logFile: join(dir, 'workerd.log'),
+  });
+  const edgeWithMemory: Part = { ...edge, memory: async () => ({ rss: await rssOf(edge.pid()) }) };
+  await edge.start();
   // What the Cron Trigger does on Cloudflare and `npm run edge` does every minute.
   const reconcile = async () => {
     await fetch(`${edgeUrl}/control/reconcile`, {
@@ -240,7 +188,7 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
     .id as string;
   const runnerToken = (await api('POST', '/api/v1/tokens', { accountId: account })).data.token as string;
   const runners = [1, 2].map((n) =>
-    nodePart(
+    probedNodePart(
       `runner-${n}`,
       'runner/main.ts',
       {
@@ -276,7 +224,7 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
     namespace: name,
     controlPlane,
     runners,
-    edge: edgePart,
+    edge: edgeWithMemory,
     proxy,
     db,
     api,
@@ -290,7 +238,7 @@ export async function startStack(infra: Infrastructure, options: { driver: 'proc
     },
     async stop() {
       clearInterval(reconciling);
-      for (const part of [...runners, edgePart, controlPlane]) await part.stop().catch(() => undefined);
+      for (const part of [...runners, edge, controlPlane]) await part.stop().catch(() => undefined);
       await proxy.close();
       await db.end();
       const client = new pg.Client({ connectionString: infra.postgres.url });

@@ -1,27 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as forward, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startLocalEdge, type LocalEdge } from '../../scripts/local-edge.js';
 import { ADMIN } from './control-plane.js';
 import { EDGE_CONTROL_SECRET } from './edge.js';
 import { waitFor } from './events.js';
 import { freePort } from './ports.js';
+import { edgePart, nodePart, type Part } from './processes.js';
 
-/** One deployable of the stack, as an operator sees it: a process to kill and start again. */
-export interface Part {
-  /** Starts it (again, with the same settings and data) and resolves once it answers. */
-  start(): Promise<void>;
-  /** SIGKILL: no chance to finish anything. */
-  kill(): Promise<void>;
-  /** SIGTERM, and waits until it exited. */
-  stop(): Promise<void>;
-  /** The end of its log, for a failure's message. */
-  log(): Promise<string>;
-}
+export type { Part } from './processes.js';
 
 export interface StackOptions {
   databaseUrl: string;
@@ -47,7 +34,7 @@ export interface Proxy {
 export interface Stack {
   controlPlane: Part & { url: string };
   edge: Part & { url: string };
-  runners: (Part & { name: string })[];
+  runners: Part[];
   proxy: Proxy;
   /** The name of the alive runner that runs the flow (its deployment ready there), or null. */
   runnerOf(flowId: string): Promise<string | null>;
@@ -60,41 +47,6 @@ export interface Stack {
 }
 
 const LOG_LEVEL = process.env.TEST_LOG_LEVEL ?? 'info';
-
-/** A Node process running a TypeScript entry point through tsx, its output appended to `logFile`. */
-function nodePart(entry: string, env: Record<string, string>, logFile: string, ready: () => Promise<boolean>): Part {
-  let child: ChildProcess | undefined;
-  const alive = () => child !== undefined && child.exitCode === null && child.signalCode === null;
-  const end = async (signal: NodeJS.Signals) => {
-    if (!child || !alive()) return;
-    const exited = once(child, 'exit');
-    child.kill(signal);
-    await exited;
-  };
-  const part: Part = {
-    async start() {
-      const log = openSync(logFile, 'a');
-      child = spawn(process.execPath, ['--import', 'tsx', entry], {
-        env: { ...process.env, LOG_LEVEL, ...env },
-        stdio: ['ignore', log, log],
-      });
-      closeSync(log);
-      const started = child;
-      await waitFor(
-        async () => {
-          if (started.exitCode !== null) throw new Error(`${entry} exited (${started.exitCode}):\n${await part.log()}`);
-          return ready();
-        },
-        (answers) => answers,
-        120_000,
-      );
-    },
-    kill: () => end('SIGKILL'),
-    stop: () => end('SIGTERM'),
-    log: async () => (await readFile(logFile, 'utf8').catch(() => '')).split('\n').slice(-30).join('\n'),
-  };
-  return part;
-}
 
 const answers = (url: string) =>
   fetch(url).then(
@@ -145,9 +97,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const edgeUrl = `http://127.0.0.1:${edgePort}`;
   const proxy = await startProxy(proxyPort, cpUrl);
 
-  const cp = nodePart(
-    'control-plane/main.ts',
-    {
+  const cp = nodePart({
+    name: 'control-plane',
+    entry: 'control-plane/main.ts',
+    env: {
+      LOG_LEVEL,
       PORT: String(cpPort),
       HOST: '127.0.0.1',
       DATABASE_URL: options.databaseUrl,
@@ -159,33 +113,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       EDGE_CONTROL_SECRET,
       ...options.env,
     },
-    join(dir, 'control-plane.log'),
-    () => answers(`${cpUrl}/healthcheck`),
-  );
+    logFile: join(dir, 'control-plane.log'),
+    ready: () => answers(`${cpUrl}/healthcheck`),
+  });
   const controlPlane = { ...cp, url: cpUrl };
 
-  let edgeProcess: LocalEdge | undefined;
-  const edge: Part & { url: string } = {
-    url: edgeUrl,
-    async start() {
-      edgeProcess = await startLocalEdge('workerd', {
-        port: edgePort,
-        vars: { EDGE_CONTROL_SECRET, CONTROL_PLANE_URL: proxy.url },
-        dataDir: join(dir, 'edge'),
-        logFile: join(dir, `edge-${Date.now()}.log`),
-        timeoutMs: 120_000,
-      });
-    },
-    async kill() {
-      const child = edgeProcess?.child;
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    },
-    stop: async () => edgeProcess?.stop(),
-    log: async () => '(see the edge-*.log files of the stack)',
-  };
+  const edge = edgePart({
+    port: edgePort,
+    vars: { EDGE_CONTROL_SECRET, CONTROL_PLANE_URL: proxy.url },
+    dataDir: join(dir, 'edge'),
+    logFile: join(dir, 'edge.log'),
+  });
 
   const request: Stack['request'] = async (method, path, { token, body } = {}) => {
     const headers: Record<string, string> = {};
@@ -244,9 +182,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         permissions: ['runners.write', 'runners.read'],
       });
       const { token } = await ok('POST', '/api/v1/tokens', admin, { accountId: account.id });
-      const runner = nodePart(
-        'runner/main.ts',
-        {
+      const runner = nodePart({
+        name,
+        entry: 'runner/main.ts',
+        env: {
+          LOG_LEVEL,
           CONTROL_PLANE_URL: cpUrl,
           RUNNER_TOKEN: token,
           RUNNER_NAME: name,
@@ -257,13 +197,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           AMQP_URL: options.amqpUrl,
           BUS_NAMESPACE: options.namespace,
         },
-        join(dir, `${name}.log`),
-        async () => {
+        logFile: join(dir, `${name}.log`),
+        ready: async () => {
           const listed = await request('GET', '/runners?page[size]=100', { token: admin });
           return (listed.body?.data ?? []).some((r: { name: string; status: string }) => r.name === name && r.status === 'alive');
         },
-      );
-      stack.runners.push({ ...runner, name });
+      });
+      stack.runners.push(runner);
     }
     await Promise.all(stack.runners.map((runner) => runner.start()));
   } catch (error) {
