@@ -40,7 +40,7 @@ export interface LocalEdgeOptions {
  * disk in `<dataDir>/workerd/durable-objects`: what a self-hoster runs, without a development proxy.
  */
 export async function startLocalEdge(kind: EdgeRuntime, options: LocalEdgeOptions): Promise<LocalEdge> {
-  const log = openSync(options.logFile, 'w');
+  const log = openSync(options.logFile, 'a');
   const child = kind === 'wrangler' ? spawnWrangler(options, log) : await spawnWorkerd(options, log);
   closeSync(log);
   const url = `http://127.0.0.1:${options.port}`;
@@ -106,7 +106,7 @@ async function spawnWorkerd(options: LocalEdgeOptions, log: number): Promise<Chi
 }
 
 /** The workerd binary that ships in the `workerd` npm package (wrangler's own). */
-function workerdBinary(): string {
+export function workerdBinary(): string {
   const require = createRequire(import.meta.url);
   return join(dirname(require.resolve('workerd/package.json')), 'bin', 'workerd');
 }
