@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { createTestDatabase, postgresAdminUrl } from '../test/support/postgres.js';
 import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitUrl, uniqueNamespace } from '../test/support/rabbitmq.js';
 import { freePort } from '../test/support/ports.js';
-import { startHookline } from './support/hookline.js';
+import { FLOW, startHookline, type Timeline } from './support/hookline.js';
 import { startN8n } from './support/n8n.js';
 import { ORDER, wrk, type WrkResult } from './support/wrk.js';
 
@@ -59,8 +59,11 @@ interface System {
   succeeded(): Promise<number>;
   /** One call; resolves with what identifies its execution, if the system answers that. */
   call(): Promise<string | undefined>;
-  /** When each paced call's execution finished (epoch ms), in the order of `ids` (or of the calls, when the system answers no id). */
-  finished(ids: (string | undefined)[], since: number): Promise<(number | undefined)[]>;
+  /**
+   * When each paced call's execution finished (epoch ms), in the order of `ids` (or of the calls,
+   * when the system answers no id), and for Hookline the whole timeline.
+   */
+  finished(ids: (string | undefined)[], since: number): Promise<({ finishedAt: number; timeline?: Timeline } | undefined)[]>;
   stop(): Promise<void>;
 }
 
@@ -70,7 +73,14 @@ interface Figures {
   drainSeconds: number;
   completedPerSecond: number;
   pacedRate: number;
-  paced: { sent: number; done: number; p50: number; p99: number };
+  paced: { sent: number; done: number; p50: number; p99: number; phases: Phase[] };
+}
+
+/** A part of call → last step (Hookline only), its p50 and p99 over the paced calls. */
+interface Phase {
+  name: string;
+  p50: number;
+  p99: number;
 }
 
 const post = (url: string) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: ORDER });
@@ -94,7 +104,7 @@ async function start(name: SystemName): Promise<System | undefined> {
       // n8n answers no id: the k-th execution started since `since` is taken as the k-th call's.
       async finished(ids, since) {
         const times = (await n8n.times()).filter((t) => t.startedAt >= since - 5);
-        return ids.map((_, k) => times[k]?.stoppedAt);
+        return ids.map((_, k) => (times[k] ? { finishedAt: times[k].stoppedAt } : undefined));
       },
       stop: n8n.stop,
     };
@@ -119,8 +129,11 @@ async function start(name: SystemName): Promise<System | undefined> {
       return body.data.flowExecId;
     },
     async finished(ids) {
-      const found = await hookline.finishedAt(ids.filter((id): id is string => id !== undefined));
-      return ids.map((id) => (id ? found.get(id) : undefined));
+      const found = await hookline.timelines(ids.filter((id): id is string => id !== undefined));
+      return ids.map((id) => {
+        const timeline = id ? found.get(id) : undefined;
+        return timeline && { finishedAt: timeline.finishedAt, timeline };
+      });
     },
     async stop() {
       await hookline.stop();
@@ -158,11 +171,36 @@ async function paced(system: System, rate: number, seconds: number): Promise<Fig
   const ids = await Promise.all(sent.map((call) => call.id));
   await drained(system, before + count, 120_000);
   const ends = await system.finished(ids, since);
-  const latencies = ends
-    .map((end, k) => (end === undefined ? undefined : end - sent[k]!.at))
-    .filter((ms): ms is number => ms !== undefined)
-    .sort((a, b) => a - b);
-  return { sent: count, done: latencies.length, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  const spread = (of: (end: NonNullable<(typeof ends)[number]>, sentAt: number) => number | undefined) => {
+    const values = ends
+      .map((end, k) => (end === undefined ? undefined : of(end, sent[k]!.at)))
+      .filter((ms): ms is number => ms !== undefined)
+      .sort((a, b) => a - b);
+    return { count: values.length, p50: percentile(values, 50), p99: percentile(values, 99) };
+  };
+  const latency = spread((end, sentAt) => end.finishedAt - sentAt);
+  return { sent: count, done: latency.count, p50: latency.p50, p99: latency.p99, phases: timelinePhases(spread) };
+}
+
+/**
+ * Call → last step cut into its parts by the execution's record: to the edge's receipt, from there
+ * to the first step starting (delivery to the control plane, its outbox, the bus, the runner),
+ * each step's own time, and each hop between steps.
+ */
+function timelinePhases(
+  spread: (of: (end: { timeline?: Timeline }, sentAt: number) => number | undefined) => { count: number; p50: number; p99: number },
+): Phase[] {
+  const [first, second] = FLOW.graph.nodes.map((node) => node.id) as [string, string];
+  const parts: [string, (t: Timeline, sentAt: number) => number | undefined][] = [
+    ['call → edge received', (t, sentAt) => t.receivedAt - sentAt],
+    [`edge received → ${first} starts`, (t) => t.steps[first] && t.steps[first].firstAt - t.receivedAt],
+    [`${first} runs`, (t) => t.steps[first] && t.steps[first].lastAt - t.steps[first].firstAt],
+    [`${first} ends → ${second} starts`, (t) => t.steps[first] && t.steps[second] && t.steps[second].firstAt - t.steps[first].lastAt],
+    [`${second} runs`, (t) => t.steps[second] && t.steps[second].lastAt - t.steps[second].firstAt],
+  ];
+  return parts
+    .map(([name, of]) => ({ name, ...spread((end, sentAt) => end.timeline && of(end.timeline, sentAt)) }))
+    .filter((phase) => phase.count > 0);
 }
 
 async function measure(name: SystemName): Promise<Figures | undefined> {
@@ -191,6 +229,8 @@ async function measure(name: SystemName): Promise<Figures | undefined> {
     console.log(
       `  paced at ${pacedRate.toFixed(1)}/s: ${latency.done} of ${latency.sent}, p50 ${latency.p50.toFixed(0)} ms, p99 ${latency.p99.toFixed(0)} ms`,
     );
+    for (const phase of latency.phases)
+      console.log(`    ${phase.name.padEnd(32)} p50 ${phase.p50.toFixed(0).padStart(4)} ms   p99 ${phase.p99.toFixed(0).padStart(4)} ms`);
     return { accepted, doneByEnd, drainSeconds, completedPerSecond, pacedRate, paced: latency };
   } finally {
     await system.stop();

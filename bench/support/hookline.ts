@@ -19,13 +19,20 @@ export const FLOW = {
   },
 };
 
+/** When an execution was received at the edge, ran each step and finished (epoch ms). */
+export interface Timeline {
+  receivedAt: number;
+  steps: Record<string, { firstAt: number; lastAt: number }>;
+  finishedAt: number;
+}
+
 export interface Hookline {
   /** The flow's webhook URL. */
   hookUrl: string;
   /** Executions of the flow that succeeded so far. */
   succeeded(): Promise<number>;
-  /** When each of these executions finished (epoch ms), by flowExecId; missing or unfinished ones are left out. */
-  finishedAt(flowExecIds: string[]): Promise<Map<string, number>>;
+  /** The timeline of each of these executions, by flowExecId; missing or unfinished ones are left out. */
+  timelines(flowExecIds: string[]): Promise<Map<string, Timeline>>;
   stop(): Promise<void>;
 }
 
@@ -75,11 +82,18 @@ export async function startHookline(options: { edge: 'wrangler' | 'workerd'; env
     hookUrl,
     succeeded: async () =>
       (await call('GET', `/executions?filter[flowId]=${flowId}&filter[status]=succeeded&page[size]=1`, undefined, token)).meta.total,
-    async finishedAt(flowExecIds) {
-      const found = new Map<string, number>();
+    async timelines(flowExecIds) {
+      const found = new Map<string, Timeline>();
       for (const id of flowExecIds) {
         const { data } = await call('GET', `/executions/${id}`, undefined, token).catch(() => ({ data: null }));
-        if (data?.finishedAt) found.set(id, Date.parse(data.finishedAt));
+        if (!data?.finishedAt) continue;
+        const steps = Object.fromEntries(
+          Object.entries(data.steps as Record<string, { firstAt: string; lastAt: string }>).map(([step, s]) => [
+            step,
+            { firstAt: Date.parse(s.firstAt), lastAt: Date.parse(s.lastAt) },
+          ]),
+        );
+        found.set(id, { receivedAt: Date.parse(data.startedAt), steps, finishedAt: Date.parse(data.finishedAt) });
       }
       return found;
     },
@@ -89,7 +103,8 @@ export async function startHookline(options: { edge: 'wrangler' | 'workerd'; env
         child.kill('SIGINT');
         await exited;
       }
-      await rm(dir, { recursive: true, force: true });
+      if (process.env.KEEP) console.log('kept', dir);
+      else await rm(dir, { recursive: true, force: true });
     },
   };
 }
