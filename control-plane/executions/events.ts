@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import { stepResultSchema, type StepResult } from '../../protocol/events.js';
 import { on } from '../bus/handler.js';
-import { handleOnce } from '../bus/inbox.js';
+import { coalesced } from '../bus/coalesce.js';
+import { handleEachOnce, handleOnce } from '../bus/inbox.js';
 import { PoisonEventError } from '../bus/types.js';
 import type { Services } from '../services.js';
 import { recordFlowStopped } from './finish.js';
@@ -11,17 +12,51 @@ import { recordResults } from './results.js';
 
 /** A batch is checked result by result, so that one malformed result does not dead-letter the others with it. */
 const batchSchema = z.object({ results: z.array(z.unknown()).min(1).max(1000) });
+/** Results applied in one transaction at most, however many batches wait (a batch of more goes alone). */
+const MAX_RESULTS_PER_TRANSACTION = 1000;
 /** How many ignored results a warning names (it counts them all). */
 const LOGGED_RESULTS = 20;
 
 /**
  * Keeps each execution's record (made when the edge's delivery was accepted) up to date from the
  * step workers' execution.step.results; each event applies once (handleOnce), each result too (by
- * its id). An execution ends when every delivery of it has a result, or when its flow stops; then
+ * its id), batches that arrive together in one transaction. An execution ends when every delivery of it has a result, or when its flow stops; then
  * execution.finished goes out.
  */
 export async function subscribeExecutions(services: Services) {
   const { logger } = services;
+
+  /** Batches that come while one applies are applied together next, in one transaction (bus/coalesce.ts). */
+  const apply = coalesced(
+    async (batches: { event: EventEnvelope; results: StepResult[] }[]) => {
+      const handled = await handleEachOnce(
+        services,
+        SERVICE_NAME,
+        batches.map((b) => b.event),
+        (tx, fresh) => {
+          const ids = new Set(fresh.map((event) => event.headers.id));
+          return recordResults(
+            tx,
+            batches.filter((b) => ids.has(b.event.headers.id)).flatMap((b) => b.results),
+          );
+        },
+      );
+      const ignored = handled.result?.ignored ?? [];
+      if (ignored.length > 0) {
+        logger.warn(
+          {
+            eventIds: handled.fresh.map((event) => event.headers.id),
+            ignored: ignored.length,
+            results: ignored
+              .slice(0, LOGGED_RESULTS)
+              .map((r) => ({ id: r.id, flowExecId: r.flowExecId, flowId: r.flowId, tenant: r.tenant })),
+          },
+          'step results ignored: their tenant is unknown, or the execution belongs to another tenant or flow',
+        );
+      }
+    },
+    { limit: MAX_RESULTS_PER_TRANSACTION, weight: (batch) => batch.results.length },
+  );
 
   const results = async (event: EventEnvelope) => {
     const batch = batchSchema.safeParse(event.payload);
@@ -34,26 +69,13 @@ export async function subscribeExecutions(services: Services) {
       if (parsed.success) valid.push(parsed.data);
       else malformed.push({ index, problem: parsed.error.message });
     });
-    const handled = await handleOnce(services, SERVICE_NAME, event, (tx) => recordResults(tx, valid));
-    const ignored = handled.fresh ? handled.result.ignored : [];
     if (malformed.length > 0) {
       logger.warn(
         { eventId: event.headers.id, malformed: malformed.length, results: malformed.slice(0, LOGGED_RESULTS) },
         'step results ignored: they do not match their schema',
       );
     }
-    if (ignored.length > 0) {
-      logger.warn(
-        {
-          eventId: event.headers.id,
-          ignored: ignored.length,
-          results: ignored
-            .slice(0, LOGGED_RESULTS)
-            .map((r) => ({ id: r.id, flowExecId: r.flowExecId, flowId: r.flowId, tenant: r.tenant })),
-        },
-        'step results ignored: their tenant is unknown, or the execution belongs to another tenant or flow',
-      );
-    }
+    await apply({ event, results: valid });
   };
 
   await services.bus.subscribe(SERVICE_NAME, {

@@ -96,7 +96,7 @@ async function applyToExisting(tx: Database, { payload, status }: Accepted): Pro
     .update(executions)
     .set({ ...changes, ...ended, updatedAt: new Date() })
     .where(eq(executions.id, row.id));
-  if (ended) await emitFinished(tx, row, ended);
+  if (ended) await emitFinished(tx, [{ row, ending: ended }]);
 }
 
 /** What an execution the edge delivered may say of itself, checked or not. */

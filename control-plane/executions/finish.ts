@@ -2,7 +2,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
 import type { EventPayload } from '../../protocol/events.js';
-import { emit } from '../bus/outbox.js';
+import { emitAll } from '../bus/outbox.js';
 import { isUuid, type Database } from '../db/index.js';
 import { chunked, cut, MAX_REASON_MESSAGE_CHARS, SERVICE_NAME, type ExecutionRow } from './records.js';
 import { executionDeliveries, executions, type FirstError, type StepStats } from './schema.js';
@@ -34,14 +34,21 @@ export function ending(steps: Record<string, StepStats>, firstError: FirstError 
   };
 }
 
-export async function emitFinished(tx: Database, row: ExecutionRow, ended: Pick<Ending, 'status' | 'reason'>): Promise<void> {
-  await emit(tx, SERVICE_NAME, 'execution.finished', {
-    flowExecId: row.flowExecId,
-    flowId: row.flowId,
-    tenant: row.tenantId,
-    status: ended.status,
-    ...(ended.reason === null ? {} : { reason: ended.reason }),
-  });
+export async function emitFinished(tx: Database, ended: { row: ExecutionRow; ending: Pick<Ending, 'status' | 'reason'> }[]): Promise<void> {
+  await chunked(ended, (chunk) =>
+    emitAll(
+      tx,
+      SERVICE_NAME,
+      'execution.finished',
+      chunk.map(({ row, ending }) => ({
+        flowExecId: row.flowExecId,
+        flowId: row.flowId,
+        tenant: row.tenantId,
+        status: ending.status,
+        ...(ending.reason === null ? {} : { reason: ending.reason }),
+      })),
+    ),
+  );
 }
 
 /**
@@ -64,7 +71,10 @@ export async function failAtOnce(
       await tx.delete(executionDeliveries).where(inArray(executionDeliveries.executionId, ids));
     },
   );
-  for (const row of rows) await emitFinished(tx, row, { status: 'failed', reason });
+  await emitFinished(
+    tx,
+    rows.map((row) => ({ row, ending: { status: 'failed', reason } })),
+  );
 }
 
 /** flow.stopped: every running execution of the flow fails (finishedAt: the event's time). Returns how many. */

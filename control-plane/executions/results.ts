@@ -269,5 +269,8 @@ async function save(tx: Database, changes: Map<string, RecordChange>): Promise<v
 
 /** execution.finished for each execution that ended. */
 async function emitEnded(tx: Database, changes: Map<string, RecordChange>): Promise<void> {
-  for (const change of changes.values()) if (change.ended) await emitFinished(tx, change.row, change.ended);
+  await emitFinished(
+    tx,
+    [...changes.values()].flatMap((change) => (change.ended ? [{ row: change.row, ending: change.ended }] : [])),
+  );
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { handleOnce } from '../../control-plane/bus/inbox.js';
+import { handleEachOnce, handleOnce } from '../../control-plane/bus/inbox.js';
 import { MemoryBus } from '../../control-plane/bus/memory.js';
 import { emit } from '../../control-plane/bus/outbox.js';
 import { OutboxRelay } from '../../control-plane/bus/relay.js';
@@ -63,5 +63,31 @@ describe('handleOnce, on PGlite and the in-process bus', () => {
       (ids) => ids.includes(emitted),
       60_000,
     );
+  });
+
+  it('handles several events in one transaction, each once: work gets those not handled before, a repeated one once', async () => {
+    const [seen, fresh, other] = [1, 2, 3].map(() => createEnvelope('flow.started', { id: randomUUID(), tenant: 't' }, 'inbox-test'));
+    await handleOnce({ db: database.db, relay }, 'inbox-test', seen!, async () => undefined);
+    const given: string[][] = [];
+    const handled = await handleEachOnce({ db: database.db, relay }, 'inbox-test', [seen!, fresh!, other!, fresh!], async (_tx, events) => {
+      given.push(events.map((event) => event.headers.id));
+      return events.length;
+    });
+    expect(given).toEqual([[fresh!.headers.id, other!.headers.id]]);
+    expect(handled).toEqual({ fresh: [fresh, other], result: 2 });
+    const again = await handleEachOnce({ db: database.db, relay }, 'inbox-test', [seen!, fresh!], async () => given.push(['ran']));
+    expect(again).toEqual({ fresh: [] });
+    expect(given).toHaveLength(1);
+  });
+
+  it('records none of the events when the work fails, so each is handled when it comes again', async () => {
+    const events = [1, 2].map(() => createEnvelope('flow.started', { id: randomUUID(), tenant: 't' }, 'inbox-test'));
+    await expect(
+      handleEachOnce({ db: database.db, relay }, 'inbox-test', events, async () => {
+        throw new Error('the work failed');
+      }),
+    ).rejects.toThrow('the work failed');
+    const handled = await handleEachOnce({ db: database.db, relay }, 'inbox-test', events, async (_tx, fresh) => fresh.length);
+    expect(handled.result).toBe(2);
   });
 });
