@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { pgliteTakingTurns } from './pglite-turns.js';
 import * as schema from './schema.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -36,7 +37,7 @@ export async function openDatabase(config: DatabaseConfig, logger: Logger, optio
       const { migrate } = await import('drizzle-orm/pglite/migrator');
       if (config.PGLITE_DIR !== 'memory://') mkdirSync(config.PGLITE_DIR, { recursive: true });
       const client = new PGlite({ dataDir: config.PGLITE_DIR, loadDataDir: options.pgliteTemplate });
-      const db = drizzle({ client, schema });
+      const db = drizzle({ client: pgliteTakingTurns(client), schema });
       return {
         db: db as unknown as Database,
         driver: 'pglite',
