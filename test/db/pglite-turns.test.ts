@@ -39,7 +39,7 @@ describe('PGlite taking turns with the event loop', () => {
       }),
     ).rejects.toThrow('rolled back');
     await database.db.transaction(async (tx) => tx.execute(sql`insert into turns values (2)`));
-    const { rows } = await database.db.execute(sql`select n from turns`);
-    expect(rows).toEqual([{ n: 2 }]);
+    const result = await database.db.execute(sql`select n from turns`);
+    expect((result as unknown as { rows: { n: number }[] }).rows).toEqual([{ n: 2 }]);
   });
 });
