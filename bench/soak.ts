@@ -25,9 +25,10 @@ Usage: npm run bench:soak -- [--minutes 20] [--rate 20]
 Starts Hookline as bench/faults.ts does (separate processes: the control plane on a private
 PostgreSQL cluster and RabbitMQ node, two process runners, the edge on workerd) and sends --rate
 webhooks a second (open loop) to a webhook → jsonata flow for --minutes. It looks at every process's
-RSS and V8 heap, every queue's depth and the outbox's every 10 s, and prints the median of the
-first minute after a minute of warm-up against that of the last minute: a process grew if its
-median rose by more than 20% and 10 MB; a queue or the outbox if it holds more than a second's
+RSS and V8 heap, every queue's depth and the outbox's every 10 s, and prints the medians of the
+second minute, of the minute in the middle of the run and of the last minute: a process grew if
+its median rose by more than 20% and 10 MB from the middle to the end (a leak grows all along; a
+heap or a cache warming up levels off); a queue or the outbox if it holds more than a second's
 calls at the end. Then it checks that every accepted call became one finished execution.`);
   process.exit(0);
 }
@@ -90,22 +91,28 @@ try {
     }
     stopLoad.abort();
     const calls = await load;
-    const first = looks.filter((look) => look.at - begun >= 60_000 && look.at - begun < 120_000);
+    const within = (from: number, to: number) => looks.filter((look) => look.at - begun >= from && look.at - begun < to);
+    const first = within(60_000, 120_000);
+    const half = (looks.at(-1)!.at - begun) / 2;
+    const middle = within(half - 30_000, half + 30_000);
     const last = looks.filter((look) => look.at > looks.at(-1)!.at - 60_000);
 
+    // A leak grows all along; a cache or a heap warming up grows, then levels off: growth is judged
+    // from the middle of the run to its end, after the warm-up, and the warm-up shown beside it.
     const grew: string[] = [];
-    console.log('\n| process | RSS start | RSS end | heap start | heap end |');
-    console.log('|---|---:|---:|---:|---:|');
+    console.log('\n| process | RSS 2nd minute | RSS middle | RSS last minute | heap 2nd minute | heap middle | heap last minute |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
     for (const name of looks.at(-1)!.memory.keys()) {
       // Step workers are counted together, and their number is in their name: match on the runner.
       const key = (look: Census) => [...look.memory.keys()].find((k) => k.split(' (')[0] === name.split(' (')[0]);
       const of = (looks_: Census[], field: 'rss' | 'heapUsed') =>
         median(looks_.map((look) => look.memory.get(key(look) ?? '')?.[field] ?? Number.NaN));
-      const [rssStart, rssEnd, heapStart, heapEnd] = [of(first, 'rss'), of(last, 'rss'), of(first, 'heapUsed'), of(last, 'heapUsed')];
+      const rss = [of(first, 'rss'), of(middle, 'rss'), of(last, 'rss')] as const;
+      const heap = [of(first, 'heapUsed'), of(middle, 'heapUsed'), of(last, 'heapUsed')] as const;
       const growing = (start: number, end: number) => end > start * 1.2 && end - start > 10 * MB;
-      if (growing(rssStart, rssEnd) || growing(heapStart, heapEnd)) grew.push(name);
+      if (growing(rss[1], rss[2]) || growing(heap[1], heap[2])) grew.push(name);
       const mb = (n: number) => (Number.isFinite(n) ? `${(n / MB).toFixed(1)} MB` : '–');
-      console.log(`| ${name} | ${mb(rssStart)} | ${mb(rssEnd)} | ${mb(heapStart)} | ${mb(heapEnd)} |`);
+      console.log(`| ${name} | ${[...rss, ...heap].map(mb).join(' | ')} |`);
     }
     console.log('\n| queue | ready at start | ready at end |');
     console.log('|---|---:|---:|');
