@@ -5,6 +5,9 @@ import type { Logger } from '../logger.js';
 import { outbox } from './schema.js';
 import type { EventBus } from './types.js';
 
+/** Batches published at once: the next goes out while the one before waits for its confirms. */
+const IN_FLIGHT = 3;
+
 export interface RelayOptions {
   batchSize?: number;
   /** How often the outbox is polled when nobody kicks the relay. */
@@ -14,7 +17,8 @@ export interface RelayOptions {
 }
 
 /**
- * Publishes outbox rows in order and deletes them once the bus confirmed them. Rows are claimed
+ * Publishes outbox rows in order and deletes them once the bus confirmed them (out of order only
+ * when a batch fails while a later one, already sent, succeeds). Rows are claimed
  * with FOR UPDATE SKIP LOCKED, so several control-plane replicas can run a relay side by side.
  * While the bus is down nothing is deleted; the relay backs off and tries again.
  */
@@ -52,47 +56,82 @@ export class OutboxRelay {
   }
 
   /** Publishes one batch; returns how many events went out. */
-  async publishBatch(): Promise<number> {
-    const batchSize = this.options.batchSize ?? 100;
-    // The failure is thrown only after the transaction committed, so the attempt count it records stays.
-    const outcome = await this.db.transaction(async (tx) => {
-      const rows = await tx.select().from(outbox).orderBy(asc(outbox.seq)).limit(batchSize).for('update', { skipLocked: true });
-      const seqs = rows.map((r) => r.seq);
-      if (rows.length === 0) return { sent: 0 };
-      try {
-        await Promise.all(rows.map((row) => this.bus.publish(row.envelope)));
-      } catch (error) {
-        await tx
-          .update(outbox)
-          .set({ attempts: sql`${outbox.attempts} + 1`, lastError: String((error as Error).message) })
-          .where(inArray(outbox.seq, seqs));
-        return { failure: error };
-      }
-      await tx.delete(outbox).where(inArray(outbox.seq, seqs));
-      return { sent: rows.length };
-    });
-    if ('failure' in outcome) throw outcome.failure;
-    return outcome.sent;
+  publishBatch(): Promise<number> {
+    return this.batch().done;
   }
 
+  /**
+   * Claims the oldest rows, publishes them and deletes them once the bus confirmed them, in one
+   * transaction. `sent` settles once every publish went out (before the confirms): a bus sends an
+   * event when `publish` is called (EventBus), so the next batch, begun then, goes out after this one.
+   */
+  private batch(): { sent: Promise<number>; done: Promise<number> } {
+    const batchSize = this.options.batchSize ?? 100;
+    let markSent!: (count: number) => void;
+    const sent = new Promise<number>((resolve) => (markSent = resolve));
+    const done = (async () => {
+      // The failure is thrown only after the transaction committed, so the attempt count it records stays.
+      const outcome = await this.db.transaction(async (tx) => {
+        const rows = await tx.select().from(outbox).orderBy(asc(outbox.seq)).limit(batchSize).for('update', { skipLocked: true });
+        const seqs = rows.map((r) => r.seq);
+        if (rows.length === 0) return { sent: 0 };
+        const confirmed = Promise.all(rows.map((row) => this.bus.publish(row.envelope)));
+        markSent(rows.length);
+        try {
+          await confirmed;
+        } catch (error) {
+          await tx
+            .update(outbox)
+            .set({ attempts: sql`${outbox.attempts} + 1`, lastError: String((error as Error).message) })
+            .where(inArray(outbox.seq, seqs));
+          return { failure: error };
+        }
+        await tx.delete(outbox).where(inArray(outbox.seq, seqs));
+        return { sent: rows.length };
+      });
+      if ('failure' in outcome) throw outcome.failure;
+      return outcome.sent;
+    })();
+    // Nothing was sent when the batch failed before publishing, or found no rows.
+    done.then(markSent, () => markSent(0));
+    return { sent, done };
+  }
+
+  /**
+   * Up to IN_FLIGHT batches at once: the next is begun as soon as the one before was sent, while
+   * that one waits for its confirms, so a kicked event does not wait out another batch's confirm
+   * round trip. A batch that fails stops new ones; once those in flight settle, the relay backs off.
+   */
   private async run(): Promise<void> {
     const pollMs = this.options.pollMs ?? 250;
     const maxBackoffMs = this.options.maxBackoffMs ?? 2_000;
+    const batchSize = this.options.batchSize ?? 100;
+    const inFlight = new Set<Promise<void>>();
     while (this.running) {
-      let wait = pollMs;
       this.kicked = false;
-      try {
-        const sent = await this.publishBatch();
-        if (this.failures > 0) this.logger.info({ after: this.failures }, 'outbox relay: publishing again');
-        this.failures = 0;
-        if (sent === (this.options.batchSize ?? 100) || this.kicked) continue;
-      } catch (error) {
-        this.failures++;
-        wait = backoff(this.failures, { firstMs: pollMs, maxMs: maxBackoffMs, jitter: 0.2 });
-        const log = { err: error, attempt: this.failures, retryInMs: wait };
-        if (this.failures === 1) this.logger.warn(log, 'outbox relay: cannot publish; events stay in the outbox');
-        else this.logger.debug(log, 'outbox relay: still cannot publish');
+      const { sent, done } = this.batch();
+      const settled = done.then(
+        () => {
+          if (this.failures > 0) this.logger.info({ after: this.failures }, 'outbox relay: publishing again');
+          this.failures = 0;
+        },
+        (error: unknown) => {
+          this.failures++;
+          const log = { err: error, attempt: this.failures };
+          if (this.failures === 1) this.logger.warn(log, 'outbox relay: cannot publish; events stay in the outbox');
+          else this.logger.debug(log, 'outbox relay: still cannot publish');
+        },
+      );
+      inFlight.add(settled);
+      void settled.then(() => inFlight.delete(settled));
+      const count = await sent;
+      if (count > 0 && (count === batchSize || this.kicked) && this.failures === 0) {
+        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+        continue;
       }
+      await Promise.all(inFlight);
+      if (this.failures === 0 && this.kicked) continue;
+      const wait = this.failures > 0 ? backoff(this.failures, { firstMs: pollMs, maxMs: maxBackoffMs, jitter: 0.2 }) : pollMs;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.wake = () => {
@@ -102,5 +141,6 @@ export class OutboxRelay {
       });
       this.wake = null;
     }
+    await Promise.all(inFlight);
   }
 }

@@ -14,7 +14,10 @@ export interface BusHealth {
 
 export interface EventBus {
   readonly kind: BusHealth['kind'];
-  /** Resolves once the bus has accepted the event for delivery (RabbitMQ: the broker's publisher confirm). */
+  /**
+   * Sends the event when called, so that events published one after another go out in that order,
+   * and resolves once the bus has accepted it for delivery (RabbitMQ: the broker's publisher confirm).
+   */
   publish(event: EventEnvelope): Promise<void>;
   /**
    * Consumes, on the durable queue of `service`, every event a route matches. Replicas that subscribe

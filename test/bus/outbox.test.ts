@@ -25,7 +25,7 @@ class SwitchableBus implements EventBus {
   readonly kind = 'memory' as const;
   down = false;
   publishDelayMs = 0;
-  /** While set, publish waits for it: a broker that holds its confirm. `held` counts those waiting. */
+  /** While set, publish sends and then waits for it: a broker that holds its confirm. `held` counts those waiting. */
   hold: Promise<void> | null = null;
   held = 0;
   readonly accepted: string[] = [];
@@ -35,11 +35,11 @@ class SwitchableBus implements EventBus {
   async publish(event: EventEnvelope): Promise<void> {
     if (this.down) throw new Error('bus unreachable');
     if (this.publishDelayMs > 0) await sleep(this.publishDelayMs);
+    await this.inner.publish(event);
     if (this.hold) {
       this.held++;
       await this.hold;
     }
-    await this.inner.publish(event);
     this.accepted.push(event.headers.id);
   }
 
@@ -290,5 +290,38 @@ describe.skipIf(!hasPostgres)('two relays on one PostgreSQL database', () => {
       (ids) => ids.includes(second),
     );
     expect(received).toEqual([first, second]);
+  });
+
+  it('sends the next batch while the one before waits for its confirm, in order, and deletes both once confirmed', async () => {
+    const handle = await open();
+    await handle.migrate();
+    const { db } = handle;
+    const bus = new SwitchableBus(new MemoryBus(logger, { maxAttempts: 1, baseDelayMs: 1 }));
+    const relay = new OutboxRelay(db, bus, logger, { pollMs: 3_600_000, batchSize: 2 });
+    relays.push(relay);
+    const received = await consumer(bus);
+    const ids: string[] = [];
+    for (let n = 0; n < 4; n++) ids.push(await emitted(db, n));
+    let release!: () => void;
+    bus.hold = new Promise((resolve) => (release = resolve));
+    relay.start();
+    // Both batches out while the first one's confirm is still held.
+    await waitFor(
+      async () => bus.held,
+      (n) => n === 4,
+    );
+    await waitFor(
+      async () => [...received],
+      (found) => found.length === 4,
+    );
+    expect(received).toEqual(ids);
+    expect(await pending(db)).toBe(4);
+    bus.hold = null;
+    release();
+    await waitFor(
+      () => pending(db),
+      (n) => n === 0,
+    );
+    expect(bus.accepted).toEqual(ids);
   });
 });
