@@ -10,10 +10,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
 import { Miniflare } from 'miniflare';
 import { bundleWorker, startTestEdge } from '../test/support/edge.js';
+import { acknowledgingControlPlane } from './support/stand-in-control-plane.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -73,28 +72,6 @@ async function load(base: string, paths: string[], seconds: number): Promise<Fig
     rps: latencies.length / elapsed,
     p50: latencies[Math.floor(latencies.length * 0.5)]!,
     p99: latencies[Math.floor(latencies.length * 0.99)]!,
-  };
-}
-
-/** The control plane as the edge sees it: acknowledges every batch. Its own cost is bench/flows-api.ts's question. */
-async function acknowledgingControlPlane(): Promise<{ url: string; delivered: () => number; close: () => void }> {
-  let delivered = 0;
-  const server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => (body += chunk));
-    req.on('end', () => {
-      const ids = (JSON.parse(body) as { executions: { flowExecId: string }[] }).executions.map((e) => e.flowExecId);
-      delivered += ids.length;
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ data: { accepted: ids, duplicates: [], rejected: [] } }));
-    });
-  }).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    delivered: () => delivered,
-    close: () => server.close(),
   };
 }
 

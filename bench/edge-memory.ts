@@ -9,9 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +18,7 @@ import { signPeerToken } from '../protocol/peer-token.js';
 import { bundleEdgeWorker } from '../scripts/edge-bundle.js';
 import { startLocalEdge, workerdBinary } from '../scripts/local-edge.js';
 import { freePort } from '../test/support/ports.js';
+import { acknowledgingControlPlane } from './support/stand-in-control-plane.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,31 +45,6 @@ const BODY = JSON.stringify({ order: 42, customer: { name: 'Ada', email: 'ada@ex
 const MB = 1024 * 1024;
 
 const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-
-/** The control plane as the edge sees it: acknowledges every batch. */
-async function acknowledgingControlPlane() {
-  let delivered = 0;
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
-      const ids = body.startsWith('{"executions"')
-        ? (JSON.parse(body) as { executions: { flowExecId: string }[] }).executions.map((e) => e.flowExecId)
-        : [];
-      delivered += ids.length;
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ data: { accepted: ids, duplicates: [], rejected: [] } }));
-    });
-  }).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    delivered: () => delivered,
-    close: () => server.close(),
-  };
-}
 
 interface Round {
   name: string;

@@ -55,6 +55,10 @@ export class OutboxRelay {
     await this.loop;
   }
 
+  private get batchSize(): number {
+    return this.options.batchSize ?? 100;
+  }
+
   /** Publishes one batch; returns how many events went out. */
   publishBatch(): Promise<number> {
     return this.batch().done;
@@ -66,13 +70,12 @@ export class OutboxRelay {
    * event when `publish` is called (EventBus), so the next batch, begun then, goes out after this one.
    */
   private batch(): { sent: Promise<number>; done: Promise<number> } {
-    const batchSize = this.options.batchSize ?? 100;
     let markSent!: (count: number) => void;
     const sent = new Promise<number>((resolve) => (markSent = resolve));
     const done = (async () => {
       // The failure is thrown only after the transaction committed, so the attempt count it records stays.
       const outcome = await this.db.transaction(async (tx) => {
-        const rows = await tx.select().from(outbox).orderBy(asc(outbox.seq)).limit(batchSize).for('update', { skipLocked: true });
+        const rows = await tx.select().from(outbox).orderBy(asc(outbox.seq)).limit(this.batchSize).for('update', { skipLocked: true });
         const seqs = rows.map((r) => r.seq);
         if (rows.length === 0) return { sent: 0 };
         const confirmed = Promise.all(rows.map((row) => this.bus.publish(row.envelope)));
@@ -105,7 +108,6 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     const pollMs = this.options.pollMs ?? 250;
     const maxBackoffMs = this.options.maxBackoffMs ?? 2_000;
-    const batchSize = this.options.batchSize ?? 100;
     const inFlight = new Set<Promise<void>>();
     while (this.running) {
       this.kicked = false;
@@ -125,7 +127,7 @@ export class OutboxRelay {
       inFlight.add(settled);
       void settled.then(() => inFlight.delete(settled));
       const count = await sent;
-      if (count > 0 && (count === batchSize || this.kicked) && this.failures === 0) {
+      if (count > 0 && (count === this.batchSize || this.kicked) && this.failures === 0) {
         if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
         continue;
       }
