@@ -17,6 +17,7 @@ import { TokenService } from './iam/tokens.js';
 import { KeyRing, loadMasterKeys } from './secrets/keys.js';
 import { subscribeSecrets } from './secrets/events.js';
 import { subscribeExecutions } from './executions/events.js';
+import { relayOutlet } from './runners/entry.js';
 import { subscribeFleet } from './runners/events.js';
 import { DesiredStateNotifier } from './runners/notifier.js';
 import { PlacementLoop } from './runners/placement.js';
@@ -47,7 +48,7 @@ export async function startControlPlane(
   const keys = new KeyRing(loadMasterKeys(config));
   await keys.assertMasterKeysKnown(db);
   const bus = await createBus(config, logger, database.ping);
-  const relay = new OutboxRelay(db, bus, logger);
+  const relay = new OutboxRelay(db, relayOutlet(bus, config.BUS_NAMESPACE), logger);
   const notifier = new DesiredStateNotifier();
   const placement = { kick: () => {} };
   const services: Services = {

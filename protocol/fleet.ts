@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { backoff } from './backoff.js';
+import type { StepMessage } from './step-message.js';
 
 /**
  * The runner fleet's contracts: what a step may set in `nodeSettings`, what the control plane
@@ -73,7 +74,7 @@ export const stepSpecSchema = z.object({
   credentialsId: z.string().nullable(),
   /** Steps its graph edges lead to: every output goes to each. */
   targets: z.array(z.string()),
-  /** The first step takes the flow's flow.executed messages. */
+  /** The first step takes the executions entering the flow (entryExchange). */
   first: z.boolean(),
   maxAttempts: z.number().int().min(1),
   timeoutSeconds: z.number().int().min(1),
@@ -188,12 +189,44 @@ export function flowTopology(namespace: string, flowId: string) {
 }
 
 /**
- * The headers exchange `flow.executed` events reach first steps through: it is bound to the events
- * exchange for `flow.executed`, and each first step's queue to it by the flow id header, so an
- * execution lands in its first step's queue as it is published, without a hop through a router.
+ * Where executions enter their flows: a direct exchange to which each first step's queue is bound by
+ * its flow id. The control plane sends each flow.executed there as the first step's input, a step
+ * message like every other (entryMessage), so each step queue holds one format.
  */
-export const entryExchange = (namespace: string) => `${namespace}.flows`;
-export const FLOW_ID_HEADER = 'hookline-flow-id';
+export const entryExchange = (namespace: string) => `${namespace}.entry`;
+
+/** What declareEntry needs of an AMQP channel (amqplib's fits). */
+export interface EntryChannel {
+  assertExchange(exchange: string, type: 'direct', options: { durable: boolean }): Promise<unknown>;
+  bindQueue(queue: string, exchange: string, routingKey: string): Promise<unknown>;
+}
+
+/**
+ * Declares the entry, the one declaration every side shares: the control plane before it sends,
+ * a runner before it binds a flow's first step queue (`first`) to it.
+ */
+export async function declareEntry(channel: EntryChannel, namespace: string, first?: { flowId: string; queue: string }): Promise<void> {
+  await channel.assertExchange(entryExchange(namespace), 'direct', { durable: true });
+  if (first) await channel.bindQueue(first.queue, entryExchange(namespace), first.flowId);
+}
+
+/** A message to the entry: routed by its flow id, with its execution in the step headers (STEP_HEADERS). */
+export interface EntryMessage {
+  routingKey: string;
+  body: string;
+  messageId: string;
+  headers: Record<string, unknown>;
+}
+
+/** An execution's first step input as it goes to the entry: the message it carries, its id the delivery id. */
+export function entryMessage(executed: { flowId: string; flowExecId: string; tenant: string; message: StepMessage }): EntryMessage {
+  return {
+    routingKey: executed.flowId,
+    body: JSON.stringify(executed.message),
+    messageId: executed.message.id,
+    headers: { [STEP_HEADERS.flowExecId]: executed.flowExecId, [STEP_HEADERS.tenant]: executed.tenant },
+  };
+}
 
 /** AMQP headers of a message between steps. */
 export const STEP_HEADERS = {

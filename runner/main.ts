@@ -141,8 +141,8 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
   if (config.AMQP_URL) {
     broker = new AmqpFleetBroker(config.AMQP_URL, config.BUS_NAMESPACE);
   } else if (options.events) {
-    const memory = new MemoryFleetBroker(options.events, logger);
-    await memory.start();
+    const memory = new MemoryFleetBroker(options.events, config.BUS_NAMESPACE, logger);
+    memory.start();
     broker = memory;
   } else {
     throw new Error(

@@ -9,6 +9,7 @@ import { eq } from 'drizzle-orm';
 import { users } from '../control-plane/iam/schema.js';
 import { pino } from 'pino';
 import { z } from 'zod';
+import { MemoryBus } from '../control-plane/bus/memory.js';
 import { CONTROL_PLANE_SETTINGS } from '../control-plane/config.js';
 import { banner, closeOnSignals, configOrExit, startControlPlane } from '../control-plane/main.js';
 import { signPeerToken } from '../protocol/peer-token.js';
@@ -158,7 +159,8 @@ async function startLocalRunner() {
     { level: runnerConfig.LOG_LEVEL, base: { service: 'runner' } },
     pino.destination({ dest: `${DATA}/runner.log`, mkdir: true }),
   );
-  return startRunner(runnerConfig, logger, { events: running.services.bus });
+  const bus = running.services.bus;
+  return startRunner(runnerConfig, logger, { events: bus instanceof MemoryBus ? bus : undefined });
 }
 
 /** What the Cron Trigger does on Cloudflare: wrangler dev runs it on request, workerd through the control API. */

@@ -1,3 +1,4 @@
+import { declareEntry } from '../../protocol/fleet.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { MemoryBus } from './memory.js';
@@ -8,5 +9,12 @@ import type { EventBus } from './types.js';
 export async function createBus(config: Config, logger: Logger, ping: () => Promise<void>): Promise<EventBus> {
   const retry = { maxAttempts: config.BUS_MAX_ATTEMPTS, baseDelayMs: 200 };
   if (!config.AMQP_URL) return new MemoryBus(logger, retry);
-  return RabbitBus.connect(config.AMQP_URL, logger, { namespace: config.BUS_NAMESPACE, retry, dependency: ping });
+  const namespace = config.BUS_NAMESPACE;
+  return RabbitBus.connect(config.AMQP_URL, logger, {
+    namespace,
+    retry,
+    dependency: ping,
+    // The relay sends executions to the flows' entry (runners/entry.ts).
+    declare: (channel) => declareEntry(channel, namespace),
+  });
 }

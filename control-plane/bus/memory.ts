@@ -1,7 +1,15 @@
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import type { Logger } from '../logger.js';
 import { routeFor, topicMatches } from './topic.js';
-import { PoisonEventError, retryDelay, type BusHealth, type EventBus, type EventRoutes, type RetryPolicy } from './types.js';
+import {
+  PoisonEventError,
+  retryDelay,
+  type BusHealth,
+  type DirectMessage,
+  type EventBus,
+  type EventRoutes,
+  type RetryPolicy,
+} from './types.js';
 
 interface ServiceQueue {
   patterns: Set<string>;
@@ -25,6 +33,8 @@ export class MemoryBus implements EventBus {
   readonly deadLetters: DeadLetter[] = [];
   private readonly queues = new Map<string, ServiceQueue>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The takers of each exchange `send` reaches (the in-process runners' entry: runner/broker/memory.ts). */
+  private readonly bound = new Map<string, ((message: DirectMessage) => void)[]>();
   private closed = false;
 
   constructor(
@@ -40,6 +50,16 @@ export class MemoryBus implements EventBus {
         this.schedule(service, queue, JSON.parse(body) as EventEnvelope, 1, 0);
       }
     }
+  }
+
+  async send(message: DirectMessage): Promise<void> {
+    if (this.closed) throw new Error('bus is closed');
+    for (const take of this.bound.get(message.exchange) ?? []) take(message);
+  }
+
+  /** Hands every message sent to `exchange` to `take`, as it is sent. */
+  bind(exchange: string, take: (message: DirectMessage) => void): void {
+    this.bound.set(exchange, [...(this.bound.get(exchange) ?? []), take]);
   }
 
   async subscribe(service: string, routes: EventRoutes): Promise<void> {

@@ -2,13 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import { backoff } from '../../protocol/backoff.js';
 import { eventEnvelopeSchema, type EventEnvelope } from '../../protocol/envelope.js';
-import { FLOW_ID_HEADER } from '../../protocol/fleet.js';
 import type { Logger } from '../logger.js';
 import { routeFor } from './topic.js';
 import {
   PoisonEventError,
   retryDelay,
   type BusHealth,
+  type DirectMessage,
   type EventBus,
   type EventHandler,
   type EventRoutes,
@@ -27,6 +27,8 @@ export interface RabbitBusOptions {
    * is handled again without counting an attempt, so an outage dead-letters nothing.
    */
   dependency?: () => Promise<void>;
+  /** Declares what messages `send`s need (the flows' entry exchange), on every connect. */
+  declare?: (channel: Channel) => Promise<void>;
 }
 
 interface Subscription {
@@ -73,22 +75,37 @@ export class RabbitBus implements EventBus {
     return bus;
   }
 
-  async publish(event: EventEnvelope): Promise<void> {
+  publish(event: EventEnvelope): Promise<void> {
+    return this.confirmed(this.exchange, event.headers.name, Buffer.from(JSON.stringify(event)), {
+      messageId: event.headers.id,
+      type: event.headers.name,
+    });
+  }
+
+  send(message: DirectMessage): Promise<void> {
+    return this.confirmed(message.exchange, message.routingKey, Buffer.from(message.body), {
+      messageId: message.messageId,
+      headers: message.headers,
+    });
+  }
+
+  /** Publishes a persistent JSON message, resolving on the broker's confirm. */
+  private confirmed(
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    properties: { messageId: string; type?: string; headers?: object },
+  ) {
     const publisher = this.publisher;
-    if (!publisher) throw new Error('RabbitMQ bus is not connected');
-    const body = Buffer.from(JSON.stringify(event));
-    await new Promise<void>((resolve, reject) => {
-      const flowId = event.payload.flowId;
-      const properties = {
+    if (!publisher) return Promise.reject(new Error('RabbitMQ bus is not connected'));
+    return new Promise<void>((resolve, reject) => {
+      const options = {
+        ...properties,
         persistent: true,
         contentType: 'application/json',
-        messageId: event.headers.id,
-        type: event.headers.name,
         timestamp: Math.floor(Date.now() / 1000), // AMQP timestamps are in seconds
-        // Events about a flow say which in a header: flow.executed reaches the flow's first step by it (protocol/fleet.ts).
-        ...(typeof flowId === 'string' ? { headers: { [FLOW_ID_HEADER]: flowId } } : {}),
       };
-      publisher.publish(this.exchange, event.headers.name, body, properties, (err) => (err ? reject(err) : resolve()));
+      publisher.publish(exchange, routingKey, body, options, (err) => (err ? reject(err) : resolve()));
     });
   }
 
@@ -126,6 +143,7 @@ export class RabbitBus implements EventBus {
       publisher.on('error', (err: Error) => this.fail(connection, err));
       await publisher.assertExchange(this.exchange, 'topic', { durable: true });
       await publisher.assertExchange(this.deadLetterExchange, 'direct', { durable: true });
+      await this.options.declare?.(publisher);
       for (const subscription of this.subscriptions) await this.consume(connection, subscription);
       this.connection = connection;
       this.publisher = publisher;

@@ -32,7 +32,8 @@ export class OutboxRelay {
 
   constructor(
     private readonly db: Database,
-    private readonly bus: EventBus,
+    /** The bus, or what routes some events elsewhere first (runners/entry.ts). */
+    private readonly outlet: Pick<EventBus, 'publish'>,
     private readonly logger: Logger,
     private readonly options: RelayOptions = {},
   ) {}
@@ -78,7 +79,7 @@ export class OutboxRelay {
         const rows = await tx.select().from(outbox).orderBy(asc(outbox.seq)).limit(this.batchSize).for('update', { skipLocked: true });
         const seqs = rows.map((r) => r.seq);
         if (rows.length === 0) return { sent: 0 };
-        const confirmed = Promise.all(rows.map((row) => this.bus.publish(row.envelope)));
+        const confirmed = Promise.all(rows.map((row) => this.outlet.publish(row.envelope)));
         markSent(rows.length);
         try {
           await confirmed;

@@ -12,6 +12,15 @@ export interface BusHealth {
   connected: boolean;
 }
 
+/** A message for `EventBus.send`: routed within `exchange` by `routingKey`. */
+export interface DirectMessage {
+  exchange: string;
+  routingKey: string;
+  body: string;
+  messageId: string;
+  headers: Record<string, unknown>;
+}
+
 export interface EventBus {
   readonly kind: BusHealth['kind'];
   /**
@@ -19,6 +28,12 @@ export interface EventBus {
    * and resolves once the bus has accepted it for delivery (RabbitMQ: the broker's publisher confirm).
    */
   publish(event: EventEnvelope): Promise<void>;
+  /**
+   * Sends a message that is not an event to an exchange of its own (the flows' entry), in order with
+   * the events published around it, and resolves once accepted, as `publish` does. A message no
+   * queue is bound for is dropped, as RabbitMQ drops it.
+   */
+  send(message: DirectMessage): Promise<void>;
   /**
    * Consumes, on the durable queue of `service`, every event a route matches. Replicas that subscribe
    * with the same service name compete for the events; different services each get a copy.

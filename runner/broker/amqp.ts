@@ -1,5 +1,5 @@
 import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
-import { entryExchange, FLOW_ID_HEADER, flowTopology, retryDelayMs, type DeploymentSpec } from '../../protocol/fleet.js';
+import { declareEntry, flowTopology, retryDelayMs, type DeploymentSpec } from '../../protocol/fleet.js';
 import { QUORUM } from '../amqp.js';
 import type { FleetBroker } from './types.js';
 
@@ -41,11 +41,8 @@ export class AmqpFleetBroker implements FleetBroker {
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
     });
-    const events = `${this.namespace}.events`;
-    // The same declarations as the control plane's bus, so whichever comes first makes them.
-    await channel.assertExchange(events, 'topic', { durable: true });
-    await channel.assertExchange(entryExchange(this.namespace), 'headers', { durable: true });
-    await channel.bindExchange(entryExchange(this.namespace), events, 'flow.executed');
+    // The same declaration as the control plane's bus, so whichever comes first makes it.
+    await channel.assertExchange(`${this.namespace}.events`, 'topic', { durable: true });
     this.channel = channel;
     return channel;
   }
@@ -59,8 +56,7 @@ export class AmqpFleetBroker implements FleetBroker {
       const queue = names.stepQueue(step.id);
       await channel.assertQueue(queue, { durable: true, arguments: QUORUM });
       await channel.bindQueue(queue, names.exchange, names.stepBinding(step.id));
-      if (step.first)
-        await channel.bindQueue(queue, entryExchange(this.namespace), '', { 'x-match': 'all', [FLOW_ID_HEADER]: spec.flowId });
+      if (step.first) await declareEntry(channel, this.namespace, { flowId: spec.flowId, queue });
     }
     for (let level = 1; level <= spec.retry.levels; level++) {
       const queue = names.retryQueue(level);

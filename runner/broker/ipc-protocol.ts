@@ -14,10 +14,9 @@ export type WorkerToBroker =
       routingKey: string;
       body: string;
       messageId: string;
-      type?: string;
       headers: Record<string, unknown>;
     };
 
 export type BrokerToWorker =
-  | { t: 'deliver'; tag: number; body: string; messageId?: string; type?: string; headers: Record<string, unknown>; deliveryCount: number }
+  | { t: 'deliver'; tag: number; body: string; messageId?: string; headers: Record<string, unknown>; deliveryCount: number }
   | { t: 'confirm'; id: number; error?: string };

@@ -1,21 +1,20 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EventEnvelope } from '../../protocol/envelope.js';
-import { retryDelayMs, type DeploymentSpec } from '../../protocol/fleet.js';
+import { entryExchange, retryDelayMs, type DeploymentSpec, type EntryMessage } from '../../protocol/fleet.js';
 import type { BrokerToWorker, WorkerToBroker } from './ipc-protocol.js';
 import type { FleetBroker } from './types.js';
 
 /** The event bus a runner inside the control plane's process shares (the control plane's in-process bus fits). */
 export interface EventPort {
   publish(event: EventEnvelope): Promise<void>;
-  subscribe(service: string, routes: Record<string, (event: EventEnvelope) => Promise<void>>): Promise<void>;
+  /** Hands each message sent to `exchange` to `take` (the flows' entry, protocol/fleet.ts). */
+  bind(exchange: string, take: (message: EntryMessage) => void): void;
 }
 
 interface Message {
   body: string;
   messageId?: string;
-  type?: string;
   headers: Record<string, unknown>;
   deliveryCount: number;
 }
@@ -45,7 +44,6 @@ class Queue {
         tag,
         body: message.body,
         messageId: message.messageId,
-        type: message.type,
         headers: message.headers,
         deliveryCount: message.deliveryCount,
       };
@@ -72,7 +70,7 @@ interface Flow {
 /**
  * The embedded default's data plane: the queues of every flow in the runner's memory, with the
  * RabbitMQ semantics the workers rely on (prefetch, ack, requeue on a lost consumer, retry delays),
- * and `flow.executed` taken from the in-process event bus. What is in it is lost with the process,
+ * and the executions entering each flow taken from the in-process bus. What is in it is lost with the process,
  * as with the in-process bus (docs/decisions.md).
  */
 export class MemoryFleetBroker implements FleetBroker {
@@ -84,32 +82,24 @@ export class MemoryFleetBroker implements FleetBroker {
 
   constructor(
     private readonly events: EventPort,
+    private readonly namespace: string,
     private readonly logger: Logger,
   ) {}
 
   /**
-   * Takes every flow.executed for the first step of its flow. Each broker subscribes under a name of
-   * its own, so that every one sees each execution (as the headers exchange gives each first step
-   * its own) and the one that runs the flow takes it.
+   * Takes every execution entering a flow whose first step is here. Each broker binds a taker of its
+   * own, so that every one sees each execution, as each first step's queue is bound to the entry,
+   * and the one that runs the flow takes it.
    */
-  async start(): Promise<void> {
-    await this.events.subscribe(`runner-entry-${randomUUID()}`, {
-      'flow.executed': async (event) => {
-        const flowId = (event.payload as { flowId?: unknown }).flowId;
-        const flow = typeof flowId === 'string' ? this.flows.get(flowId) : undefined;
-        const first = flow?.spec.steps.find((s) => s.first);
-        if (!flow || !first) {
-          this.logger.debug({ flowId, eventId: event.headers.id }, 'flow.executed for a flow this runner does not run');
-          return;
-        }
-        this.enqueue(flow, first.id, {
-          body: JSON.stringify(event),
-          messageId: event.headers.id,
-          type: 'flow.executed',
-          headers: {},
-          deliveryCount: 0,
-        });
-      },
+  start(): void {
+    this.events.bind(entryExchange(this.namespace), (message) => {
+      const flow = this.flows.get(message.routingKey);
+      const first = flow?.spec.steps.find((s) => s.first);
+      if (!flow || !first) {
+        this.logger.debug({ flowId: message.routingKey, messageId: message.messageId }, 'an execution of a flow this runner does not run');
+        return;
+      }
+      this.enqueue(flow, first.id, { body: message.body, messageId: message.messageId, headers: message.headers, deliveryCount: 0 });
     });
   }
 
@@ -173,7 +163,7 @@ export class MemoryFleetBroker implements FleetBroker {
     const flow = this.flows.get(flowId);
     if (!flow) throw new Error(`flow ${flowId} has no queues here`);
     const [word, stepId] = message.routingKey.split('.') as [string, string];
-    const stored = { body: message.body, messageId: message.messageId, type: message.type, headers: message.headers, deliveryCount: 0 };
+    const stored = { body: message.body, messageId: message.messageId, headers: message.headers, deliveryCount: 0 };
     if (message.to === 'step') return this.enqueue(flow, stepId, stored);
     // A retry waits for its level's delay, as in a RabbitMQ retry queue.
     const timer = setTimeout(

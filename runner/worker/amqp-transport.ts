@@ -67,7 +67,6 @@ export class AmqpTransport implements WorkerTransport {
       onDelivery({
         body: message.content.toString('utf8'),
         messageId: message.properties.messageId as string | undefined,
-        type: message.properties.type as string | undefined,
         headers: (message.properties.headers ?? {}) as Record<string, unknown>,
         deliveryCount: Number(message.properties.headers?.['x-delivery-count'] ?? (message.fields.redelivered ? 1 : 0)),
         ack: () => this.consumer.ack(message),

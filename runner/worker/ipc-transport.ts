@@ -35,7 +35,6 @@ export class IpcTransport implements WorkerTransport {
     this.onDelivery?.({
       body: message.body,
       messageId: message.messageId,
-      type: message.type,
       headers: message.headers,
       deliveryCount: message.deliveryCount,
       ack: () => this.send({ t: 'ack', tag }),
@@ -43,12 +42,7 @@ export class IpcTransport implements WorkerTransport {
     });
   }
 
-  private publish(
-    to: 'step' | 'retry' | 'event',
-    routingKey: string,
-    body: string,
-    properties: PublishProperties & { type?: string },
-  ): Promise<void> {
+  private publish(to: 'step' | 'retry' | 'event', routingKey: string, body: string, properties: PublishProperties): Promise<void> {
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -70,7 +64,7 @@ export class IpcTransport implements WorkerTransport {
   }
 
   publishEvent(event: SerializedEvent): Promise<void> {
-    return this.publish('event', event.headers.name, event.body, { messageId: event.headers.id, type: event.headers.name, headers: {} });
+    return this.publish('event', event.headers.name, event.body, { messageId: event.headers.id, headers: {} });
   }
 
   async cancel(): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CARRY_LIMITS, readCarried } from '../../protocol/carried-results.js';
-import { flowExecutedSchema, type StepResult } from '../../protocol/events.js';
+import type { StepResult } from '../../protocol/events.js';
 import { flowTopology, splitBudget, STEP_HEADERS } from '../../protocol/fleet.js';
 import { OutboundPolicy } from '../../protocol/outbound.js';
 import { capPayload, capSerialized, stepMessageSchema, type StepMessage } from '../../protocol/step-message.js';
@@ -152,7 +152,7 @@ export class StepWorker {
     });
   }
 
-  /** The input a delivery carries: a flow.executed event (first step) or a message from another step. */
+  /** The input a delivery carries: a step message, from the flows' entry (first step) or another step. */
   private read(delivery: Delivery): Input | { problem: string; input: Input } | string {
     const { config } = this.options;
     let body: unknown;
@@ -160,15 +160,6 @@ export class StepWorker {
       body = JSON.parse(delivery.body);
     } catch {
       body = undefined;
-    }
-    if (delivery.type === 'flow.executed') {
-      const parsed = flowExecutedSchema.safeParse((body as { payload?: unknown } | undefined)?.payload);
-      if (!parsed.success) return `a flow.executed event that does not match its schema (${parsed.error.issues[0]?.message})`;
-      const { message, flowExecId, tenant } = parsed.data;
-      return this.checked(
-        { message, flowExecId, tenant, deliveryId: message.id, attempt: 1, budget: config.maxMessages, carried: [] },
-        config,
-      );
     }
     const headers = delivery.headers;
     const flowExecId = headers[STEP_HEADERS.flowExecId];

@@ -9,10 +9,8 @@ export interface SerializedEvent {
 /** One message taken from the step's queue. */
 export interface Delivery {
   body: string;
-  /** AMQP message id: the delivery id of a message between steps (the entry's is in its body). */
+  /** AMQP message id: the delivery id (the message's own id at the entry: protocol/fleet.ts entryMessage). */
   messageId: string | undefined;
-  /** AMQP type: `flow.executed` for an execution entering the flow at its first step. */
-  type: string | undefined;
   headers: Record<string, unknown>;
   /** How many times the broker handed this message out before (a worker died holding it). */
   deliveryCount: number;

@@ -7,7 +7,7 @@ import { MemoryBus } from '../../control-plane/bus/memory.js';
 import { emit } from '../../control-plane/bus/outbox.js';
 import { OutboxRelay } from '../../control-plane/bus/relay.js';
 import { outbox } from '../../control-plane/bus/schema.js';
-import type { BusHealth, EventBus, EventRoutes } from '../../control-plane/bus/types.js';
+import type { BusHealth, DirectMessage, EventBus, EventRoutes } from '../../control-plane/bus/types.js';
 import { openDatabase, type Database, type DatabaseHandle } from '../../control-plane/db/index.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
 import pg from 'pg';
@@ -41,6 +41,10 @@ class SwitchableBus implements EventBus {
       await this.hold;
     }
     this.accepted.push(event.headers.id);
+  }
+
+  send(message: DirectMessage): Promise<void> {
+    return this.inner.send(message);
   }
 
   subscribe(service: string, routes: EventRoutes): Promise<void> {

@@ -9,10 +9,9 @@ import { eq } from 'drizzle-orm';
 import { edgeExecutions } from '../../control-plane/edge/schema.js';
 import { flows } from '../../control-plane/flows/schema.js';
 import { MAX_HOOK_BODY_BYTES } from '../../protocol/edge.js';
-import type { EventEnvelope } from '../../protocol/envelope.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { EDGE_CONTROL_SECRET, startTestEdge, type TestEdge } from '../support/edge.js';
-import { collectEvents, settled, waitFor } from '../support/events.js';
+import { collectEntries, settled, waitFor } from '../support/events.js';
 import { createFlow, flowBody, handledByRepository, publishAsRunner } from '../flows/support.js';
 import { createTenantWithUser, type TestUser } from '../support/tenants.js';
 import { freePort } from '../support/ports.js';
@@ -81,9 +80,9 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     return flow;
   }
 
-  it('start → the webhook goes live → a call becomes exactly one flow.executed → stop → 404', async () => {
-    const executed = await collectEvents(cp, 'flow.executed');
+  it('start → the webhook goes live → a call enters the flow exactly once → stop → 404', async () => {
     const flow = await liveFlow();
+    const entered = await collectEntries(cp, flow.id);
     const res = await edge.fetch(`/hook/${flow.id}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1' },
@@ -98,24 +97,19 @@ describe('the edge bridge: control plane and edge Worker together', () => {
       body: '{"order":1}',
     });
 
-    const [event] = await waitFor(
-      async () => executed.filter((e) => e.payload.flowId === flow.id),
+    const [entry] = await waitFor(
+      async () => entered,
       (found) => found.length === 1,
       10_000,
     );
-    expect(event!.payload).toMatchObject({
-      flowExecId,
-      flowId: flow.id,
-      tenant: user.tenantId,
-      trigger: 'webhook',
-      message: { data: { order: 1 } },
-    });
+    expect(entry).toMatchObject({ flowExecId, tenant: user.tenantId, message: { data: { order: 1 } } });
+    expect((await cp.request('GET', `/executions/${flowExecId}`, { token: user.token })).body.data.trigger).toBe('webhook');
     await waitFor(
       () => status(edge, flow.id),
       (s) => s.pending === 0,
     );
-    await settled(executed); // the edge delivers nothing more, and what it delivered has all come
-    expect(executed.filter((e: EventEnvelope) => e.payload.flowId === flow.id)).toHaveLength(1);
+    await settled(entered); // the edge delivers nothing more, and what it delivered has all come
+    expect(entered).toHaveLength(1);
 
     await cp.request('POST', `/flows/${flow.id}/stop`, { token: user.token });
     await waitFor(
@@ -129,8 +123,8 @@ describe('the edge bridge: control plane and edge Worker together', () => {
   });
 
   it('delivers a body at the limit and a small one after it: both become executions (the limits agree on both sides)', async () => {
-    const executed = await collectEvents(cp, 'flow.executed');
     const flow = await liveFlow();
+    const entered = await collectEntries(cp, flow.id);
     const filler = 'x'.repeat(MAX_HOOK_BODY_BYTES - '{"big":""}'.length);
     const big = `{"big":"${filler}"}`;
     expect(big.length).toBe(MAX_HOOK_BODY_BYTES);
@@ -144,12 +138,12 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     expect(((await escaped.json()) as { errors: { message: string }[] }).errors[0]!.message).toMatch(/more than the \d+ one may carry/);
 
     const found = await waitFor(
-      async () => executed.filter((e) => e.payload.flowId === flow.id),
-      (events) => events.length === 2,
+      async () => entered,
+      (entries) => entries.length === 2,
       20_000,
     );
-    expect(found.map((e) => Object.keys((e.payload.message as { data: object }).data)[0])).toEqual(['big', 'small']);
-    expect((found[0]!.payload.message as { data: { big: string } }).data.big).toHaveLength(filler.length);
+    expect(found.map((e) => Object.keys(e.message.data as object)[0])).toEqual(['big', 'small']);
+    expect((found[0]!.message.data as { big: string }).big).toHaveLength(filler.length);
     await waitFor(
       () => status(edge, flow.id),
       (s) => s.pending === 0,
@@ -315,20 +309,18 @@ describe('the edge bridge: control plane and edge Worker together', () => {
     expect((await status(edge, flow.id)).pending).toBe(3);
 
     await startControlPlane();
-    const executed = await collectEvents(cp, 'flow.executed');
+    const entered = await collectEntries(cp, flow.id);
     await waitFor(
       () => status(edge, flow.id),
       (s) => s.pending === 0 && s.failures === 0,
       20_000,
     );
     await waitFor(
-      async () => executed.filter((e) => e.payload.flowId === flow.id),
+      async () => entered,
       (found) => found.length === 3,
       10_000,
     );
-    expect(executed.filter((e) => e.payload.flowId === flow.id).map((e) => (e.payload.message as { data: { n: number } }).data.n)).toEqual([
-      1, 2, 3,
-    ]);
+    expect(entered.map((e) => (e.message.data as { n: number }).n)).toEqual([1, 2, 3]);
     const recorded = await cp.services.db.select().from(edgeExecutions);
     expect(recorded.filter((r) => r.flowId === flow.id)).toHaveLength(3);
   });

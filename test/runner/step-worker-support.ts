@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { CarriedResult } from '../../protocol/carried-results.js';
 import type { StepResult } from '../../protocol/events.js';
-import { STEP_HEADERS } from '../../protocol/fleet.js';
+import { entryMessage, STEP_HEADERS } from '../../protocol/fleet.js';
 import type { StepContext, StepFunction } from '../../runner/sdk.js';
 import type { WorkerConfig } from '../../runner/worker/config.js';
 import { StepWorker } from '../../runner/worker/step.js';
@@ -130,7 +130,6 @@ export const carriedBy = (published: Published): CarriedResult[] => {
 export const delivered = (published: Published): Omit<Delivery, 'ack' | 'nack'> => ({
   body: published.body,
   messageId: published.properties.messageId,
-  type: undefined,
   headers: published.properties.headers,
   deliveryCount: 0,
 });
@@ -141,7 +140,6 @@ export function stepDelivery(options: { tenant?: string; deliveryCount?: number;
   return {
     body: JSON.stringify({ id, data: options.data ?? { n: 1 }, attachments: {}, headers: {}, metadata: {}, passthrough: {} }),
     messageId: id,
-    type: undefined,
     headers: {
       [STEP_HEADERS.flowExecId]: randomUUID(),
       [STEP_HEADERS.tenant]: options.tenant ?? TENANT,
@@ -151,11 +149,11 @@ export function stepDelivery(options: { tenant?: string; deliveryCount?: number;
   };
 }
 
-/** An execution entering the flow: the first step's flow.executed event. */
+/** An execution entering the flow, as the entry hands it to the first step (protocol/fleet.ts). */
 export function executedDelivery(tenant: string): Omit<Delivery, 'ack' | 'nack'> {
   const message = { id: randomUUID(), data: { n: 1 }, attachments: {}, headers: {}, metadata: {}, passthrough: {} };
-  const payload = { flowId: FLOW, flowExecId: randomUUID(), tenant, trigger: 'webhook', message, receivedAt: new Date().toISOString() };
-  return { body: JSON.stringify({ headers: {}, payload }), messageId: randomUUID(), type: 'flow.executed', headers: {}, deliveryCount: 0 };
+  const { body, messageId, headers } = entryMessage({ flowId: FLOW, flowExecId: randomUUID(), tenant, message });
+  return { body, messageId, headers, deliveryCount: 0 };
 }
 
 /** A started worker running `fn`, with its fake transport and what it logged. */

@@ -19,6 +19,8 @@ export interface TestControlPlane extends RunningControlPlane {
     path: string,
     options?: { token?: string; body?: unknown; headers?: Record<string, string> },
   ): Promise<{ status: number; body: any; headers: Headers }>;
+  /** Runs `cleanup` when the control plane closes, before it does. */
+  onClose(cleanup: () => Promise<void>): void;
 }
 
 /**
@@ -62,15 +64,18 @@ export async function startTestControlPlane(
     return { status: response.status, body: parsed, headers: response.headers };
   };
 
+  const cleanups: (() => Promise<void>)[] = [];
   return {
     ...running,
     request,
+    onClose: (cleanup) => void cleanups.push(cleanup),
     async login(username = ADMIN.username, password = ADMIN.password) {
       const res = await request('POST', '/login', { body: { username, password } });
       if (res.status !== 200) throw new Error(`login as ${username} failed: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body.data.token as string;
     },
     async close() {
+      for (const cleanup of cleanups) await cleanup().catch(() => {});
       await running.close();
       await database?.drop();
     },

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'amqplib';
+import { entryExchange } from '../../protocol/fleet.js';
 import { serviceAvailable } from './services.js';
 import { freePort } from './ports.js';
 
@@ -27,7 +28,7 @@ export async function deleteNamespace(url: string, namespace: string, services: 
     await channel.deleteQueue(`${namespace}.${service}`);
     await channel.deleteQueue(`${namespace}.${service}.dead-letter`);
   }
-  await channel.deleteExchange(`${namespace}.flows`);
+  await channel.deleteExchange(entryExchange(namespace));
   await channel.deleteExchange(`${namespace}.events`);
   await channel.deleteExchange(`${namespace}.dead-letter`);
   await connection.close();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { MemoryBus } from '../../control-plane/bus/memory.js';
 import { users } from '../../control-plane/iam/schema.js';
 import { loadRunnerConfig, startRunner, type RunningRunner } from '../../runner/main.js';
 import type { TestControlPlane } from './control-plane.js';
@@ -66,7 +67,7 @@ export async function startTestRunner(
     OUTBOUND_ALLOWED_NETWORKS: options.outboundAllowedNetworks,
   });
   const runner = await startRunner(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), {
-    events: options.amqpUrl ? undefined : cp.services.bus,
+    events: !options.amqpUrl && cp.services.bus instanceof MemoryBus ? cp.services.bus : undefined,
   });
   return {
     ...runner,
