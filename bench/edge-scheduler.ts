@@ -37,6 +37,20 @@ interface Fired {
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? NaN;
 
+/**
+ * Pushes a trigger, again when the connection was reset: local workerd, busy with the alarms of the
+ * flows armed before, at times drops a kept-alive connection (ECONNRESET); a push is idempotent.
+ */
+async function arm(push: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await push();
+    } catch (error) {
+      if (attempt >= 5 || (error as { cause?: { code?: string } }).cause?.code !== 'ECONNRESET') throw error;
+    }
+  }
+}
+
 async function main() {
   const fired: Fired[] = [];
   const server = createServer((req, res) => {
@@ -63,7 +77,7 @@ async function main() {
   process.stdout.write(`arming ${flowCount} flows with "${args.cron}" `);
   const flows = Array.from({ length: flowCount }, () => randomUUID());
   for (let i = 0; i < flows.length; i += 50) {
-    await Promise.all(flows.slice(i, i + 50).map((flowId) => edge.push({ flowId, cron: args.cron })));
+    await Promise.all(flows.slice(i, i + 50).map((flowId) => arm(() => edge.push({ flowId, cron: args.cron }))));
     process.stdout.write('.');
   }
   const armedAt = Date.now();
