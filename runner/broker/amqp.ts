@@ -1,4 +1,4 @@
-import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { declareEntry, flowTopology, retryDelayMs, type DeploymentSpec } from '../../protocol/fleet.js';
 import { QUORUM } from '../amqp.js';
 import type { FleetBroker } from './types.js';
@@ -52,26 +52,46 @@ export class AmqpFleetBroker implements FleetBroker {
     const names = flowTopology(this.namespace, spec.flowId);
     await channel.assertExchange(names.exchange, 'topic', { durable: true });
     await channel.assertExchange(names.retryExchange, 'topic', { durable: true });
-    for (const step of spec.steps) {
-      const queue = names.stepQueue(step.id);
-      await channel.assertQueue(queue, { durable: true, arguments: QUORUM });
-      await channel.bindQueue(queue, names.exchange, names.stepBinding(step.id));
-      if (step.first) await declareEntry(channel, this.namespace, { flowId: spec.flowId, queue });
-    }
-    for (let level = 1; level <= spec.retry.levels; level++) {
-      const queue = names.retryQueue(level);
-      await channel.assertQueue(queue, {
-        durable: true,
-        arguments: {
-          ...QUORUM,
-          'x-message-ttl': retryDelayMs(spec.retry, level),
-          'x-dead-letter-exchange': names.exchange,
-          // At-least-once dead-lettering: a retry is not lost on its way back.
-          'x-dead-letter-strategy': 'at-least-once',
-          'x-overflow': 'reject-publish',
-        },
-      });
-      await channel.bindQueue(queue, names.retryExchange, `${level}.*`);
+    // A queue and its bindings each on a channel of their own, all at once: a channel runs one
+    // declaration at a time, and the broker sets up quorum queues side by side (start → active).
+    const steps = spec.steps.map((step) =>
+      this.onChannel(async (ch) => {
+        const queue = names.stepQueue(step.id);
+        await ch.assertQueue(queue, { durable: true, arguments: QUORUM });
+        await ch.bindQueue(queue, names.exchange, names.stepBinding(step.id));
+        if (step.first) await declareEntry(ch, this.namespace, { flowId: spec.flowId, queue });
+      }),
+    );
+    const levels = Array.from({ length: spec.retry.levels }, (_, i) => i + 1).map((level) =>
+      this.onChannel(async (ch) => {
+        const queue = names.retryQueue(level);
+        await ch.assertQueue(queue, {
+          durable: true,
+          arguments: {
+            ...QUORUM,
+            'x-message-ttl': retryDelayMs(spec.retry, level),
+            'x-dead-letter-exchange': names.exchange,
+            // At-least-once dead-lettering: a retry is not lost on its way back.
+            'x-dead-letter-strategy': 'at-least-once',
+            'x-overflow': 'reject-publish',
+          },
+        });
+        await ch.bindQueue(queue, names.retryExchange, `${level}.*`);
+      }),
+    );
+    await Promise.all([...steps, ...levels]);
+  }
+
+  /** Runs `work` on a channel opened for it (a declaration that fails closes only that one). */
+  private async onChannel(work: (channel: Channel) => Promise<void>): Promise<void> {
+    await this.open();
+    if (!this.connection) throw new Error('lost the connection to RabbitMQ while declaring');
+    const channel = await this.connection.createChannel();
+    channel.on('error', () => {});
+    try {
+      await work(channel);
+    } finally {
+      await channel.close().catch(() => {});
     }
   }
 

@@ -5,12 +5,9 @@
  * It logs JSON lines; the one with READY_MARK tells the driver it consumes its queue.
  */
 import { pino } from 'pino';
-import { AmqpTransport } from './amqp-transport.js';
 import { loadStepFunction } from './component.js';
 import { WORKER_ENV, workerConfigSchema } from './config.js';
 import { credentialReader } from './credentials.js';
-import { IpcTransport } from './ipc-transport.js';
-import { compileOutputSchema } from './output-schema.js';
 import { readSecrets } from './secrets.js';
 import { StepWorker } from './step.js';
 import type { WorkerTransport } from './transport.js';
@@ -29,16 +26,20 @@ async function main(): Promise<void> {
   const module = process.env[WORKER_ENV.componentModule] ?? config.step.component.module;
   if (!module) throw new Error(`component ${config.step.component.name} has no module to load`);
   const fn = await loadStepFunction(module, config.step.function);
-  const checkOutput = compileOutputSchema(config.step.outputSchema);
+  // ajv, and amqplib below, are loaded only by the workers that use them: every worker starts sooner.
+  const checkOutput = config.step.outputSchema
+    ? (await import('./output-schema.js')).compileOutputSchema(config.step.outputSchema)
+    : null;
 
   let transport: WorkerTransport;
   if (config.broker.kind === 'amqp') {
     if (!secrets.amqpUrl) throw new Error('the runner gave no broker URL: a worker on RabbitMQ needs one');
+    const { AmqpTransport } = await import('./amqp-transport.js');
     transport = await AmqpTransport.connect(secrets.amqpUrl, config.broker.namespace, config.flowId, config.step.id, (error, failures) => {
       if (failures === 1) log.warn({ err: error }, 'cannot reach the broker; waiting for it');
     });
   } else {
-    transport = new IpcTransport();
+    transport = new (await import('./ipc-transport.js')).IpcTransport();
   }
   transport.onLost((error) => {
     log.error({ err: error }, 'lost the broker; exiting so that the runner starts the worker again');
