@@ -27,9 +27,7 @@ async function main(): Promise<void> {
   if (!module) throw new Error(`component ${config.step.component.name} has no module to load`);
   const fn = await loadStepFunction(module, config.step.function);
   // ajv, and amqplib below, are loaded only by the workers that use them: every worker starts sooner.
-  const checkOutput = config.step.outputSchema
-    ? (await import('./output-schema.js')).compileOutputSchema(config.step.outputSchema)
-    : null;
+  const checkOutput = config.step.outputSchema ? (await import('./output-schema.js')).compileOutputSchema(config.step.outputSchema) : null;
 
   let transport: WorkerTransport;
   if (config.broker.kind === 'amqp') {
