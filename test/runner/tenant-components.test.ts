@@ -73,7 +73,8 @@ describe('tenant components on process runners', () => {
     expect((await runnerOf(trusting)).body.data.trustedModules).toEqual({ packages: [], folders: true });
     const flow = await startFlow(cp, alice.token, withStep('crm'));
     expect((await runnerOf(trusting)).body.data.deployments.map((d: { flowId: string }) => d.flowId)).toEqual([flow.id]);
-    expect((await runnerOf(untrusting)).body.data.deployments).toEqual([]);
+    // Not there (the built-ins' flow stopped above may still be listed there as removed, until its runner reports again).
+    expect((await runnerOf(untrusting)).body.data.deployments.filter((d: { flowId: string }) => d.flowId === flow.id)).toEqual([]);
     const execution = await finished(cp, alice.token, await execute(cp, flow, { deal: 42 }));
     expect(execution.status).toBe('succeeded');
     expect(outputsOf(execution)).toContainEqual(['next', { deal: 42, attempt: 1 }]);

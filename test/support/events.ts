@@ -93,7 +93,17 @@ export async function collectEntries(cp: TestControlPlane, flowId: string): Prom
     markers,
     async sendMarker() {
       const message = { id: randomUUID(), data: {}, attachments: {}, headers: {}, metadata: {}, passthrough: {}, marker: true };
-      await bus.send({ exchange, ...entryMessage({ flowId, flowExecId: 'marker', tenant: 'marker', message }) });
+      const send = () => bus.send({ exchange, ...entryMessage({ flowId, flowExecId: 'marker', tenant: 'marker', message }) });
+      // RabbitMQ (3.10) drops the connection of a publish that reaches a quorum queue as it is deleted
+      // (a flow just stopped): the bus reconnects, as the relay's sends go again, and so does the marker.
+      await waitFor(
+        () =>
+          send().then(
+            () => true,
+            () => false,
+          ),
+        (sent) => sent,
+      );
       return message.id;
     },
   });
