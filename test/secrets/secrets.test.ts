@@ -62,13 +62,19 @@ describe('/api/v1/secrets', () => {
   });
 
   it('keeps no plaintext in the database, the logs or the audit log', async () => {
-    const res = await create(owner, { name: 'db', type: 'SIMPLE', value: { username: 'ada', passphrase: PASSPHRASE }, shared: true });
+    // A username with a '.', which neither the hex of an id nor the base64 of a ciphertext can contain by chance.
+    const res = await create(owner, {
+      name: 'db',
+      type: 'SIMPLE',
+      value: { username: 'ada.lovelace', passphrase: PASSPHRASE },
+      shared: true,
+    });
     expect((await cp.request('GET', `/api/v1/secrets/${res.body.data.id}`, { token: reader.token })).body.data.value.passphrase).toBe(
       PASSPHRASE,
     );
     const [row] = await cp.services.db.select().from(secrets).where(eq(secrets.id, res.body.data.id));
     expect(JSON.stringify(row)).not.toContain(PASSPHRASE);
-    expect(JSON.stringify(row)).not.toContain('ada');
+    expect(JSON.stringify(row)).not.toContain('ada.lovelace');
     const [key] = await cp.services.db.select().from(dataKeys).where(eq(dataKeys.tenantId, owner.tenantId));
     expect(key!.masterKeyId).toBeTruthy();
     expect(Buffer.from(key!.wrapped, 'base64').length).toBe(12 + 16 + 32);
