@@ -11,7 +11,7 @@ import { flowRoutes } from './flows/routes.js';
 import { healthRoutes } from './health/routes.js';
 import type { AppEnv } from './http/auth.js';
 import { errorBody, errorHandler, validationHook } from './http/errors.js';
-import { refuseUnstorableInput } from './http/input.js';
+import { hasNoBody, refuseUnstorableInput } from './http/input.js';
 import { iamRoutes } from './iam/routes.js';
 import { domainRoutes } from './metadata/routes.js';
 import { runnerRoutes } from './runners/routes.js';
@@ -52,7 +52,8 @@ export function createApp(services: Services) {
   const apiLimit = limit(config.BODY_LIMIT_BYTES);
   // The edge's deliveries have a limit of their own: the one the edge cuts its batches by (protocol/edge.ts).
   const deliveryLimit = limit(DELIVERY_LIMITS.bytes);
-  app.use('*', (c, next) => (c.req.path === EDGE_INGEST_PATH ? deliveryLimit : apiLimit)(c, next));
+  // A GET or HEAD has no body to limit; asking for one would build the whole Request of every read.
+  app.use('*', (c, next) => (hasNoBody(c.req.method) ? next() : (c.req.path === EDGE_INGEST_PATH ? deliveryLimit : apiLimit)(c, next)));
   app.use('*', refuseUnstorableInput());
   app.onError(errorHandler(logger));
   app.notFound((c) => c.json(errorBody({ message: `No route for ${c.req.method} ${c.req.path}`, code: 'not_found' }), 404));

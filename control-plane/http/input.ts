@@ -20,7 +20,7 @@ export function refuseUnstorableInput(): MiddlewareHandler<AppEnv> {
       const problem = textProblem(name) ?? values.map(textProblem).find(Boolean);
       if (problem) throw badRequest(`query ${name}: ${problem}`);
     }
-    if (JSON_TYPE.test(c.req.header('content-type') ?? '')) {
+    if (!hasNoBody(c.req.method) && JSON_TYPE.test(c.req.header('content-type') ?? '')) {
       // A malformed body is left to the route's validation, which says so in its own words.
       const body = await c.req.json().catch(() => undefined);
       const problem = body === undefined ? null : jsonProblem(body, 'body');
@@ -29,6 +29,9 @@ export function refuseUnstorableInput(): MiddlewareHandler<AppEnv> {
     await next();
   };
 }
+
+/** GET and HEAD requests carry no body (Node's server hands the app none), whatever their content-type says. */
+export const hasNoBody = (method: string) => method === 'GET' || method === 'HEAD';
 
 function safeDecode(path: string): string {
   try {

@@ -26,6 +26,13 @@ const ISSUER = 'hookline';
 /** Opaque tokens: `<prefix><id without dashes>_<secret>`, the prefix telling the kind. */
 const OPAQUE_PREFIXES = { hlk_: 'service', hls_: 'step' } as const;
 const sha256 = (value: string) => createHash('sha256').update(value).digest();
+/**
+ * Session JWTs whose signature was verified, by token: verifying is a pure function of the token
+ * and the key, and took a tenth of an authenticated read's CPU (bench/flows-api.ts). Only the
+ * signature is remembered: expiry is checked on every use, revocation and roles by the lookup.
+ * Forged tokens never enter it; past the bound the oldest are forgotten.
+ */
+const VERIFIED_JWTS_MAX = 10_000;
 
 /** Issues and checks the two kinds of bearer token: session JWTs and permanent service tokens. */
 export class TokenService {
@@ -34,6 +41,7 @@ export class TokenService {
    * a fraction of an ad-hoc query (bench/flows-api.ts).
    */
   private readonly lookup;
+  private readonly verified = new Map<string, { jti: string; expiresAtMs: number }>();
 
   constructor(
     db: Database,
@@ -145,9 +153,17 @@ export class TokenService {
   }
 
   private async verifyJwt(token: string): Promise<string> {
+    const known = this.verified.get(token);
+    if (known && known.expiresAtMs > Date.now()) return known.jti;
+    this.verified.delete(token);
     try {
       const { payload } = await jwtVerify(token, this.key.verifyKey, { issuer: ISSUER, algorithms: [this.key.algorithm] });
       if (!payload.jti) throw unauthorized('Token is invalid');
+      // Sessions always carry exp; one without is verified every time rather than remembered forever.
+      if (payload.exp !== undefined) {
+        if (this.verified.size >= VERIFIED_JWTS_MAX) this.verified.delete(this.verified.keys().next().value!);
+        this.verified.set(token, { jti: payload.jti, expiresAtMs: payload.exp * 1000 });
+      }
       return payload.jti;
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw unauthorized('Token has expired');

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { createRemoteJWKSet, decodeJwt, jwtVerify, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { users } from '../../control-plane/iam/schema.js';
 import { ADMIN, startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import type { EventEnvelope } from '../../protocol/envelope.js';
@@ -140,6 +140,25 @@ describe('POST /login and /logout', () => {
     const expiredRes = await cp.request('GET', '/flows', { token: expired });
     expect(expiredRes.status).toBe(401);
     expect(expiredRes.body.errors[0].message).toMatch(/expired/);
+  });
+
+  it('refuses a token that authenticated before, once it has expired or been revoked', async () => {
+    const token = await cp.login();
+    expect((await cp.request('GET', '/flows', { token })).status).toBe(200);
+    const { exp } = decodeJwt(token);
+    // Only Date is faked: the request still runs on real timers, at a clock one second past the expiry.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(exp! * 1000 + 1000);
+      const later = await cp.request('GET', '/flows', { token });
+      expect(later.status).toBe(401);
+      expect(later.body.errors[0].message).toMatch(/expired/);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect((await cp.request('GET', '/flows', { token })).status).toBe(200);
+    expect((await cp.request('POST', '/logout', { token })).status).toBe(204);
+    expect((await cp.request('GET', '/flows', { token })).body.errors[0].message).toMatch(/revoked/);
   });
 
   it('publishes no JWKS for HS256', async () => {
