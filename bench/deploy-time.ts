@@ -4,16 +4,22 @@
  * processes (process driver) or five containers of the base image (docker driver) that print one
  * line, in parallel, which is what the driver cannot go below.
  *
- *   npx tsx bench/deploy-time.ts [--rounds 5] [--drivers process,docker]
+ *   npx tsx bench/deploy-time.ts [--rounds 5] [--drivers process,docker] [--warm 4]
+ *
+ * The process driver runs twice: forking each worker when needed, and with --warm workers waiting
+ * loaded (RUNNER_WARM_WORKERS, its default by default). Each round begins once the pool is full again.
  *
  * Needs RabbitMQ (TEST_AMQP_URL) and, for docker, an engine (DOCKER_HOST) with the images
  * (npm run images; built here when missing).
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { NODE_BASE_IMAGE } from '../runner/images.js';
+import { RUNNER_SETTINGS } from '../runner/main.js';
 import { buildImages } from '../scripts/build-images.js';
 import { startTestControlPlane } from '../test/support/control-plane.js';
 import { waitFor } from '../test/support/events.js';
@@ -23,15 +29,25 @@ const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
     drivers: { type: 'string', default: 'process,docker' },
+    warm: { type: 'string', default: String(RUNNER_SETTINGS.RUNNER_WARM_WORKERS.schema.parse(undefined)) },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (args.help) {
-  console.log('Usage: npx tsx bench/deploy-time.ts [--rounds N] [--drivers process,docker]');
+  console.log('Usage: npx tsx bench/deploy-time.ts [--rounds N] [--drivers process,docker] [--warm N]');
   process.exit(0);
 }
 const rounds = Number(args.rounds);
 const drivers = args.drivers!.split(',') as ('process' | 'docker')[];
+const warm = Number(args.warm);
+const variants = drivers.flatMap((driver) =>
+  driver === 'process' && warm > 0
+    ? [
+        { driver, warm: 0 },
+        { driver, warm },
+      ]
+    : [{ driver, warm: 0 }],
+);
 const url = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const namespace = `bench_${Date.now().toString(36)}`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -74,8 +90,16 @@ async function main(): Promise<void> {
   const token = await cp.login();
   const rows: string[] = [];
   try {
-    for (const driver of drivers) {
-      const runner = await startTestRunner(cp, { driver, amqpUrl: url, namespace });
+    for (const { driver, warm } of variants) {
+      const label = driver === 'process' ? `process, ${warm} warm` : driver;
+      const runner = await startTestRunner(cp, { driver, amqpUrl: url, namespace, warmWorkers: warm });
+      // The pool's waiting workers each have a pid file: a round begins once all are there again.
+      const poolFull = () =>
+        waitFor(
+          async () => (await readdir(join(runner.dataDir, 'workers')).catch(() => [])).filter((f) => f.startsWith('warm-')).length,
+          (n) => n >= warm,
+          120_000,
+        );
       try {
         const nodes = [
           { id: 's1', componentId: 'webhook', function: 'receive' },
@@ -94,12 +118,14 @@ async function main(): Promise<void> {
         const times: number[] = [];
         const floors: number[] = [];
         for (let round = 0; round <= rounds; round++) {
+          await poolFull();
           const began = performance.now();
           await cp.request('POST', `/flows/${flowId}/start`, { token });
           await waitFor(status, (s) => s === 'active', 120_000);
           const took = performance.now() - began;
           await cp.request('POST', `/flows/${flowId}/stop`, { token });
           await waitFor(status, (s) => s === 'inactive', 120_000);
+          await poolFull();
           const floor = driver === 'docker' ? await bareContainers(new Docker()) : await bareProcesses();
           // The first round warms caches (the worker bundle, the images' layers): not counted.
           if (round === 0) continue;
@@ -107,10 +133,10 @@ async function main(): Promise<void> {
           floors.push(floor);
         }
         console.log(
-          `${driver}: start → active ${times.map((t) => Math.round(t)).join(', ')} ms; floor ${floors.map((t) => Math.round(t)).join(', ')} ms`,
+          `${label}: start → active ${times.map((t) => Math.round(t)).join(', ')} ms; floor ${floors.map((t) => Math.round(t)).join(', ')} ms`,
         );
         rows.push(
-          `| ${driver} | ${Math.round(median(times))} ms | ${Math.round(Math.min(...times))}–${Math.round(Math.max(...times))} ms | ${Math.round(median(floors))} ms | ${(median(times) / median(floors)).toFixed(1)}× |`,
+          `| ${label} | ${Math.round(median(times))} ms | ${Math.round(Math.min(...times))}–${Math.round(Math.max(...times))} ms | ${Math.round(median(floors))} ms | ${(median(times) / median(floors)).toFixed(1)}× |`,
         );
       } finally {
         await runner.stop();

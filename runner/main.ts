@@ -70,6 +70,10 @@ export const RUNNER_SETTINGS = {
     schema: whole(1, MAX_RUNNER_CAPACITY).default(16),
     help: `how many step workers it takes, 1 to ${MAX_RUNNER_CAPACITY}`,
   },
+  RUNNER_WARM_WORKERS: {
+    schema: whole(0, 64).default(4),
+    help: 'process driver: how many step workers wait, loaded, for a step to start in less time (0: fork each when needed)',
+  },
   RUNNER_DATA_DIR: {
     schema: z.string().min(1).optional(),
     help: 'where it keeps what it needs across restarts (default .hookline/runner-<name>)',
@@ -153,7 +157,7 @@ export async function startRunner(config: RunnerConfig, logger: Logger, options:
     throw new Error('RUNNER_DRIVER=docker needs RabbitMQ (AMQP_URL): containers cannot reach an in-process broker');
   const driver: StepDriver = docker
     ? new DockerDriver({ docker: new Docker(), runnerName: config.RUNNER_NAME, logger })
-    : new ProcessDriver({ dataDir, logger, trusted });
+    : new ProcessDriver({ dataDir, logger, trusted, warmWorkers: config.RUNNER_WARM_WORKERS });
 
   const registration = {
     name: config.RUNNER_NAME,

@@ -25,7 +25,7 @@
  */
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { encodeSecrets, type WorkerConfig, type WorkerSecrets } from '../worker/config.js';
+import { encodeStdin, type WorkerConfig, type WorkerSecrets } from '../worker/config.js';
 import { adoptedRunStart, adoptionOrder } from './docker/adopt.js';
 import { messageOf, statusOf } from './docker/exit.js';
 import { containerSpec, DOCKER_LABELS, keyOf, specFromInspect, type ContainerSpec, type Engine } from './docker/spec.js';
@@ -203,7 +203,7 @@ export class DockerDriver implements StepDriver, ContainerHost {
       stdin.destroy();
       throw error;
     }
-    stdin.end(encodeSecrets(secrets));
+    stdin.end(encodeStdin(secrets));
   }
 
   /** Stops (SIGTERM, the grace period, a kill) and removes a container; one already gone is fine. */

@@ -5,8 +5,9 @@ import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { stepWorkerBundle } from '../bundle.js';
 import { resolveTrustedModule, type TrustedModuleList } from '../trusted-modules.js';
-import { encodeSecrets, READY_MARK, WORKER_ENV, type WorkerConfig } from '../worker/config.js';
+import { encodeStdin, READY_MARK, WORKER_ENV, type WorkerConfig } from '../worker/config.js';
 import { supervise } from './supervise.js';
+import { WarmPool } from './warm-pool.js';
 import {
   workerName,
   type RunningWorker,
@@ -27,7 +28,9 @@ const OUTPUT_LINES = 30;
  * (runner/bundle.ts) forked with plain node and a channel
  * (the in-process broker talks over it, and a worker whose runner dies notices), their output
  * read line by line, restarted after a crash (supervise.ts). Each has a pid file in the runner's
- * data folder, so a runner that was killed removes what it left at its next start.
+ * data folder, so a runner that was killed removes what it left at its next start. Workers are
+ * taken from a pool of warm ones when it has some (warm-pool.ts); either way the step and its
+ * secrets go to the worker's stdin.
  * A worker runs as the runner's own user, so it runs only code the operator trusts: the built-ins
  * and the modules RUNNER_TRUSTED_MODULES lists (runner/trusted-modules.ts).
  */
@@ -35,9 +38,24 @@ export class ProcessDriver implements StepDriver {
   readonly kind = 'process' as const;
   private readonly workers = new Set<ProcessWorker>();
   private entry: Promise<string> | undefined;
+  private pool: WarmPool | undefined;
 
-  /** `trusted`: RUNNER_TRUSTED_MODULES, its folders as real paths; the built-ins run whatever it says. */
-  constructor(private readonly options: { dataDir: string; logger: Logger; trusted: TrustedModuleList }) {}
+  /**
+   * `trusted`: RUNNER_TRUSTED_MODULES, its folders as real paths; the built-ins run whatever it says.
+   * `warmWorkers`: how many workers wait, loaded, for a step (RUNNER_WARM_WORKERS; none by default).
+   */
+  constructor(private readonly options: { dataDir: string; logger: Logger; trusted: TrustedModuleList; warmWorkers?: number }) {}
+
+  /** The bundled step worker, built once, and the pool that forks it ahead of time. */
+  private async prepared(): Promise<{ entry: string; pool: WarmPool | undefined }> {
+    this.entry ??= stepWorkerBundle();
+    const entry = await this.entry;
+    const size = this.options.warmWorkers ?? 0;
+    if (size > 0 && !this.pool) {
+      this.pool = new WarmPool(size, () => forkWorker(entry, { [WORKER_ENV.warm]: '1' }), this.pidDir, this.options.logger);
+    }
+    return { entry, pool: this.pool };
+  }
 
   private get pidDir(): string {
     return join(this.options.dataDir, 'workers');
@@ -60,10 +78,10 @@ export class ProcessDriver implements StepDriver {
     const resolved = await this.moduleOf(launch.config);
     if ('refused' in resolved) throw new Error(resolved.refused);
     await mkdir(this.pidDir, { recursive: true });
-    this.entry ??= stepWorkerBundle();
-    const entry = await this.entry;
+    const { entry, pool } = await this.prepared();
     const worker = new ProcessWorker(
-      entry,
+      () => pool?.take() ?? forkWorker(entry),
+      () => pool?.refill(),
       resolved.module,
       launch,
       observer,
@@ -88,11 +106,16 @@ export class ProcessDriver implements StepDriver {
       }
       await rm(path, { force: true });
     }
+    if ((this.options.warmWorkers ?? 0) > 0) {
+      await mkdir(this.pidDir, { recursive: true });
+      (await this.prepared()).pool?.refill();
+    }
     return [];
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.workers].map((w) => w.stop()));
+    await this.pool?.close();
   }
 }
 
@@ -107,6 +130,13 @@ async function isWorker(pid: number): Promise<boolean> {
   return cmdline.includes('step-worker-');
 }
 
+/** Forks the bundled step worker with nothing of the runner's environment but PASSED_ENV (and `extra`). */
+function forkWorker(entry: string, extra: Record<string, string> = {}): ChildProcess {
+  const env: Record<string, string> = { ...extra };
+  for (const name of PASSED_ENV) if (process.env[name]) env[name] = process.env[name]!;
+  return fork(entry, [], { execArgv: [], env, stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
+}
+
 class ProcessWorker implements RunningWorker {
   readonly key: WorkerKey;
   private child: ChildProcess | undefined;
@@ -117,7 +147,10 @@ class ProcessWorker implements RunningWorker {
   private readonly output: string[] = [];
 
   constructor(
-    private readonly entry: string,
+    /** A warm worker from the pool, or a new one. */
+    private readonly newChild: () => ChildProcess,
+    /** Called when the worker is ready: the pool may fork what it gave. */
+    private readonly onReady: () => void,
     private readonly module: string,
     private readonly launch: WorkerLaunch,
     private readonly observer: WorkerObserver,
@@ -135,15 +168,12 @@ class ProcessWorker implements RunningWorker {
   }
 
   private spawn(): void {
-    const env: Record<string, string> = {};
-    for (const name of PASSED_ENV) if (process.env[name]) env[name] = process.env[name]!;
-    env[WORKER_ENV.config] = JSON.stringify(this.launch.config);
-    env[WORKER_ENV.componentModule] = this.module;
-    const child = fork(this.entry, [], { execArgv: [], env, stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
+    const child = this.newChild();
     this.child = child;
-    // Its secrets on stdin, as the docker driver gives them: never in its environment.
+    // Its secrets on stdin, as the docker driver gives them: never in its environment. Its step too,
+    // as a warm worker was forked before the step was known.
     child.stdin!.on('error', () => {}); // a worker that died at once: its exit is reported
-    child.stdin!.end(encodeSecrets(this.launch.secrets));
+    child.stdin!.end(encodeStdin(this.launch.secrets, { config: this.launch.config, componentModule: this.module }));
     if (child.pid) void writeFile(this.pidFile, `${child.pid}\n`).catch(() => {});
     this.launch.attach?.(child);
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -151,17 +181,24 @@ class ProcessWorker implements RunningWorker {
         this.output.push(line);
         if (this.output.length > OUTPUT_LINES) this.output.shift();
         this.observer.log({ stream, line, at: new Date() });
-        if (stream === 'stdout' && line.includes(READY_MARK)) this.observer.ready();
+        if (stream === 'stdout' && line.includes(READY_MARK)) {
+          this.observer.ready();
+          this.onReady();
+        }
       });
     }
-    this.exited = new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
+    // A warm child may have died in the pool just before it was taken: its exit counts as this run's.
+    const gone = child.exitCode !== null || child.signalCode !== null;
+    this.exited = new Promise((resolve) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
         this.child = undefined;
         if (this.stopping.signal.aborted) return resolve(null);
         // Let the last lines of output arrive before they are quoted as the reason.
         setTimeout(() => resolve({ code, signal, output: this.output.join('\n') }), 20);
-      }),
-    );
+      };
+      if (gone) onExit(child.exitCode, child.signalCode);
+      else child.once('exit', onExit);
+    });
   }
 
   async stop(): Promise<void> {

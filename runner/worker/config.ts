@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { stepSpecSchema } from '../../protocol/fleet.js';
 
 /**
- * What a step worker is started with, by either driver: the step (HOOKLINE_WORKER, JSON) in its
- * environment, and its secrets (the step token, the broker's URL) as one JSON line on its stdin,
- * which the driver closes after it: they are never in its environment (`docker inspect`, /proc)
- * nor in its configuration, which it may log.
+ * What a step worker is started with: its secrets (the step token, the broker's URL) as one JSON
+ * line on its stdin, which the driver closes after it, so they are never in its environment
+ * (`docker inspect`, /proc) nor in its configuration, which it may log; and the step, in
+ * HOOKLINE_WORKER (docker) or on that line too (process, whose workers are forked before their step is known).
  */
 export const workerConfigSchema = z.object({
   flowId: z.string(),
@@ -31,16 +31,30 @@ export const WORKER_ENV = {
   config: 'HOOKLINE_WORKER',
   /** What the worker imports, which may differ from the component's `module`: where it is in the image (docker), the file it resolved to in a trusted folder (process). */
   componentModule: 'HOOKLINE_COMPONENT_MODULE',
+  /** Set on a warm worker (runner/drivers/warm-pool.ts): it waits for its step on stdin, however long that takes. */
+  warm: 'HOOKLINE_WORKER_WARM',
 } as const;
 
 export const workerSecretsSchema = z.strictObject({ stepToken: z.string().nullable(), amqpUrl: z.string().nullable() });
 export type WorkerSecrets = z.infer<typeof workerSecretsSchema>;
 
-/** The line a driver writes to a worker's stdin. */
-export const encodeSecrets = (secrets: WorkerSecrets) => `${JSON.stringify(secrets)}\n`;
+/**
+ * The step itself, when it comes on stdin with the secrets: the process driver forks its workers
+ * before it knows their step (warm-pool.ts), so it gives the step there rather than in HOOKLINE_WORKER.
+ */
+export const workerStepSchema = z.strictObject({ config: workerConfigSchema, componentModule: z.string() });
+export type WorkerStep = z.infer<typeof workerStepSchema>;
+
+export const workerStdinSchema = workerSecretsSchema.extend({ step: workerStepSchema.optional() });
+
+/** The line a driver writes to a worker's stdin: its secrets, and its step when the environment does not hold it. */
+export const encodeStdin = (secrets: WorkerSecrets, step?: WorkerStep) => `${JSON.stringify(step ? { ...secrets, step } : secrets)}\n`;
 
 /**
  * A worker says it is ready (it consumes its queue) with a log line holding this mark; both
  * drivers read the worker's output, so neither needs another channel to learn it.
  */
 export const READY_MARK = '"hookline":"ready"';
+
+/** A warm worker's line once it has loaded and waits for its step (runner/drivers/warm-pool.ts). */
+export const WARM_MARK = '"hookline":"warm"';

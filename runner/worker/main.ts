@@ -1,14 +1,14 @@
 /**
- * A step worker: the process (or the container's process) that runs one step of one flow. Both
- * drivers start it the same way, with its configuration in HOOKLINE_WORKER and its secrets on
- * stdin (config.ts).
+ * A step worker: the process (or the container's process) that runs one step of one flow, started
+ * with its secrets on stdin and its step in HOOKLINE_WORKER or on stdin too (config.ts). A warm
+ * one (the process driver's pool) loads first and then waits for its step.
  * It logs JSON lines; the one with READY_MARK tells the driver it consumes its queue.
  */
 import { pino } from 'pino';
 import { loadStepFunction } from './component.js';
 import { WORKER_ENV, workerConfigSchema } from './config.js';
 import { credentialReader } from './credentials.js';
-import { readSecrets } from './secrets.js';
+import { readStdin } from './secrets.js';
 import { StepWorker } from './step.js';
 import type { WorkerTransport } from './transport.js';
 
@@ -18,12 +18,14 @@ const DRAIN_MS = 8_000;
 const logger = pino({ base: { service: 'step-worker' }, redact: ['token', '*.token', 'stepToken'] });
 
 async function main(): Promise<void> {
+  const warm = process.env[WORKER_ENV.warm] === '1';
+  if (warm) logger.info({ hookline: 'warm' }, 'step worker loaded; waiting for its step');
+  const { step, ...secrets } = await readStdin({ warm });
   const raw = process.env[WORKER_ENV.config];
-  if (!raw) throw new Error(`${WORKER_ENV.config} is not set: a step worker is started by a runner, not by hand`);
-  const config = workerConfigSchema.parse(JSON.parse(raw));
-  const secrets = await readSecrets();
+  if (!step && !raw) throw new Error(`${WORKER_ENV.config} is not set: a step worker is started by a runner, not by hand`);
+  const config = step?.config ?? workerConfigSchema.parse(JSON.parse(raw!));
   const log = logger.child({ flowId: config.flowId, stepId: config.step.id, generation: config.generation });
-  const module = process.env[WORKER_ENV.componentModule] ?? config.step.component.module;
+  const module = step?.componentModule ?? process.env[WORKER_ENV.componentModule] ?? config.step.component.module;
   if (!module) throw new Error(`component ${config.step.component.name} has no module to load`);
   const fn = await loadStepFunction(module, config.step.function);
   // ajv, and amqplib below, are loaded only by the workers that use them: every worker starts sooner.

@@ -1,12 +1,19 @@
-import { workerSecretsSchema, type WorkerSecrets } from './config.js';
+import type { z } from 'zod';
+import { workerStdinSchema } from './config.js';
 
-/** More than a step token and a URL ever take. */
-const MAX_BYTES = 64 * 1024;
+/** A sanity bound, far over a step token, a URL and a step's configuration (its flow's body, 1 MiB by default). */
+const MAX_BYTES = 16 * 1024 * 1024;
 /** A driver writes the secrets as it starts the worker: this long without them is a broken start. */
 const WAIT_MS = 30_000;
 
-/** Reads the secrets its driver writes to stdin (encodeSecrets), to the end of stdin. */
-export function readSecrets(stdin: NodeJS.ReadableStream = process.stdin): Promise<WorkerSecrets> {
+/**
+ * Reads what its driver writes to stdin (encodeStdin), to the end of stdin: the secrets, and maybe
+ * the step. A warm worker waits with no deadline: it ends when its runner does, as stdin closes.
+ */
+export function readStdin(
+  options: { warm: boolean },
+  stdin: NodeJS.ReadableStream = process.stdin,
+): Promise<z.infer<typeof workerStdinSchema>> {
   return new Promise((resolve, reject) => {
     let text = '';
     const fail = (error: Error) => {
@@ -14,10 +21,12 @@ export function readSecrets(stdin: NodeJS.ReadableStream = process.stdin): Promi
       stdin.removeAllListeners('data');
       reject(error);
     };
-    const timer = setTimeout(
-      () => fail(new Error(`no secrets on stdin within ${WAIT_MS / 1000} s: a step worker is started by a runner, not by hand`)),
-      WAIT_MS,
-    );
+    const timer = options.warm
+      ? undefined
+      : setTimeout(
+          () => fail(new Error(`no secrets on stdin within ${WAIT_MS / 1000} s: a step worker is started by a runner, not by hand`)),
+          WAIT_MS,
+        );
     stdin.setEncoding('utf8');
     stdin.on('data', (chunk: string) => {
       text += chunk;
@@ -27,7 +36,7 @@ export function readSecrets(stdin: NodeJS.ReadableStream = process.stdin): Promi
     stdin.once('end', () => {
       clearTimeout(timer);
       try {
-        resolve(workerSecretsSchema.parse(JSON.parse(text)));
+        resolve(workerStdinSchema.parse(JSON.parse(text)));
       } catch {
         reject(new Error('the secrets on stdin are not the JSON line a runner writes'));
       }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
 import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitAvailable, rabbitUrl, uniqueNamespace } from '../support/rabbitmq.js';
+import { alive } from '../support/processes.js';
 import { FIXTURES_DIR, runnerAccount, startTestRunner, type TestRunner } from '../support/runner.js';
 import { execute, finished, outputsOf, registerFixtures, startFlow, stopFlow } from './support.js';
 
@@ -28,19 +29,10 @@ async function spawnRunner(cp: TestControlPlane, env: Record<string, string>): P
   return child;
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** The pids of the step workers a runner's pid files name. */
-async function workerPids(dataDir: string): Promise<number[]> {
+/** The pids of the step workers a runner's pid files name: those running a step, or (`warm`) those waiting for one. */
+async function workerPids(dataDir: string, which: 'steps' | 'warm' = 'steps'): Promise<number[]> {
   const dir = join(dataDir, 'workers');
-  const files = await readdir(dir).catch(() => [] as string[]);
+  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.startsWith('warm-') === (which === 'warm'));
   // A file may go between the listing and the read (its worker stopped): it names no worker then.
   const pids = await Promise.all(files.map(async (f) => Number((await readFile(join(dir, f), 'utf8').catch(() => '')).trim())));
   return pids.filter((pid) => pid > 0);
@@ -104,12 +96,18 @@ describe.skipIf(!available)('runners that die', () => {
     });
     const first = await workerPids(dataDir);
     expect(first).toHaveLength(2);
+    const warm = await waitFor(
+      () => workerPids(dataDir, 'warm'),
+      (pids) => pids.length > 0,
+      15_000,
+    );
 
-    // Killed and started again at once (before it counts as lost): the same runner, fresh workers, no orphans.
+    // Killed and started again at once (before it counts as lost): the same runner, fresh workers, no orphans,
+    // not even among the warm workers that waited for a step.
     spawned.kill('SIGKILL');
     await once(spawned, 'exit');
     await waitFor(
-      async () => first.filter(alive),
+      async () => [...first, ...warm].filter(alive),
       (left) => left.length === 0,
       15_000,
     );

@@ -48,6 +48,8 @@ export async function startTestRunner(
     deployTimeoutSeconds?: number;
     trustedModules?: string;
     outboundAllowedNetworks?: string;
+    /** None unless asked: most tests would only pay for forking them. */
+    warmWorkers?: number;
   } = {},
 ): Promise<TestRunner> {
   const token = options.token ?? (await runnerAccount(cp)).token;
@@ -60,6 +62,7 @@ export async function startTestRunner(
     RUNNER_DRIVER: options.driver ?? 'process',
     RUNNER_CAPACITY: String(options.capacity ?? 16),
     RUNNER_DATA_DIR: dataDir,
+    RUNNER_WARM_WORKERS: String(options.warmWorkers ?? 0),
     RUNNER_DEPLOY_TIMEOUT_SECONDS: String(options.deployTimeoutSeconds ?? 60),
     RUNNER_TRUSTED_MODULES: options.trustedModules ?? FIXTURES_DIR,
     AMQP_URL: options.amqpUrl,

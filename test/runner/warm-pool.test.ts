@@ -1,0 +1,93 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { waitFor } from '../support/events.js';
+import { alive } from '../support/processes.js';
+import { startTestRunner, type TestRunner } from '../support/runner.js';
+import { execute, finished, outputsOf, startFlow, stopFlow } from './support.js';
+
+const WARM = 2;
+
+describe('warm step workers (RUNNER_WARM_WORKERS, process driver)', () => {
+  let cp: TestControlPlane;
+  let runner: TestRunner | undefined;
+  let admin: string;
+
+  /** The pids in the runner's pid files: `warm-<pid>.pid` for those waiting, `<flow>.<step>.<generation>.pid` for those running a step. */
+  const pidFiles = async () => {
+    const files = await readdir(join(runner!.dataDir, 'workers')).catch(() => [] as string[]);
+    const pidOf = (file: string) => Number(file.replace(/^warm-/, '').replace(/\.pid$/, ''));
+    return { warm: files.filter((f) => f.startsWith('warm-')).map(pidOf), files };
+  };
+  const waiting = (count: number) =>
+    waitFor(
+      async () => (await pidFiles()).warm,
+      (pids) => pids.length === count && pids.every(alive),
+    );
+
+  beforeAll(async () => {
+    cp = await startTestControlPlane({ env: { RUNNER_HEARTBEAT_SECONDS: '1' } });
+    admin = await cp.login();
+    runner = await startTestRunner(cp, { warmWorkers: WARM });
+  });
+  afterAll(async () => {
+    await runner?.stop();
+    await cp?.close();
+  });
+
+  it("runs a flow's steps on workers forked before it started, one worker per step, never handed back, and fills the pool again", async () => {
+    const before = await waiting(WARM);
+    // Three steps, two warm workers: one step's worker is forked when needed.
+    const flow = await startFlow(cp, admin, {
+      graph: {
+        nodes: [
+          { id: 'receive', componentId: 'webhook', function: 'receive' },
+          { id: 'total', componentId: 'jsonata', function: 'map', fields: { expression: '{ "total": $sum(items.price) }' } },
+          { id: 'log', componentId: 'debug', function: 'record' },
+        ],
+        edges: [
+          { source: 'receive', target: 'total' },
+          { source: 'total', target: 'log' },
+        ],
+      },
+    });
+    const execution = await finished(cp, admin, await execute(cp, flow, { items: [{ price: 2 }, { price: 3 }] }), 20_000);
+    expect(execution.status).toBe('succeeded');
+    expect(outputsOf(execution)).toEqual(expect.arrayContaining([['log', { total: 5 }]]));
+
+    const { files } = await pidFiles();
+    const stepPids = await Promise.all(
+      files
+        .filter((f) => f.startsWith(`${flow.id}.`))
+        .map(async (f) => Number((await readFile(join(runner!.dataDir, 'workers', f), 'utf8')).trim())),
+    );
+    expect(stepPids).toHaveLength(3);
+    expect(stepPids.filter((pid) => before.includes(pid)).sort()).toEqual([...before].sort());
+
+    // Refilled with new workers once the steps were ready: none of those that run a step.
+    const refilled = await waiting(WARM);
+    expect(refilled.filter((pid) => stepPids.includes(pid))).toEqual([]);
+
+    await stopFlow(cp, admin, flow.id);
+    await waitFor(
+      async () => stepPids.filter(alive),
+      (left) => left.length === 0,
+    );
+    expect((await waiting(WARM)).filter((pid) => stepPids.includes(pid))).toEqual([]);
+  });
+
+  it('replaces a warm worker that dies while it waits, and leaves none behind when the runner stops', async () => {
+    const [victim, other] = await waiting(WARM);
+    process.kill(victim!, 'SIGKILL');
+    const replaced = await waitFor(
+      async () => (await pidFiles()).warm,
+      (pids) => pids.length === WARM && !pids.includes(victim!) && pids.every(alive),
+    );
+    expect(replaced).toContain(other);
+
+    await runner!.stop();
+    runner = undefined;
+    expect(replaced.filter(alive)).toEqual([]);
+  });
+});
