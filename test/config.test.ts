@@ -198,6 +198,7 @@ const WRONG: Record<string, string> = {
   RUNNER_NAME: 'my runner',
   RUNNER_DRIVER: 'vm',
   RUNNER_CAPACITY: '100000',
+  RUNNER_WARM_WORKERS: '65',
   RUNNER_DEPLOY_TIMEOUT_SECONDS: '0',
   RUNNER_TRUSTED_MODULES: 'crm,./relative',
 };

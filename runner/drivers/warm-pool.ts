@@ -17,7 +17,10 @@ import { WARM_MARK } from '../worker/config.js';
  */
 export class WarmPool {
   private readonly waiting: ChildProcess[] = [];
-  private filling = false;
+  /** The fill under way, if one is: close waits for it, so that no worker it forks outlives the pool. */
+  private filling: Promise<void> | undefined;
+  /** The worker that fill is waiting for, killed by close rather than waited for. */
+  private loading: ChildProcess | undefined;
   private closed = false;
 
   constructor(
@@ -37,14 +40,15 @@ export class WarmPool {
   /** Forks warm workers, one after the other, until `size` of them wait. */
   refill(): void {
     if (this.filling || this.closed) return;
-    this.filling = true;
-    void this.fill().finally(() => {
-      this.filling = false;
+    this.filling = this.fill().finally(() => {
+      this.filling = undefined;
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.loading?.kill('SIGKILL');
+    await this.filling;
     await Promise.all(
       this.waiting.splice(0).map(async (child) => {
         await killed(child);
@@ -56,12 +60,21 @@ export class WarmPool {
   private async fill(): Promise<void> {
     while (!this.closed && this.waiting.length < this.size) {
       const child = this.fork();
-      if (!(await warmedUp(child))) {
+      this.loading = child;
+      const warm = await warmedUp(child);
+      this.loading = undefined;
+      if (this.closed) return void (await killed(child));
+      if (!warm) {
         this.logger.warn({ pid: child.pid }, 'a warm step worker exited before it was ready; the pool stops filling until the next start');
         return;
       }
-      if (this.closed) return void killed(child);
+      // The pid file first, so that one taken at once never leaves it behind; close waits for this loop.
       await writeFile(this.pidFile(child), `${child.pid}\n`).catch(() => {});
+      if (this.closed) {
+        await killed(child);
+        await rm(this.pidFile(child), { force: true });
+        return;
+      }
       this.waiting.push(child);
       // One that dies while it waits (killed by hand, out of memory) leaves the pool, and another takes its place.
       child.once('exit', () => {
