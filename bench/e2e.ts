@@ -183,9 +183,9 @@ async function paced(system: System, rate: number, seconds: number): Promise<Fig
 }
 
 /**
- * Call → last step cut into its parts by the execution's record: to the edge's receipt, from there
- * to the first step starting (delivery to the control plane, its outbox, the bus, the runner),
- * each step's own time, and each hop between steps.
+ * Call → last step cut into its parts by the execution's record: to the edge's receipt, to the
+ * control plane recording it (the Durable Object's delivery), from there to the first step
+ * starting (the outbox relay, the bus, the runner), each step's own time, and each hop between steps.
  */
 function timelinePhases(
   spread: (of: (end: { timeline?: Timeline }, sentAt: number) => number | undefined) => { count: number; p50: number; p99: number },
@@ -193,7 +193,8 @@ function timelinePhases(
   const [first, second] = FLOW.graph.nodes.map((node) => node.id) as [string, string];
   const parts: [string, (t: Timeline, sentAt: number) => number | undefined][] = [
     ['call → edge received', (t, sentAt) => t.receivedAt - sentAt],
-    [`edge received → ${first} starts`, (t) => t.steps[first] && t.steps[first].firstAt - t.receivedAt],
+    ['edge received → recorded', (t) => t.recordedAt - t.receivedAt],
+    [`recorded → ${first} starts`, (t) => t.steps[first] && t.steps[first].firstAt - t.recordedAt],
     [`${first} runs`, (t) => t.steps[first] && t.steps[first].lastAt - t.steps[first].firstAt],
     [`${first} ends → ${second} starts`, (t) => t.steps[first] && t.steps[second] && t.steps[second].firstAt - t.steps[first].lastAt],
     [`${second} runs`, (t) => t.steps[second] && t.steps[second].lastAt - t.steps[second].firstAt],

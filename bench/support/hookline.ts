@@ -22,6 +22,8 @@ export const FLOW = {
 /** When an execution was received at the edge, ran each step and finished (epoch ms). */
 export interface Timeline {
   receivedAt: number;
+  /** When the control plane recorded the execution: the edge's delivery arrived. */
+  recordedAt: number;
   steps: Record<string, { firstAt: number; lastAt: number }>;
   finishedAt: number;
 }
@@ -93,7 +95,12 @@ export async function startHookline(options: { edge: 'wrangler' | 'workerd'; env
             { firstAt: Date.parse(s.firstAt), lastAt: Date.parse(s.lastAt) },
           ]),
         );
-        found.set(id, { receivedAt: Date.parse(data.startedAt), steps, finishedAt: Date.parse(data.finishedAt) });
+        found.set(id, {
+          receivedAt: Date.parse(data.startedAt),
+          recordedAt: Date.parse(data.recordedAt),
+          steps,
+          finishedAt: Date.parse(data.finishedAt),
+        });
       }
       return found;
     },

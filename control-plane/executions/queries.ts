@@ -18,6 +18,7 @@ export interface ExecutionSummary {
   reason: string | null;
   trigger: ExecutionRow['trigger'];
   startedAt: string;
+  recordedAt: string;
   finishedAt: string | null;
   durationMs: number | null;
   steps: Record<string, StepStats>;
@@ -57,6 +58,7 @@ const toSummary = (row: ExecutionRow): ExecutionSummary => ({
   reason: row.reason,
   trigger: row.trigger,
   startedAt: row.startedAt.toISOString(),
+  recordedAt: row.createdAt.toISOString(),
   finishedAt: row.finishedAt?.toISOString() ?? null,
   durationMs: row.finishedAt ? row.finishedAt.getTime() - row.startedAt.getTime() : null,
   steps: row.steps,

@@ -44,6 +44,11 @@ const summaryFields = {
     ...dateTime,
     description: 'When the edge received the call (until flow.executed arrives, when the first step result started)',
   }),
+  recordedAt: z.string().openapi({
+    ...dateTime,
+    description:
+      "When the control plane first recorded it: the edge's delivery of the call arrived (or a step's result, when that came first)",
+  }),
   finishedAt: z
     .string()
     .nullable()

@@ -52,7 +52,11 @@ describe('execution records, from flow.executed and execution.step.results', () 
     const receivedAt = new Date(Date.now() - 1000);
     const executed = executedPayload(ref, { order: 42 }, receivedAt);
     await deliver(cp, executed);
-    expect(await read(ref.flowExecId)).toMatchObject({
+    const recorded = await read(ref.flowExecId);
+    // Recorded when the delivery arrived, a second after the edge received the call.
+    expect(Date.parse(recorded.recordedAt)).toBeGreaterThan(receivedAt.getTime() + 500);
+    expect(Date.parse(recorded.recordedAt)).toBeLessThanOrEqual(Date.now());
+    expect(recorded).toMatchObject({
       ...{ flowExecId: ref.flowExecId, flowId: ref.flowId, tenant: user.tenantId },
       status: 'running',
       reason: null,
