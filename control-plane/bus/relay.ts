@@ -128,22 +128,32 @@ export class OutboxRelay {
       inFlight.add(settled);
       void settled.then(() => inFlight.delete(settled));
       const count = await sent;
-      if (count > 0 && (count === this.batchSize || this.kicked) && this.failures === 0) {
+      // More waiting (a full batch), or a kick since this batch began: the next batch now, beside those in flight.
+      if (this.failures === 0 && ((count > 0 && count === this.batchSize) || this.kicked)) {
         if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
         continue;
       }
-      await Promise.all(inFlight);
-      if (this.failures === 0 && this.kicked) continue;
-      const wait = this.failures > 0 ? backoff(this.failures, { firstMs: pollMs, maxMs: maxBackoffMs, jitter: 0.2 }) : pollMs;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      if (this.failures > 0) {
+        await Promise.all(inFlight);
+        if (this.failures > 0) await this.sleep(backoff(this.failures, { firstMs: pollMs, maxMs: maxBackoffMs, jitter: 0.2 }));
+        continue;
+      }
+      // Nothing more now: until a kick or the poll. The batches in flight settle meanwhile; a kick
+      // does not wait for their confirms (it did, adding a confirm round trip to an event emitted then).
+      await this.sleep(pollMs);
     }
     await Promise.all(inFlight);
+  }
+
+  /** Waits `ms`, or less when kicked. */
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = null;
   }
 }
