@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { loadStepFunction } from './component.js';
 import { WORKER_ENV, workerConfigSchema } from './config.js';
 import { credentialReader } from './credentials.js';
-import { readStdin } from './secrets.js';
+import { readStdin, RunnerGone } from './secrets.js';
 import { StepWorker } from './step.js';
 import type { WorkerTransport } from './transport.js';
 
@@ -76,7 +76,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: Error) => {
-  logger.fatal({ err: error }, `the step worker cannot start: ${error.message}`);
-  // Let pino flush the line: the driver reports it as the reason.
+  // Its output went with the runner: there is nobody to tell, and writing would fail.
+  if (error instanceof RunnerGone) process.exit(0);
+  // At error, not fatal: pino flushes a fatal line synchronously, and its flush retries forever
+  // when stdout's reader is gone (sonic-boom 4), which would leave the worker behind.
+  logger.error({ err: error }, `the step worker cannot start: ${error.message}`);
+  // Let the line reach the driver, which reports it as the reason.
   setTimeout(() => process.exit(1), 50);
 });

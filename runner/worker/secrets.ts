@@ -3,6 +3,13 @@ import { workerStdinSchema } from './config.js';
 
 /** A sanity bound, far over a step token, a URL and a step's configuration (its flow's body, 1 MiB by default). */
 const MAX_BYTES = 16 * 1024 * 1024;
+/** Stdin closed with nothing on it: the runner is gone (a warm worker's, most often), and nobody waits for this worker. */
+export class RunnerGone extends Error {
+  constructor() {
+    super('stdin closed before the runner wrote anything: the runner is gone');
+  }
+}
+
 /** A driver writes the secrets as it starts the worker: this long without them is a broken start. */
 const WAIT_MS = 30_000;
 
@@ -35,6 +42,7 @@ export function readStdin(
     stdin.once('error', fail);
     stdin.once('end', () => {
       clearTimeout(timer);
+      if (text === '') return reject(new RunnerGone());
       try {
         resolve(workerStdinSchema.parse(JSON.parse(text)));
       } catch {

@@ -1,6 +1,10 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { stepWorkerBundle } from '../../runner/bundle.js';
+import { WARM_MARK, WORKER_ENV } from '../../runner/worker/config.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
 import { alive } from '../support/processes.js';
@@ -89,5 +93,44 @@ describe('warm step workers (RUNNER_WARM_WORKERS, process driver)', () => {
     await runner!.stop();
     runner = undefined;
     expect(replaced.filter(alive)).toEqual([]);
+  });
+});
+
+describe('a warm step worker whose runner is gone', () => {
+  const children: ChildProcess[] = [];
+  // One that did not exit (the test failed) is not left behind.
+  afterEach(() => {
+    for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+
+  /** A warm worker as the pool forks it, once it says it waits; then its output's reader goes away, as with a runner that died. */
+  async function orphanedWarmWorker() {
+    const child = spawn(process.execPath, [await stepWorkerBundle()], {
+      env: { PATH: process.env.PATH!, [WORKER_ENV.warm]: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let seen = '';
+    for await (const chunk of child.stdout!) {
+      seen += String(chunk);
+      if (seen.includes(WARM_MARK)) break;
+    }
+    child.stdout!.destroy();
+    child.stderr!.destroy();
+    return child;
+  }
+
+  it('exits when its stdin closes with nothing on it, though nobody reads what it writes', async () => {
+    const child = await orphanedWarmWorker();
+    const exited = once(child, 'exit');
+    child.stdin!.end();
+    expect((await exited)[0]).toBe(0);
+  });
+
+  it('exits, failed, when its stdin holds something no runner writes, though nobody reads what it writes', async () => {
+    const child = await orphanedWarmWorker();
+    const exited = once(child, 'exit');
+    child.stdin!.end('{"not":"a runner line"}\n');
+    expect((await exited)[0]).toBe(1);
   });
 });
