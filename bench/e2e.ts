@@ -11,7 +11,7 @@ import { CONTROL_PLANE_SERVICES, deleteNamespace, rabbitUrl, uniqueNamespace } f
 import { freePort } from '../test/support/ports.js';
 import { FLOW, startHookline, type Timeline } from './support/hookline.js';
 import { startN8n } from './support/n8n.js';
-import { ORDER, wrk, type WrkResult } from './support/wrk.js';
+import { numberedOrder, orderNumber, wrk, type WrkResult } from './support/wrk.js';
 
 const SYSTEMS = ['n8n', 'n8n-legacy', 'embedded-wrangler', 'embedded-workerd', 'pg-wrangler', 'pg-workerd'] as const;
 type SystemName = (typeof SYSTEMS)[number];
@@ -57,11 +57,12 @@ const n8nDir = join(args['n8n-dir'] ?? process.env.HOOKLINE_PEERS ?? join(homedi
 interface System {
   url: string;
   succeeded(): Promise<number>;
-  /** One call; resolves with what identifies its execution, if the system answers that. */
-  call(): Promise<string | undefined>;
+  /** The k-th paced call (its body numbered by k); resolves with what identifies its execution, if the system answers that. */
+  call(k: number): Promise<string | undefined>;
   /**
-   * When each paced call's execution finished (epoch ms), in the order of `ids` (or of the calls,
-   * when the system answers no id), and for Hookline the whole timeline.
+   * When each paced call's execution finished (epoch ms), in the order of the calls: by the ids
+   * they answered, or (n8n, which answers none) by the order number each execution recorded; and
+   * for Hookline the whole timeline.
    */
   finished(ids: (string | undefined)[], since: number): Promise<({ finishedAt: number; timeline?: Timeline } | undefined)[]>;
   stop(): Promise<void>;
@@ -83,7 +84,8 @@ interface Phase {
   p99: number;
 }
 
-const post = (url: string) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: ORDER });
+const post = (url: string, k: number) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: numberedOrder(k) });
 
 async function start(name: SystemName): Promise<System | undefined> {
   if (name.startsWith('n8n')) {
@@ -95,16 +97,19 @@ async function start(name: SystemName): Promise<System | undefined> {
     return {
       url: n8n.url,
       succeeded: n8n.succeeded,
-      async call() {
-        const response = await post(n8n.url);
+      async call(k) {
+        const response = await post(n8n.url, k);
         await response.arrayBuffer();
         if (!response.ok) throw new Error(`n8n answered ${response.status}`);
         return undefined;
       },
-      // n8n answers no id: the k-th execution started since `since` is taken as the k-th call's.
+      // n8n answers no id: each execution is found by the order number its recorded input holds.
       async finished(ids, since) {
-        const times = (await n8n.times()).filter((t) => t.startedAt >= since - 5);
-        return ids.map((_, k) => (times[k] ? { finishedAt: times[k].stoppedAt } : undefined));
+        const stopped = await n8n.stoppedByOrder(since);
+        return ids.map((_, k) => {
+          const at = stopped.get(orderNumber(k));
+          return at === undefined ? undefined : { finishedAt: at };
+        });
       },
       stop: n8n.stop,
     };
@@ -122,8 +127,8 @@ async function start(name: SystemName): Promise<System | undefined> {
   return {
     url: hookline.hookUrl,
     succeeded: hookline.succeeded,
-    async call() {
-      const response = await post(hookline.hookUrl);
+    async call(k) {
+      const response = await post(hookline.hookUrl, k);
       const body = (await response.json()) as { data?: { flowExecId?: string } };
       if (!response.ok || !body.data?.flowExecId) throw new Error(`the edge answered ${response.status} ${JSON.stringify(body)}`);
       return body.data.flowExecId;
@@ -166,7 +171,7 @@ async function paced(system: System, rate: number, seconds: number): Promise<Fig
   for (let k = 0; k < count; k++) {
     const due = since + k * interval;
     if (due > Date.now()) await sleep(due - Date.now());
-    sent.push({ at: Date.now(), id: system.call() });
+    sent.push({ at: Date.now(), id: system.call(k) });
   }
   const ids = await Promise.all(sent.map((call) => call.id));
   await drained(system, before + count, 120_000);

@@ -49,7 +49,8 @@ export interface N8n {
   /** Executions that ended in success so far. */
   succeeded(): Promise<number>;
   /** When each successful execution started and stopped (epoch ms), oldest first. */
-  times(): Promise<{ startedAt: number; stoppedAt: number }[]>;
+  /** When each successful execution started since `since` (epoch ms) stopped, by the order number of its input (bench/support/wrk.ts). */
+  stoppedByOrder(since: number): Promise<Map<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -97,15 +98,18 @@ export async function startN8n(options: { installDir: string; port: number; lega
   return {
     url,
     succeeded: async () => Number(await sql("select count(*) from execution_entity where status = 'success'")),
-    async times() {
+    async stoppedByOrder(since) {
+      // The input is in the execution's recorded data (n8n keeps it for successful executions by default).
       const rows = await sql(
-        "select (julianday(startedAt) - 2440587.5) * 86400000, (julianday(stoppedAt) - 2440587.5) * 86400000 from execution_entity where status = 'success' order by startedAt",
+        `select substr(d.data, instr(d.data, 'ord_9999_'), 15), (julianday(e.stoppedAt) - 2440587.5) * 86400000 from execution_entity e join execution_data d on d.executionId = e.id where e.status = 'success' and (julianday(e.startedAt) - 2440587.5) * 86400000 >= ${since - 1000} and instr(d.data, 'ord_9999_') > 0`,
       );
-      return rows
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => line.split('|').map(Number))
-        .map(([startedAt, stoppedAt]) => ({ startedAt: startedAt!, stoppedAt: stoppedAt! }));
+      return new Map(
+        rows
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.split('|'))
+          .map(([order, stoppedAt]) => [order!, Number(stoppedAt)] as const),
+      );
     },
     async stop() {
       if (child.exitCode === null) {

@@ -18,6 +18,13 @@ export const ORDER = JSON.stringify({
   note: 'deliver before noon',
 });
 
+/**
+ * The order of the k-th paced call: the same bytes with the order number made of k, so that a
+ * system that answers no execution id (n8n) can be matched call by call from its recorded data.
+ */
+export const numberedOrder = (k: number) => ORDER.replace('ord_2026_000042', orderNumber(k));
+export const orderNumber = (k: number) => `ord_9999_${String(k).padStart(6, '0')}`;
+
 export interface WrkResult {
   requests: number;
   /** Answers that were not 2xx (wrk's "Non-2xx or 3xx responses"), and socket errors. */
