@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Miniflare } from 'miniflare';
 import { bundleWorker, startTestEdge } from '../test/support/edge.js';
 import { acknowledgingControlPlane } from './support/stand-in-control-plane.js';
+import { durableStorage } from './support/storage.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -90,6 +91,7 @@ async function main() {
   const targets = { bare: (await bare.ready).toString(), hookline: (await edge.mf.ready).toString() };
   const paths = flows.map((id) => `/hook/${id}`);
   console.log('ready');
+  console.log(await durableStorage());
   console.log(
     `local workerd (Miniflare), ${connections} callers over ${flowCount} flows, ${rounds} rounds of ${duration} s (medians of the rounds); delivery to an acknowledging stand-in control plane included\n`,
   );

@@ -12,6 +12,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { startTestEdge } from '../test/support/edge.js';
+import { durableStorage } from './support/storage.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -82,6 +83,7 @@ async function main() {
   }
   const armedAt = Date.now();
   console.log(` armed; measuring for ${seconds} s`);
+  console.log(await durableStorage());
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   await Promise.all(flows.map((flowId) => edge.control('DELETE', `/control/flows/${flowId}?version=${Date.now()}`)));
   await new Promise((resolve) => setTimeout(resolve, 3000)); // the last deliveries
