@@ -251,8 +251,10 @@ export class Reconciler {
     if (deployment.retired || deployment.desired !== 'running') return;
     logger.info({ flowId: spec.flowId, generation: spec.generation, steps: spec.steps.length }, 'deploying flow');
     try {
-      await broker.declareFlow(spec);
       const missing = [...deployment.steps.values()].filter((s) => !s.worker);
+      // The workers load while the queues are declared and the tokens minted.
+      if (missing.length > 0) driver.prepare?.(missing.length);
+      await broker.declareFlow(spec);
       if (missing.length === 0) return;
       const configs = missing.map((s) => this.workerConfig(spec, s.spec));
       const problems = (await Promise.all(configs.map((c) => driver.check(c)))).filter((p): p is string => p !== null);

@@ -47,13 +47,15 @@ export class ProcessDriver implements StepDriver {
   constructor(private readonly options: { dataDir: string; logger: Logger; trusted: TrustedModuleList; warmWorkers?: number }) {}
 
   /** The bundled step worker, built once, and the pool that forks it ahead of time. */
-  private async prepared(): Promise<{ entry: string; pool: WarmPool | undefined }> {
+  private async prepared(): Promise<{ entry: string; pool: WarmPool }> {
     this.entry ??= stepWorkerBundle();
     const entry = await this.entry;
-    const size = this.options.warmWorkers ?? 0;
-    if (size > 0 && !this.pool) {
-      this.pool = new WarmPool(size, () => forkWorker(entry, { [WORKER_ENV.warm]: '1' }), this.pidDir, this.options.logger);
-    }
+    this.pool ??= new WarmPool(
+      this.options.warmWorkers ?? 0,
+      () => forkWorker(entry, { [WORKER_ENV.warm]: '1' }),
+      this.pidDir,
+      this.options.logger,
+    );
     return { entry, pool: this.pool };
   }
 
@@ -69,6 +71,11 @@ export class ProcessDriver implements StepDriver {
     return 'refused' in resolved ? { refused: `component ${name}: ${resolved.refused}` } : resolved;
   }
 
+  /** Workers for `steps` steps about to start begin loading now, while their queues and tokens are made. */
+  prepare(steps: number): void {
+    void this.prepared().then(({ pool }) => pool.reserve(steps));
+  }
+
   async check(config: WorkerConfig): Promise<string | null> {
     const resolved = await this.moduleOf(config);
     return 'refused' in resolved ? resolved.refused : null;
@@ -80,8 +87,8 @@ export class ProcessDriver implements StepDriver {
     await mkdir(this.pidDir, { recursive: true });
     const { entry, pool } = await this.prepared();
     const worker = new ProcessWorker(
-      () => pool?.take() ?? forkWorker(entry),
-      () => pool?.refill(),
+      () => pool.take() ?? forkWorker(entry),
+      () => pool.refill(),
       resolved.module,
       launch,
       observer,
@@ -108,7 +115,7 @@ export class ProcessDriver implements StepDriver {
     }
     if ((this.options.warmWorkers ?? 0) > 0) {
       await mkdir(this.pidDir, { recursive: true });
-      (await this.prepared()).pool?.refill();
+      (await this.prepared()).pool.refill();
     }
     return [];
   }

@@ -63,6 +63,8 @@ export interface RunningWorker {
  */
 export interface StepDriver {
   readonly kind: 'process' | 'docker';
+  /** Optional: `steps` workers are about to be started; a driver may begin loading them before their step is known. */
+  prepare?(steps: number): void;
   /** Why this step cannot run here (its module or image is missing), or null when it can. */
   check(config: WorkerConfig): Promise<string | null>;
   /** Starts a worker; rejects only when it cannot be started at all (readiness comes through the observer). */

@@ -14,9 +14,15 @@ import { WARM_MARK } from '../worker/config.js';
  * workers it took are ready): the pool never competes for the CPU with the start that emptied it.
  * A waiting worker has a pid file `warm-<pid>.pid` (so a runner that was killed removes it at its
  * next start); there are as many as there are workers waiting.
+ *
+ * `reserve` forks, all at once, the workers a start needs beyond those waiting, as soon as the
+ * start begins: they load while the runner declares queues and mints tokens, and are taken as they
+ * are, loaded or not (a worker reads its step whenever it is ready for it).
  */
 export class WarmPool {
   private readonly waiting: ChildProcess[] = [];
+  /** Forked by `reserve` for a start under way, loading or loaded; killed at close, or taken by the next start. */
+  private readonly reserved: ChildProcess[] = [];
   /** The fill under way, if one is: close waits for it, so that no worker it forks outlives the pool. */
   private filling: Promise<void> | undefined;
   /** The worker that fill is waiting for, killed by close rather than waited for. */
@@ -30,11 +36,23 @@ export class WarmPool {
     private readonly logger: Logger,
   ) {}
 
-  /** A warm worker, or none when the pool is empty (the caller forks one itself). */
+  /** A warm worker, else a reserved one, or none (the caller forks one itself). */
   take(): ChildProcess | undefined {
     const child = this.waiting.shift();
     if (child) void rm(this.pidFile(child), { force: true });
-    return child;
+    return child ?? this.reserved.shift();
+  }
+
+  /** Forks at once what `count` steps about to start need beyond the workers waiting or reserved. */
+  reserve(count: number): void {
+    for (let have = this.waiting.length + this.reserved.length; have < count && !this.closed; have++) {
+      const child = this.fork();
+      this.reserved.push(child);
+      child.once('exit', () => {
+        const at = this.reserved.indexOf(child);
+        if (at >= 0) this.reserved.splice(at, 1);
+      });
+    }
   }
 
   /** Forks warm workers, one after the other, until `size` of them wait. */
@@ -49,6 +67,7 @@ export class WarmPool {
     this.closed = true;
     this.loading?.kill('SIGKILL');
     await this.filling;
+    await Promise.all(this.reserved.splice(0).map(killed));
     await Promise.all(
       this.waiting.splice(0).map(async (child) => {
         await killed(child);

@@ -1,9 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { stepWorkerBundle } from '../../runner/bundle.js';
+import { WarmPool } from '../../runner/drivers/warm-pool.js';
 import { WARM_MARK, WORKER_ENV } from '../../runner/worker/config.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/events.js';
@@ -93,6 +96,49 @@ describe('warm step workers (RUNNER_WARM_WORKERS, process driver)', () => {
     await runner!.stop();
     runner = undefined;
     expect(replaced.filter(alive)).toEqual([]);
+  });
+});
+
+describe('WarmPool.reserve', () => {
+  it('forks at once what a start needs beyond the workers waiting, hands them out loaded or not, and kills those left at close', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hookline-pool-'));
+    const entry = await stepWorkerBundle();
+    const children: ChildProcess[] = [];
+    const pool = new WarmPool(
+      0,
+      () => {
+        const child = fork(entry, [], {
+          execArgv: [],
+          env: { PATH: process.env.PATH!, [WORKER_ENV.warm]: '1' },
+          stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
+        });
+        children.push(child);
+        return child;
+      },
+      dir,
+      pino({ level: 'silent' }),
+    );
+    try {
+      pool.reserve(2);
+      expect(children).toHaveLength(2);
+      pool.reserve(2);
+      expect(children).toHaveLength(2);
+      const [first, second] = [pool.take()!, pool.take()!];
+      expect(pool.take()).toBeUndefined();
+      expect([first.pid, second.pid].every((pid) => alive(pid!))).toBe(true);
+      for (const child of [first, second]) child.kill('SIGKILL');
+
+      pool.reserve(1);
+      expect(children).toHaveLength(3);
+      await pool.close();
+      expect(alive(children[2]!.pid!)).toBe(false);
+      pool.reserve(1);
+      expect(children).toHaveLength(3);
+    } finally {
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(pool.take()).toBeUndefined();
   });
 });
 
