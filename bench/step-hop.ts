@@ -9,6 +9,8 @@
  *
  * Also counted, in the throughput phase: result events (`execution.step.results`) per message,
  * each one transaction in the control plane, and results per event.
+ * And the CPU time per message of RabbitMQ and of each side's own processes (bench/support/cpu.ts):
+ * on 2 shared cores, what one side spends is what the others lack.
  *
  * Throughput: `messages` published as fast as the broker confirms them (500 in flight); a message
  * counts when it reaches the second step. Latency: publish to arrival at the second step, with
@@ -41,6 +43,7 @@ import { ProcessDriver } from '../runner/drivers/process.js';
 import type { RunningWorker } from '../runner/drivers/types.js';
 import { specHash } from '../runner/reconcile.js';
 import type { WorkerConfig } from '../runner/worker/config.js';
+import { CpuMeter, processesMatching } from './support/cpu.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -284,11 +287,24 @@ async function main(): Promise<void> {
     );
     const figures = { raw: [] as Figures[], hookline: [] as Figures[] };
     const perMessage = { events: [] as number[], results: [] as number[] };
+    // CPU each side costs per message in the throughput phase: on 2 shared cores, what one side spends the others lack.
+    const brokerCpu = new CpuMeter(() => processesMatching('beam.smp'));
+    const rawHop = new CpuMeter(async () => [raw.pid!]);
+    const steps = new CpuMeter(() => processesMatching('step-worker-', process.pid));
+    const cpu = { raw: { broker: [] as number[], hop: [] as number[] }, hookline: { broker: [] as number[], hop: [] as number[] } };
+    const metered = async (side: 'raw' | 'hookline', hop: CpuMeter, run: () => ReturnType<typeof drive>) => {
+      await Promise.all([brokerCpu.start(), hop.start()]);
+      const result = await run();
+      const [brokerMs, hopMs] = await Promise.all([brokerCpu.stop(), hop.stop()]);
+      cpu[side].broker.push(brokerMs / messages);
+      cpu[side].hop.push(hopMs / messages);
+      return result;
+    };
     for (let round = 1; round <= rounds; round++) {
-      const rawRun = await drive(messages, 0, publishRaw, arrived, sent);
+      const rawRun = await metered('raw', rawHop, () => drive(messages, 0, publishRaw, arrived, sent));
       reports.events = 0;
       reports.results = 0;
-      const hookRun = await drive(messages, 0, publishHookline, arrived, sent);
+      const hookRun = await metered('hookline', steps, () => drive(messages, 0, publishHookline, arrived, sent));
       // b's result arrives with its event: every result of the phase is counted by now.
       perMessage.events.push(reports.events / messages);
       perMessage.results.push(reports.results / reports.events);
@@ -313,6 +329,10 @@ async function main(): Promise<void> {
     console.log(`\n| hop | throughput | p50 latency | p99 latency (at ${rate} of the slower side's throughput) |\n|---|---|---|---|`);
     console.log(line('raw amqplib (consume, publish with confirm, ack)', raw2));
     console.log(line('Hookline step → step', hook));
+    const us = (values: number[]) => `${Math.round(median(values) * 1000)} µs`;
+    console.log(
+      `\nCPU per message (throughput phase): broker ${us(cpu.raw.broker)} raw vs ${us(cpu.hookline.broker)} Hookline; the hop's own processes ${us(cpu.raw.hop)} raw vs ${us(cpu.hookline.hop)} Hookline (steps a and b)`,
+    );
     console.log(
       `\nresult events per message (each a control-plane transaction): ${median(perMessage.events).toFixed(3)}, results per event: ${median(perMessage.results).toFixed(1)}`,
     );

@@ -39,8 +39,6 @@ const edge = await startLocalEdge('workerd', {
   dataDir,
   logFile: `${dataDir}/workerd.log`,
 });
-console.log(`Hookline edge on workerd: ${edge.url} (log in ${dataDir}/workerd.log), delivering to ${controlPlane}`);
-
 const reconcile = async () => {
   const response = await fetch(`${edge.url}/control/reconcile`, {
     method: 'POST',
@@ -48,12 +46,12 @@ const reconcile = async () => {
   }).catch((error: Error) => ({ status: 0, text: async () => error.message }));
   if (response.status !== 200) console.warn(`reconcile skipped (${response.status}): ${(await response.text()).slice(0, 300)}`);
 };
-await reconcile();
 const timer = setInterval(reconcile, 60_000);
 edge.child.once('exit', (code) => {
   console.error(`workerd exited (${code}); see ${dataDir}/workerd.log`);
   process.exit(1);
 });
+// Handled before the edge says it is up: a SIGTERM sent as soon as it has said so (or has reconciled) stops it cleanly.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     clearInterval(timer);
@@ -62,3 +60,5 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(0);
   });
 }
+console.log(`Hookline edge on workerd: ${edge.url} (log in ${dataDir}/workerd.log), delivering to ${controlPlane}`);
+await reconcile();
