@@ -287,7 +287,6 @@ async function main(): Promise<void> {
     );
     const figures = { raw: [] as Figures[], hookline: [] as Figures[] };
     const perMessage = { events: [] as number[], results: [] as number[] };
-    // CPU each side costs per message in the throughput phase: on 2 shared cores, what one side spends the others lack.
     const brokerCpu = new CpuMeter(() => processesMatching('beam.smp'));
     const rawHop = new CpuMeter(async () => [raw.pid!]);
     const steps = new CpuMeter(() => processesMatching('step-worker-', process.pid));

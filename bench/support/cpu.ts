@@ -3,11 +3,15 @@ import { readdir, readFile } from 'node:fs/promises';
 /** Linux's clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on every architecture Node runs on here). */
 const TICKS_PER_SECOND = 100;
 
-/** CPU time `pid` has used so far (user + system), ms; 0 once it is gone. */
-export async function cpuMs(pid: number): Promise<number> {
+/** The fields of /proc/<pid>/stat after the command name (which is in parentheses and may hold spaces); none once it is gone. */
+async function statFields(pid: number): Promise<string[]> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th and 13th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return stat ? stat.slice(stat.lastIndexOf(')') + 2).split(' ') : [];
+}
+
+/** CPU time `pid` has used so far (user + system: the 12th and 13th of those fields), ms; 0 once it is gone. */
+export async function cpuMs(pid: number): Promise<number> {
+  const fields = await statFields(pid);
   return ((Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * 1000) / TICKS_PER_SECOND;
 }
 
@@ -17,9 +21,7 @@ export async function processesMatching(part: string, parent?: number): Promise<
   const found = await Promise.all(
     pids.map(async (pid) => {
       if (pid === process.pid || !(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(part)) return false;
-      if (parent === undefined) return true;
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent;
+      return parent === undefined || Number((await statFields(pid))[1]) === parent;
     }),
   );
   return pids.filter((_, i) => found[i]);
