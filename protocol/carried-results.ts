@@ -65,7 +65,9 @@ export function readCarried(
     )
       continue;
     const { outputIsMessage, ...result } = r as CarriedResult;
-    results.push(outputIsMessage ? { ...result, outputs: [capSerialized(message ?? body, body), ...result.outputs] } : result);
+    // A body that is not JSON is recorded as its text.
+    const first = () => (message === undefined ? capSerialized(body, JSON.stringify(body)) : capSerialized(message, body));
+    results.push(outputIsMessage ? { ...result, outputs: [first(), ...result.outputs] } : result);
   }
   return { results, dropped: parsed.length - results.length };
 }

@@ -31,13 +31,33 @@ const encoder = new TextEncoder();
 
 /** A payload as execution records keep it: itself, or when too large `{ truncated: true, bytes, preview }` with the start of its JSON. */
 export function capPayload(value: unknown): unknown {
-  return value === undefined ? null : capSerialized(value, JSON.stringify(value));
+  if (value === undefined) return null;
+  const capped = capSerialized(value, JSON.stringify(value));
+  return capped instanceof Serialized ? capped.value : capped;
 }
 
-/** capPayload for a value whose JSON is at hand already. */
-export function capSerialized(value: unknown, json: string): unknown {
+/**
+ * A recorded payload whose JSON is at hand: serializeResult writes `json` as it is instead of
+ * serializing the value again (a step's outputs are serialized once, to be published). Anything
+ * else that serializes it gets the value (toJSON).
+ */
+export class Serialized {
+  constructor(
+    readonly value: unknown,
+    readonly json: string,
+  ) {}
+
+  toJSON(): unknown {
+    return this.value;
+  }
+}
+
+/** capPayload for a value whose JSON is at hand already: the value kept with its JSON, or the preview. */
+export function capSerialized(value: unknown, json: string): Serialized | { truncated: true; bytes: number; preview: string } {
   // A UTF-16 unit is at most 3 bytes of UTF-8: short JSON needs no counting.
-  if (json.length * 3 <= MAX_RECORDED_PAYLOAD_BYTES) return value;
+  if (json.length * 3 <= MAX_RECORDED_PAYLOAD_BYTES) return new Serialized(value, json);
   const bytes = encoder.encode(json).length;
-  return bytes <= MAX_RECORDED_PAYLOAD_BYTES ? value : { truncated: true, bytes, preview: json.slice(0, PREVIEW_CHARS) };
+  return bytes <= MAX_RECORDED_PAYLOAD_BYTES
+    ? new Serialized(value, json)
+    : { truncated: true, bytes, preview: json.slice(0, PREVIEW_CHARS) };
 }

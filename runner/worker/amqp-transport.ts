@@ -3,6 +3,7 @@ import { connect, type Channel, type ChannelModel, type ConfirmChannel } from 'a
 import { backoff } from '../../protocol/backoff.js';
 import { flowTopology } from '../../protocol/fleet.js';
 import { confirmedPublish } from '../amqp.js';
+import { AckCoalescer } from './acks.js';
 import type { Delivery, PublishProperties, SerializedEvent, WorkerTransport } from './transport.js';
 
 /** A step worker's own connection to RabbitMQ: one channel to consume its queue, one confirm channel to publish. */
@@ -59,6 +60,7 @@ export class AmqpTransport implements WorkerTransport {
 
   async consume(prefetch: number, onDelivery: (delivery: Delivery) => void): Promise<void> {
     await this.consumer.prefetch(prefetch);
+    const acks = new AckCoalescer(this.consumer);
     const { consumerTag } = await this.consumer.consume(this.names.queue, (message) => {
       if (!message) {
         this.lostCallback?.(new Error(`RabbitMQ cancelled the consumer of ${this.names.queue} (was the queue deleted?)`));
@@ -69,8 +71,8 @@ export class AmqpTransport implements WorkerTransport {
         messageId: message.properties.messageId as string | undefined,
         headers: (message.properties.headers ?? {}) as Record<string, unknown>,
         deliveryCount: Number(message.properties.headers?.['x-delivery-count'] ?? (message.fields.redelivered ? 1 : 0)),
-        ack: () => this.consumer.ack(message),
-        nack: (requeue) => this.consumer.nack(message, false, requeue),
+        ack: acks.hold(message),
+        nack: (requeue) => acks.nack(message, requeue),
       });
     });
     this.consumerTag = consumerTag;

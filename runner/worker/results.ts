@@ -1,5 +1,6 @@
 import { createEnvelope } from '../../protocol/envelope.js';
 import type { StepResult } from '../../protocol/events.js';
+import { Serialized } from '../../protocol/step-message.js';
 import type { WorkerTransport } from './transport.js';
 
 /** A batch stays under this size, unless one result alone is larger. */
@@ -30,7 +31,7 @@ export class ResultReporter {
     if (results.length === 0) return Promise.resolve();
     // All queued before a batch is made, so that results reported together go together.
     const confirmed = results.map(
-      (result) => new Promise<void>((resolve, reject) => this.queue.push({ json: JSON.stringify(result), resolve, reject })),
+      (result) => new Promise<void>((resolve, reject) => this.queue.push({ json: serializeResult(result), resolve, reject })),
     );
     if (this.sending < IN_FLIGHT) void this.send();
     return Promise.all(confirmed).then(() => {});
@@ -62,4 +63,12 @@ export class ResultReporter {
     }
     this.sending--;
   }
+}
+
+/** A result's JSON, with the outputs whose JSON is at hand (Serialized) written as they are rather than serialized again. */
+export function serializeResult(result: StepResult): string {
+  const { outputs, ...rest } = result;
+  const head = JSON.stringify(rest);
+  const items = outputs.map((output) => (output instanceof Serialized ? output.json : (JSON.stringify(output) ?? 'null')));
+  return `${head.slice(0, -1)},"outputs":[${items.join(',')}]}`;
 }

@@ -5,10 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CARRY_LIMITS } from '../../protocol/carried-results.js';
+import { CARRY_LIMITS, readCarried } from '../../protocol/carried-results.js';
 import type { StepResult } from '../../protocol/events.js';
 import { STEP_HEADERS } from '../../protocol/fleet.js';
+import { capSerialized } from '../../protocol/step-message.js';
 import type { StepFunction } from '../../runner/sdk.js';
+import { serializeResult } from '../../runner/worker/results.js';
 import { waitFor } from '../support/events.js';
 import { carriedBy, counting, delivered, FLOW, startWorker, stepDelivery, TENANT } from './step-worker-support.js';
 
@@ -176,5 +178,30 @@ describe('carried results', () => {
     expect(await transport.deliver(garbled)).toBe('ack');
     expect(transport.results().map((r) => r.stepId)).toEqual(['before1', 'work', 'work']);
     expect(logs.filter((l) => l.msg === 'dropped carried results that are not of this execution').map((l) => l.dropped)).toEqual([4, 1]);
+  });
+});
+
+describe('the JSON of a reported result (serializeResult)', () => {
+  it('writes outputs serialized once as they are, and is the JSON of the result', () => {
+    const message = { id: 'm', data: { text: 'é "quoted" \u2028' } };
+    const result = {
+      ...earlier(stepDelivery(), 1),
+      outputs: [
+        capSerialized(message, JSON.stringify(message)),
+        { plain: true },
+        capSerialized('x'.repeat(20_000), `"${'x'.repeat(20_000)}"`),
+      ],
+    };
+    const json = serializeResult(result);
+    expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(result)));
+    expect(JSON.parse(json).outputs).toEqual([message, { plain: true }, expect.objectContaining({ truncated: true, bytes: 20_002 })]);
+  });
+
+  it('records a carried message whose body is not JSON as its text', () => {
+    const delivery = stepDelivery();
+    const execution = { flowExecId: String(delivery.headers[STEP_HEADERS.flowExecId]), flowId: FLOW, tenant: TENANT };
+    const travelling = { ...earlier(delivery, 1), outputs: [], outputIsMessage: true };
+    const { results } = readCarried(JSON.stringify([travelling]), execution, undefined, 'not {json');
+    expect(JSON.parse(serializeResult(results[0]!)).outputs).toEqual(['not {json']);
   });
 });
