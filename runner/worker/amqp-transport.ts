@@ -10,6 +10,7 @@ import type { Delivery, PublishProperties, SerializedEvent, WorkerTransport } fr
 export class AmqpTransport implements WorkerTransport {
   private lostCallback: ((error: Error) => void) | undefined;
   private consumerTag: string | undefined;
+  private acks: AckCoalescer | undefined;
   private closing = false;
 
   private constructor(
@@ -60,7 +61,7 @@ export class AmqpTransport implements WorkerTransport {
 
   async consume(prefetch: number, onDelivery: (delivery: Delivery) => void): Promise<void> {
     await this.consumer.prefetch(prefetch);
-    const acks = new AckCoalescer(this.consumer);
+    const acks = (this.acks = new AckCoalescer(this.consumer));
     const { consumerTag } = await this.consumer.consume(this.names.queue, (message) => {
       if (!message) {
         this.lostCallback?.(new Error(`RabbitMQ cancelled the consumer of ${this.names.queue} (was the queue deleted?)`));
@@ -71,8 +72,7 @@ export class AmqpTransport implements WorkerTransport {
         messageId: message.properties.messageId as string | undefined,
         headers: (message.properties.headers ?? {}) as Record<string, unknown>,
         deliveryCount: Number(message.properties.headers?.['x-delivery-count'] ?? (message.fields.redelivered ? 1 : 0)),
-        ack: acks.hold(message),
-        nack: (requeue) => acks.nack(message, requeue),
+        ...acks.hold(message),
       });
     });
     this.consumerTag = consumerTag;
@@ -99,6 +99,8 @@ export class AmqpTransport implements WorkerTransport {
   }
 
   async close(): Promise<void> {
+    // Acks still waiting for their turn of the event loop, lest a drained worker's inputs come back.
+    if (!this.closing) this.acks?.flush();
     this.closing = true;
     await this.connection.close().catch(() => {});
   }

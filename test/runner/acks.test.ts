@@ -30,8 +30,8 @@ describe.skipIf(!available)('acknowledging deliveries together (AckCoalescer) on
     const channel = await amqp.createChannel();
     await channel.prefetch(count);
     const acks = new AckCoalescer(channel);
-    const deliveries: { message: ConsumeMessage; ack: () => void }[] = [];
-    await channel.consume(queue, (message) => deliveries.push({ message: message!, ack: acks.hold(message!) }));
+    const deliveries: ({ message: ConsumeMessage } & ReturnType<AckCoalescer['hold']>)[] = [];
+    await channel.consume(queue, (message) => deliveries.push({ message: message!, ...acks.hold(message!) }));
     await waitFor(
       async () => deliveries.length,
       (n) => n === count,
@@ -39,10 +39,13 @@ describe.skipIf(!available)('acknowledging deliveries together (AckCoalescer) on
     return {
       deliveries,
       acks,
-      /** Waits until `expected` messages are back in the queue once the channel closed: its unacknowledged deliveries return. */
-      left: async (expected: number) => {
-        // The coalescer sends what it may on the next turn of the event loop.
-        await new Promise((resolve) => setImmediate(resolve));
+      /**
+       * Waits until `expected` messages are back in the queue once the channel closed: its
+       * unacknowledged deliveries return. `flushFirst` closes without waiting for the turn of the event loop.
+       */
+      left: async (expected: number, flushFirst = false) => {
+        if (flushFirst) acks.flush();
+        else await new Promise((resolve) => setImmediate(resolve));
         await channel.close();
         return waitFor(
           async () => (await admin.checkQueue(queue)).messageCount,
@@ -58,6 +61,12 @@ describe.skipIf(!available)('acknowledging deliveries together (AckCoalescer) on
     expect(await left(2)).toBe(2);
   });
 
+  it('sends the acks at hand at once when flushed, as the transport does before it closes', async () => {
+    const { deliveries, left } = await held(5);
+    for (const d of deliveries.slice(0, 3)) d.ack();
+    expect(await left(2, true)).toBe(2);
+  });
+
   it('holds back the acks of deliveries settled before an earlier one', async () => {
     const { deliveries, left } = await held(5);
     // 2 to 5 are done, 1 is not: acking "up to 5" would take 1 with them.
@@ -66,10 +75,10 @@ describe.skipIf(!available)('acknowledging deliveries together (AckCoalescer) on
   });
 
   it('acks past a nacked delivery without acking it', async () => {
-    const { deliveries, acks, left } = await held(5);
+    const { deliveries, left } = await held(5);
     const [first, second, third, ...rest] = deliveries;
     first!.ack();
-    acks.nack(third!.message, true); // back to the queue at once
+    third!.nack(true); // back to the queue at once
     for (const d of rest) d.ack();
     second!.ack();
     // 1, 2, 4 and 5 acked; 3 requeued by its nack.
